@@ -1,0 +1,78 @@
+"""Publish: a run's artifacts and reports, and the latest docs, to file:// or s3://.
+
+Layout under the artifacts URL:
+    <project>/<env>/runs/<run_id>/   every run: dbt artifacts, dbt.log, reports
+    <project>/<env>/docs/            the latest docs site, replaced only when generated
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from entrypoint.report import RunReport
+from entrypoint.storage import Storage, join_key
+
+log = logging.getLogger(__name__)
+
+# dbt's artifacts, as written to the target folder.
+ARTIFACTS = (
+    "manifest.json",
+    "run_results.json",
+    "sources.json",
+    "catalog.json",
+    "semantic_manifest.json",
+    "index.html",
+    "static_index.html",
+)
+DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+
+
+def run_key(project: str, env: str, run_id: str) -> str:
+    return join_key(project, env, "runs", run_id)
+
+
+def docs_key(project: str, env: str) -> str:
+    return join_key(project, env, "docs")
+
+
+def publish_artifacts(
+    storage: Storage, project: str, report: RunReport, target_path: Path, log_path: Path | None
+) -> None:
+    """Upload this run's dbt artifacts and log; replace the docs if they were generated."""
+    prefix = run_key(project, report.env, report.run_id)
+    report.links.run_url = storage.url_for(prefix)
+    files = [(name, target_path / name) for name in ARTIFACTS]
+    files += [
+        (path.relative_to(target_path).as_posix(), path)
+        for path in sorted((target_path / "phases").glob("*/run_results.json"))
+    ]
+    if log_path is not None:
+        files.append(("dbt.log", log_path / "dbt.log"))
+    for name, path in files:
+        if path.is_file():
+            storage.put_file(join_key(prefix, name), path)
+            report.artifacts.append(name)
+
+    docs = next((p for p in report.phases if p.name == "docs"), None)
+    if docs is None or docs.status != "success":
+        return
+    docs_prefix = docs_key(project, report.env)
+    published = []
+    for name in DOCS_FILES:
+        path = target_path / name
+        if path.is_file():
+            storage.put_file(join_key(docs_prefix, name), path)
+            published.append(join_key(docs_prefix, name))
+    # Files of an older docs site that this one no longer has.
+    stale = [key for key in storage.list_keys(docs_prefix) if key not in published]
+    storage.delete(stale)
+    report.links.docs_url = storage.url_for(join_key(docs_prefix, "index.html"))
+    log.info("docs published to %s", report.links.docs_url)
+
+
+def publish_reports(storage: Storage, project: str, report: RunReport, paths: list[Path]) -> None:
+    """Upload report.json, summary.md and junit.xml next to the run's artifacts."""
+    prefix = run_key(project, report.env, report.run_id)
+    for path in paths:
+        storage.put_file(join_key(prefix, path.name), path)

@@ -1,0 +1,321 @@
+"""RunReport: one object describing a run, and its three renderings.
+
+`report.json` (schema: docs/report.schema.json), `summary.md` (also appended to
+`$GITHUB_STEP_SUMMARY`) and `junit.xml` (one test case per executed node).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from entrypoint.errors import ExitCode
+
+SCHEMA_VERSION = 1
+
+Outcome = Literal["ok", "warn", "failed", "skipped"]
+PhaseStatus = Literal["success", "failed", "error", "skipped", "interrupted"]
+RunStatus = Literal["success", "failed", "error", "config_error", "infra_error", "interrupted"]
+
+# dbt's node statuses (run, test and freshness results), by what they mean for the job.
+_OUTCOMES: dict[str, Outcome] = {
+    "success": "ok",
+    "pass": "ok",
+    "no-op": "ok",
+    "partial success": "warn",
+    "warn": "warn",
+    "error": "failed",
+    "fail": "failed",
+    "runtime error": "failed",
+    "skipped": "skipped",
+}
+
+
+def outcome_of(status: str) -> Outcome:
+    return _OUTCOMES.get(status, "failed")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class NodeResult(BaseModel):
+    """One node dbt executed (or skipped) in a phase."""
+
+    unique_id: str
+    name: str
+    resource_type: str
+    phase: str
+    status: str = Field(description="dbt's own status: success, pass, fail, error, skipped, ...")
+    outcome: Outcome
+    execution_time_s: float = 0.0
+    message: str | None = None
+    failures: int | None = Field(default=None, description="Failing rows, for tests")
+    relation: str | None = None
+    path: str | None = Field(default=None, description="The node's file in the project")
+
+
+class PhaseResult(BaseModel):
+    name: str
+    status: PhaseStatus
+    advisory: bool = Field(
+        default=False, description="A failure here is reported but does not fail the job"
+    )
+    started_at: datetime | None = None
+    duration_s: float = 0.0
+    dbt_args: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="Nodes by outcome: ok, warn, failed, skipped"
+    )
+    message: str | None = None
+
+
+class RunError(BaseModel):
+    stage: str = Field(description="settings, project, credentials, profile, state, publish, ...")
+    message: str
+    exit_code: int
+
+
+class Links(BaseModel):
+    run_url: str | None = Field(default=None, description="This run's artifacts and reports")
+    docs_url: str | None = Field(default=None, description="The latest docs site")
+
+
+class RunReport(BaseModel):
+    """Everything about one run. Written as report.json."""
+
+    schema_version: int = SCHEMA_VERSION
+    runner_version: str
+    dbt_version: str | None = None
+    adapter: str | None = None
+    project: str | None = None
+    env: str
+    job: str
+    run_id: str
+    status: RunStatus = "success"
+    exit_code: int = 0
+    started_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+    duration_s: float = 0.0
+    phases: list[PhaseResult] = Field(default_factory=list)
+    nodes: list[NodeResult] = Field(default_factory=list)
+    errors: list[RunError] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    links: Links = Field(default_factory=Links)
+    artifacts: list[str] = Field(default_factory=list, description="Files published for this run")
+
+    # --- building ------------------------------------------------------------
+
+    def add_error(self, stage: str, message: str, exit_code: ExitCode) -> None:
+        self.errors.append(RunError(stage=stage, message=message, exit_code=int(exit_code)))
+
+    def finish(self, interrupted_by: int | None = None) -> None:
+        """Derive status and exit code from the phases and errors, and stamp the end."""
+        self.finished_at = now()
+        self.duration_s = round((self.finished_at - self.started_at).total_seconds(), 3)
+        self.exit_code, self.status = self._outcome(interrupted_by)
+
+    def _outcome(self, interrupted_by: int | None) -> tuple[int, RunStatus]:
+        # The most telling cause wins: interrupted, config, infrastructure, dbt error,
+        # failed nodes (README, "Exit codes").
+        if interrupted_by is not None:
+            return interrupted_by, "interrupted"
+        codes = {error.exit_code for error in self.errors}
+        strict = [phase for phase in self.phases if not phase.advisory]
+        if ExitCode.CONFIG in codes:
+            return ExitCode.CONFIG, "config_error"
+        if ExitCode.INFRA in codes:
+            return ExitCode.INFRA, "infra_error"
+        if ExitCode.DBT_ERROR in codes or any(p.status == "error" for p in strict):
+            return ExitCode.DBT_ERROR, "error"
+        if any(p.status == "failed" for p in strict):
+            return ExitCode.DBT_FAILURES, "failed"
+        return ExitCode.SUCCESS, "success"
+
+    # --- reading -------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        totals = {"ok": 0, "warn": 0, "failed": 0, "skipped": 0}
+        for node in self.nodes:
+            totals[node.outcome] += 1
+        return totals
+
+    def failures(self) -> list[NodeResult]:
+        return [node for node in self.nodes if node.outcome == "failed"]
+
+    def headline(self) -> str:
+        return f"dbt-runner {self.project or '?'}/{self.env} {self.job}: {self.status}"
+
+
+# --- renderings ----------------------------------------------------------------
+
+_ICONS = {
+    "success": "✅",
+    "failed": "❌",
+    "error": "💥",
+    "config_error": "⚙️",
+    "infra_error": "🔌",
+    "interrupted": "⏹️",
+    "skipped": "⏭️",
+}
+
+
+def _md_cell(text: str | None, limit: int = 300) -> str:
+    text = " ".join((text or "").split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def to_markdown(report: RunReport, max_failures: int = 20) -> str:
+    counts = report.counts()
+    lines = [
+        f"## {_ICONS.get(report.status, '')} {report.headline()}",
+        "",
+        f"Run `{report.run_id}` · exit code {report.exit_code} · {report.duration_s:.1f} s · "
+        f"dbt {report.dbt_version or '?'} · {report.adapter or 'profile'} · "
+        f"runner {report.runner_version}",
+        "",
+        f"**Nodes:** {counts['ok']} ok, {counts['warn']} warn, "
+        f"{counts['failed']} failed, {counts['skipped']} skipped",
+        "",
+    ]
+    if report.phases:
+        lines += ["| Phase | Status | Duration | Nodes | Note |", "|---|---|---:|---|---|"]
+        for phase in report.phases:
+            nodes = ", ".join(f"{n} {k}" for k, n in phase.counts.items() if n) or "-"
+            status = f"{_ICONS.get(phase.status, '')} {phase.status}"
+            if phase.advisory and phase.status in ("failed", "error"):
+                status += " (advisory)"
+            lines.append(
+                f"| {phase.name} | {status} | {phase.duration_s:.1f} s | {nodes} "
+                f"| {_md_cell(phase.message, 120)} |"
+            )
+        lines.append("")
+    if report.errors:
+        lines += ["### Errors", ""]
+        lines += [
+            f"- **{e.stage}** (exit {e.exit_code}): {_md_cell(e.message)}" for e in report.errors
+        ]
+        lines.append("")
+    failures = report.failures()
+    if failures:
+        lines += [f"### Failures ({len(failures)})", ""]
+        for node in failures[:max_failures]:
+            lines.append(
+                f"- `{node.unique_id}` ({node.phase}, {node.status}): {_md_cell(node.message)}"
+            )
+        if len(failures) > max_failures:
+            lines.append(f"- … and {len(failures) - max_failures} more (see report.json)")
+        lines.append("")
+    if report.warnings:
+        lines += ["### Warnings", ""] + [f"- {_md_cell(w)}" for w in report.warnings] + [""]
+    links = [
+        (label, url)
+        for label, url in (("Run", report.links.run_url), ("Docs", report.links.docs_url))
+        if url
+    ]
+    if links:
+        lines += ["### Links", ""] + [f"- {label}: {url}" for label, url in links] + [""]
+    return "\n".join(lines)
+
+
+def to_junit(report: RunReport) -> bytes:
+    """JUnit XML: a suite per phase, a case per executed node, a case per failed phase."""
+    root = ET.Element("testsuites", name=f"dbt-runner {report.project}/{report.env}")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for phase in report.phases:
+        nodes = [node for node in report.nodes if node.phase == phase.name]
+        suite = ET.SubElement(root, "testsuite", name=phase.name)
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        for node in nodes:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=node.unique_id,
+                classname=f"{report.project}.{node.resource_type}",
+                time=f"{node.execution_time_s:.3f}",
+            )
+            if node.path:
+                case.set("file", node.path)
+            counts["tests"] += 1
+            message = node.message or node.status
+            if node.outcome == "failed":
+                tag = "failure" if node.status == "fail" else "error"
+                counts["failures" if tag == "failure" else "errors"] += 1
+                element = ET.SubElement(
+                    case, tag, message=message.splitlines()[0][:500], type=node.status
+                )
+                element.text = message
+            elif node.outcome == "skipped":
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=message.splitlines()[0][:500])
+        if phase.status in ("error", "interrupted") or (phase.status == "failed" and not nodes):
+            # A phase that failed without node results still shows up as a failure.
+            case = ET.SubElement(
+                suite, "testcase", name=f"phase:{phase.name}", classname="dbt-runner"
+            )
+            counts["tests"] += 1
+            counts["errors"] += 1
+            element = ET.SubElement(case, "error", message=(phase.message or phase.status)[:500])
+            element.text = phase.message or phase.status
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("time", f"{phase.duration_s:.3f}")
+    if report.errors:
+        suite = ET.SubElement(root, "testsuite", name="runner", tests=str(len(report.errors)))
+        suite.set("errors", str(len(report.errors)))
+        for error in report.errors:
+            case = ET.SubElement(
+                suite, "testcase", name=f"stage:{error.stage}", classname="dbt-runner"
+            )
+            element = ET.SubElement(case, "error", message=error.message[:500])
+            element.text = error.message
+        totals["tests"] += len(report.errors)
+        totals["errors"] += len(report.errors)
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{report.duration_s:.3f}")
+    ET.indent(root)
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml + b"\n"
+
+
+REPORT_FILES = ("report.json", "summary.md", "junit.xml")
+
+
+def write_report_files(report: RunReport, folder: Path) -> list[Path]:
+    """Write report.json, summary.md and junit.xml into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "report.json": report.model_dump_json(indent=2).encode(),
+        "summary.md": to_markdown(report).encode(),
+        "junit.xml": to_junit(report),
+    }
+    paths = []
+    for name, data in contents.items():
+        path = folder / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def append_step_summary(report: RunReport) -> None:
+    """Add the summary to a GitHub Actions job page, when running in one."""
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as handle:
+            handle.write(to_markdown(report) + "\n")
+
+
+def report_schema() -> str:
+    """The JSON schema of report.json, as committed in docs/report.schema.json."""
+    schema = RunReport.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

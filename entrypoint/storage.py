@@ -1,0 +1,233 @@
+"""Storage: one small interface over `file://` folders and `s3://` prefixes.
+
+The embedded default (a local folder) and production (S3) run the same publish and
+state code; only `open_storage(url)` differs.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import unquote, urlparse
+
+from entrypoint.errors import InfraError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+# Content types mimetypes may not know, or guesses differently across systems.
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".xml": "application/xml",
+    ".log": "text/plain; charset=utf-8",
+    ".msgpack": "application/msgpack",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def content_type_for(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix in _CONTENT_TYPES:
+        return _CONTENT_TYPES[suffix]
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
+def normalise_url(value: str) -> str:
+    """`s3://bucket/prefix`, `file:///abs/path` or a plain path, as a canonical URL."""
+    value = value.strip()
+    if not value:
+        raise ValueError("empty; use s3://bucket/prefix, file:///path or a local path")
+    parsed = urlparse(value)
+    if parsed.scheme == "s3":
+        if not _BUCKET.match(parsed.netloc):
+            raise ValueError(f"no valid bucket name ('{parsed.netloc}'); use s3://bucket/prefix")
+        prefix = parsed.path.strip("/")
+        return f"s3://{parsed.netloc}/{prefix}" if prefix else f"s3://{parsed.netloc}"
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError("a file URL needs an absolute path, with three slashes: file:///path")
+        return Path(unquote(parsed.path)).resolve().as_uri()
+    if parsed.scheme and len(parsed.scheme) > 1:  # one letter would be a Windows drive
+        raise ValueError(
+            f"unsupported scheme '{parsed.scheme}://'; "
+            "use s3://bucket/prefix, file:///path or a local path"
+        )
+    return Path(value).expanduser().resolve().as_uri()
+
+
+def join_key(*parts: str) -> str:
+    return "/".join(part.strip("/") for part in parts if part.strip("/"))
+
+
+class Storage(Protocol):
+    """Where docs, artifacts and state are kept. Keys are `/`-separated, relative."""
+
+    url: str
+
+    def url_for(self, key: str) -> str: ...
+
+    def put_file(self, key: str, path: Path) -> None: ...
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes | None: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class FileStorage:
+    """A local folder. Writes go to a temporary file first, then an atomic rename."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.root = Path(unquote(urlparse(url).path))
+
+    def url_for(self, key: str) -> str:
+        return (self.root / key).as_uri() if key else self.url
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def _write(self, key: str, data: bytes | None = None, source: Path | None = None) -> None:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            tmp = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    if source is not None:
+                        with source.open("rb") as reader:
+                            shutil.copyfileobj(reader, handle)
+                    else:
+                        handle.write(data or b"")
+                tmp.chmod(0o644)
+                tmp.replace(target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise InfraError(f"cannot write {self.url_for(key)}: {exc.strerror or exc}") from exc
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._write(key, source=path)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._write(key, data=data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InfraError(f"cannot read {self.url_for(key)}: {exc.strerror or exc}") from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix() for path in base.rglob("*") if path.is_file()
+        )
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+
+class S3Storage:
+    """An S3 prefix. Retries are botocore's own (standard mode, bounded attempts)."""
+
+    def __init__(self, url: str, client: S3Client | None = None) -> None:
+        parsed = urlparse(url)
+        self.url = url
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            from entrypoint.aws import client
+
+            self._client = client("s3")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return join_key(self.prefix, key)
+
+    def url_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _fail(self, action: str, key: str, exc: Exception) -> InfraError:
+        return InfraError(f"cannot {action} {self.url_for(key)}: {exc}")
+
+    def put_file(self, key: str, path: Path) -> None:
+        try:
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self._key(key),
+                ExtraArgs={"ContentType": content_type_for(key)},
+            )
+        except Exception as exc:  # boto3 raises several families; all mean "storage failed"
+            raise self._fail("write", key, exc) from exc
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type_for(key)
+            )
+        except Exception as exc:
+            raise self._fail("write", key, exc) from exc
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except Exception as exc:
+            raise self._fail("read", key, exc) from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full = self._key(prefix) + "/"
+        keys: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Contents", []):
+                    keys.append(item["Key"][len(self.prefix) + 1 :] if self.prefix else item["Key"])
+        except Exception as exc:
+            raise self._fail("list", prefix, exc) from exc
+        return sorted(keys)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            batch = keys[start : start + 1000]
+            objects: list[ObjectIdentifierTypeDef] = [{"Key": self._key(key)} for key in batch]
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+            except Exception as exc:
+                raise self._fail("delete under", keys[start], exc) from exc
+
+
+def open_storage(url: str) -> Storage:
+    """The storage behind a normalised URL (see `normalise_url`)."""
+    if url.startswith("s3://"):
+        return S3Storage(url)
+    return FileStorage(url)

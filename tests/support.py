@@ -1,0 +1,173 @@
+"""Helpers shared by the test suites: the CLI as a subprocess, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "demo"
+SCHEMA = ROOT / "docs" / "report.schema.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any runner or dbt setting, plus `extra`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DBT_", "GITHUB_STEP_SUMMARY"))
+    }
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env.update(extra)
+    return env
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    shutil.copytree(
+        source,
+        destination,
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "*.duckdb", "*.wal"),
+    )
+    return destination
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m entrypoint ARGS` as a real process and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoint", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def connect(self, database: str | None = None) -> Any:
+        import psycopg2
+
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database or self.database,
+        )
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+
+    def warehouse_env(self, schema: str) -> dict[str, str]:
+        """DBT_RUNNER_WAREHOUSE__* settings for a rendered postgres profile."""
+        return {
+            "DBT_RUNNER_WAREHOUSE__TYPE": "postgres",
+            "DBT_RUNNER_WAREHOUSE__HOST": self.host,
+            "DBT_RUNNER_WAREHOUSE__PORT": str(self.port),
+            "DBT_RUNNER_WAREHOUSE__USER": self.user,
+            "DBT_RUNNER_WAREHOUSE__PASSWORD": self.password,
+            "DBT_RUNNER_WAREHOUSE__DATABASE": self.database,
+            "DBT_RUNNER_WAREHOUSE__SCHEMA": schema,
+        }
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    pytest.fail("PostgreSQL is not installed: run .ci/run, or apt-get install -y postgresql")
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, password-protected, stopped after."""
+    bindir = _pg_bin()
+    base = Path(tempfile.mkdtemp(prefix="dbt-runner-pg-"))
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    password = "pg-" + os.urandom(6).hex()
+    (base / "pwfile").write_text(password + "\n")
+    if as_root:
+        shutil.chown(base, "postgres")
+        shutil.chown(base / "pwfile", "postgres")
+    data = base / "data"
+    port = free_port()
+    try:
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "initdb"),
+                *("-D", str(data), "-U", "runner", "--pwfile", str(base / "pwfile")),
+                *("--auth", "scram-sha-256"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "pg_ctl"),
+                *("-D", str(data), "-l", str(base / "log"), "-o", options),
+                *("-w", "-t", "60", "start"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        server = Postgres("127.0.0.1", port, "runner", password, "postgres")
+        deadline = time.monotonic() + 30
+        while True:  # bounded: pg_ctl -w already waited; this checks a real login
+            try:
+                server.query("select 1")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield server
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(base, ignore_errors=True)

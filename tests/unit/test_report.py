@@ -1,0 +1,126 @@
+"""RunReport: exit-code precedence, and the Markdown and JUnit renderings."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from entrypoint.errors import ExitCode
+from entrypoint.report import (
+    NodeResult,
+    Outcome,
+    PhaseResult,
+    RunReport,
+    report_schema,
+    to_junit,
+    to_markdown,
+)
+from tests.support import SCHEMA
+
+
+def report(*phases: PhaseResult, nodes: list[NodeResult] | None = None) -> RunReport:
+    return RunReport(
+        runner_version="1.2.3",
+        env="prod",
+        job="full",
+        run_id="r1",
+        project="shop",
+        phases=list(phases),
+        nodes=nodes or [],
+    )
+
+
+def node(
+    uid: str, status: str, outcome: Outcome, phase: str = "build", message: str | None = None
+) -> NodeResult:
+    return NodeResult(
+        unique_id=uid,
+        name=uid.rsplit(".", maxsplit=1)[-1],
+        resource_type=uid.split(".", maxsplit=1)[0],
+        phase=phase,
+        status=status,
+        outcome=outcome,
+        message=message,
+    )
+
+
+@pytest.mark.parametrize(
+    ("phases", "errors", "interrupted", "expected"),
+    [
+        ([("build", "success", False)], [], None, (0, "success")),
+        ([("build", "failed", False)], [], None, (1, "failed")),
+        ([("docs", "error", True), ("freshness", "failed", True)], [], None, (0, "success")),
+        ([("parse", "error", False), ("build", "skipped", False)], [], None, (2, "error")),
+        ([("build", "failed", False)], [ExitCode.INFRA], None, (4, "infra_error")),
+        ([], [ExitCode.CONFIG], None, (3, "config_error")),
+        ([("build", "interrupted", False)], [ExitCode.INFRA], 143, (143, "interrupted")),
+    ],
+)
+def test_exit_code_precedence(phases, errors, interrupted, expected) -> None:
+    r = report(*(PhaseResult(name=n, status=s, advisory=a) for n, s, a in phases))
+    for code in errors:
+        r.add_error("stage", "problem", code)
+    r.finish(interrupted)
+    assert (r.exit_code, r.status) == expected
+    assert r.finished_at is not None and r.duration_s >= 0
+
+
+def test_junit_cases_failures_and_skips() -> None:
+    r = report(
+        PhaseResult(name="parse", status="success"),
+        PhaseResult(name="build", status="failed"),
+        PhaseResult(name="docs", status="error", advisory=True, message="catalog query failed"),
+        nodes=[
+            node("model.shop.a", "success", "ok"),
+            node("model.shop.b", "error", "failed", message="Database Error\n  column x missing"),
+            node(
+                "test.shop.t", "fail", "failed", message="Got 3 results, configured to fail if != 0"
+            ),
+            node("model.shop.c", "skipped", "skipped"),
+        ],
+    )
+    r.add_error("publish", "cannot write s3://b/k: timeout", ExitCode.INFRA)
+    r.finish()
+    root = ET.fromstring(to_junit(r))
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
+        "6",
+        "1",
+        "3",
+        "1",
+    )
+    build = root.find("testsuite[@name='build']")
+    assert build is not None
+    b = build.find("testcase[@name='model.shop.b']/error")
+    assert (
+        b is not None
+        and b.get("message") == "Database Error"
+        and "column x missing" in (b.text or "")
+    )
+    assert build.find("testcase[@name='test.shop.t']/failure") is not None
+    assert build.find("testcase[@name='model.shop.c']/skipped") is not None
+    # A phase that errored without nodes, and a runner error, each show as a failing case.
+    assert root.find("testsuite[@name='docs']/testcase[@name='phase:docs']/error") is not None
+    assert root.find("testsuite[@name='runner']/testcase[@name='stage:publish']/error") is not None
+
+
+def test_markdown_summary_escapes_and_limits() -> None:
+    failures = [
+        node(f"model.shop.m{i}", "error", "failed", message="bad | pipe\nsecond line")
+        for i in range(25)
+    ]
+    r = report(
+        PhaseResult(name="build", status="failed", counts={"ok": 0, "failed": 25}), nodes=failures
+    )
+    r.finish()
+    text = to_markdown(r)
+    assert "shop/prod full: failed" in text
+    assert "bad \\| pipe second line" in text
+    assert "… and 5 more" in text
+    assert "| build | ❌ failed |" in text
+
+
+def test_committed_schema_matches_the_model() -> None:
+    assert SCHEMA.read_text() == report_schema(), (
+        "run `make schema` and commit docs/report.schema.json"
+    )
