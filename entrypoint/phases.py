@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from entrypoint.project import Project
 from entrypoint.report import NodeResult, PhaseResult, PhaseStatus, RunReport, now, outcome_of
-from entrypoint.settings import Phase, Settings
+from entrypoint.settings import Job, Phase, Settings
 
 if TYPE_CHECKING:
     from dbt.cli.main import dbtRunnerResult
@@ -74,8 +74,20 @@ def _selection(settings: Settings) -> list[str]:
     return args
 
 
-def phase_command(phase: Phase, settings: Settings, phases: list[Phase]) -> list[str]:
-    """The dbt command (without the shared arguments) a phase runs."""
+def compiles_whole_project(settings: Settings) -> bool:
+    """Whether a successful build of this job compiles every node of the project."""
+    unselected = not (settings.select or settings.exclude or settings.selector)
+    return Phase.BUILD in settings.job_phases and unselected and settings.job is not Job.SLIM
+
+
+def phase_command(
+    phase: Phase, settings: Settings, phases: list[Phase], compiled: bool = False
+) -> list[str]:
+    """The dbt command (without the shared arguments) a phase runs.
+
+    `compiled`: an earlier phase of this process compiled every node into the shared
+    manifest, so docs need not compile the project again.
+    """
     threads = ["--threads", str(settings.threads)] if settings.threads else []
     fail_fast = ["--fail-fast"] if settings.fail_fast else []
     full_refresh = ["--full-refresh"] if settings.full_refresh else []
@@ -100,7 +112,8 @@ def phase_command(phase: Phase, settings: Settings, phases: list[Phase]) -> list
         return ["source", "freshness", *select, *threads]
     if phase is Phase.DOCS:
         # The whole project, whatever the selection: these become the published docs.
-        return ["docs", "generate", "--static", *threads]
+        no_compile = ["--no-compile"] if compiled else []
+        return ["docs", "generate", "--static", *no_compile, *threads]
     raise AssertionError(phase)
 
 
@@ -113,9 +126,10 @@ def plan(settings: Settings, invocation: DbtInvocation) -> list[tuple[str, list[
         if phase in NEEDS_MANIFEST and not parsed:
             commands.append((PARSE, ["parse", *invocation.common_args()]))
             parsed = True
-        commands.append(
-            (phase.value, [*phase_command(phase, settings, phases), *invocation.common_args()])
-        )
+        # Shown as run will make it when the build succeeds.
+        compiled = compiles_whole_project(settings)
+        command = phase_command(phase, settings, phases, compiled)
+        commands.append((phase.value, [*command, *invocation.common_args()]))
     return commands
 
 
@@ -288,6 +302,7 @@ class PhaseRunner:
         stopped: str | None = None  # why nothing runs any more
         common = self.invocation.common_args()
         remaining = list(self.phases)
+        compiled = False  # every node compiled into the manifest by an earlier phase
         try:
             while remaining:
                 phase = remaining.pop(0)
@@ -304,11 +319,14 @@ class PhaseRunner:
                     stopped = "skipped: the project did not parse"
                     self._record(phase.value, "skipped", message=stopped)
                     continue
-                args = [*phase_command(phase, self.settings, self.phases), *common]
+                command = phase_command(phase, self.settings, self.phases, compiled)
+                args = [*command, *common]
                 has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
                 result = self._run(phase.value, args, is_advisory, has_nodes)
                 if phase in NODE_PHASES or phase is Phase.DOCS:
                     self._keep_run_results(phase)
+                if phase is Phase.BUILD and result.status == "success":
+                    compiled = compiles_whole_project(self.settings)
                 if is_advisory or result.status == "success":
                     continue
                 if result.status == "error":

@@ -44,8 +44,10 @@ def test_failed_model_and_test(env: dict[str, str], demo_project: Path, out_dir:
     assert nodes["model.demo.daily_revenue"]["status"] == "skipped"
     phases = {phase["name"]: phase["status"] for phase in report["phases"]}
     assert phases["build"] == "failed"
-    # Advisory phases still ran after the failed build.
+    # Advisory phases still ran after the failed build; docs compiled what build had not.
     assert (phases["freshness"], phases["docs"]) == ("success", "success")
+    docs = next(phase for phase in report["phases"] if phase["name"] == "docs")
+    assert "--no-compile" not in docs["dbt_args"]
 
     root = ET.parse(out_dir / "junit.xml").getroot()
     cases = {case.get("name"): case for case in root.iter("testcase")}

@@ -97,6 +97,13 @@ def check_demo_success(out_dir: Path, report: dict[str, Any]) -> None:
     assert [r["status"] for r in sources["results"]] == ["pass"]
 
     docs = out_dir / "demo" / report["env"] / "docs"
+    # The build compiled every node into the shared manifest: docs did not compile again,
+    # and the published manifest still carries every model's compiled SQL.
+    docs_phase = next(p for p in report["phases"] if p["name"] == "docs")
+    assert "--no-compile" in docs_phase["dbt_args"]
+    manifest = read_json(docs / "manifest.json")
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert len(models) == 6 and all(n["compiled_code"] for n in models)
     catalog = read_json(docs / "catalog.json")
     assert "model.demo.customers" in catalog["nodes"]
     assert (docs / "index.html").stat().st_size > 10_000

@@ -61,6 +61,20 @@ def test_selection_flags_apply_to_node_phases_only() -> None:
     assert phase_command(Phase.DEPS, s, phases) == ["deps"]
 
 
+def test_docs_reuse_compilation_only_after_an_unselected_build() -> None:
+    full = settings()
+    assert "--no-compile" in phase_command(Phase.DOCS, full, full.job_phases, compiled=True)
+    assert "--no-compile" not in phase_command(Phase.DOCS, full, full.job_phases)
+    invocation = DbtInvocation(DEMO, Path("/profiles"))
+    for s, expected in (
+        (full, True),
+        (settings(select="orders"), False),
+        (settings(job="slim", phases="build,docs"), False),
+    ):
+        docs = dict(plan(s, invocation))["docs"]
+        assert ("--no-compile" in docs) is expected
+
+
 def test_build_loads_seeds_when_no_seed_phase_ran() -> None:
     s = settings(job="custom", phases="deps,build")
     assert "--exclude-resource-type" not in phase_command(Phase.BUILD, s, s.job_phases)

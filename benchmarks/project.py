@@ -1,0 +1,120 @@
+"""A generated dbt project for benchmarks: N models in layers on DuckDB.
+
+Seeds, a source with a freshness rule, staging models, then a DAG of table models each
+reading one or two earlier ones, a not_null test on every tenth model, and a local
+package: every phase of the full job has real work to do.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import yaml
+
+SEEDS = 5
+ROWS = 200
+
+
+def generate(dest: Path, models: int = 500, seed: int = 42) -> Path:
+    """Write the project into `dest` (replaced) and return it."""
+    rng = random.Random(seed)
+    shutil.rmtree(dest, ignore_errors=True)
+    for folder in ("seeds", "models/staging", "models/layers", "local_packages/bench_utils/macros"):
+        (dest / folder).mkdir(parents=True)
+    (dest / "dbt_project.yml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "bench",
+                "version": "1.0.0",
+                "profile": "bench",
+                "config-version": 2,
+                "models": {"bench": {"+materialized": "table"}},
+                "seeds": {"bench": {"+column_types": {"loaded_at": "timestamp"}}},
+            },
+            sort_keys=False,
+        )
+    )
+    (dest / "packages.yml").write_text("packages:\n  - local: local_packages/bench_utils\n")
+    (dest / "local_packages/bench_utils/dbt_project.yml").write_text(
+        "name: bench_utils\nversion: '1.0.0'\nconfig-version: 2\n"
+    )
+    (dest / "local_packages/bench_utils/macros/scaled.sql").write_text(
+        "{% macro scaled(column, k) %}({{ column }} * {{ k }} % 1000){% endmacro %}\n"
+    )
+
+    for i in range(SEEDS):
+        lines = ["id,value,category,loaded_at"]
+        lines += [
+            f"{row},{rng.randint(0, 999)},{rng.choice('abcde')},2026-11-01 00:00:00"
+            for row in range(ROWS)
+        ]
+        (dest / "seeds" / f"seed_{i}.csv").write_text("\n".join(lines) + "\n")
+    tables: list[dict[str, object]] = [{"name": f"seed_{i}"} for i in range(SEEDS)]
+    tables[0]["config"] = {
+        "loaded_at_field": "loaded_at",
+        "freshness": {"warn_after": {"count": 36500, "period": "day"}},
+    }
+    (dest / "models/staging/_sources.yml").write_text(
+        yaml.safe_dump(
+            {"sources": [{"name": "raw", "schema": "{{ target.schema }}", "tables": tables}]}
+        )
+    )
+
+    names = []
+    for i in range(SEEDS):
+        name = f"stg_{i}"
+        (dest / "models/staging" / f"{name}.sql").write_text(
+            f"select id, value, category from {{{{ ref('seed_{i}') }}}}\n"
+        )
+        names.append(name)
+    tested = []
+    for i in range(models - SEEDS):
+        name = f"m_{i:04d}"
+        parents = rng.sample(names[-60:], k=min(len(names), rng.choice((1, 2))))
+        k = i + 2
+        if len(parents) == 1:
+            sql = (
+                f"select id, {{{{ bench_utils.scaled('value', {k}) }}}} as value, category\n"
+                f"from {{{{ ref('{parents[0]}') }}}}\n"
+            )
+        else:
+            sql = (
+                f"select a.id, {{{{ bench_utils.scaled('a.value + b.value', {k}) }}}} as value,"
+                f" a.category\nfrom {{{{ ref('{parents[0]}') }}}} as a\n"
+                f"join {{{{ ref('{parents[1]}') }}}} as b on a.id = b.id\n"
+            )
+        (dest / "models/layers" / f"{name}.sql").write_text(sql)
+        names.append(name)
+        if i % 10 == 0:
+            tested.append(name)
+    (dest / "models/layers/_tests.yml").write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {"name": name, "columns": [{"name": "id", "data_tests": ["not_null"]}]}
+                    for name in tested
+                ]
+            }
+        )
+    )
+    return dest
+
+
+def profile(dest: Path, database: Path, threads: int) -> Path:
+    """A profiles.yml for the shell-script baseline (the runner renders its own)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "profiles.yml").write_text(
+        yaml.safe_dump(
+            {
+                "bench": {
+                    "target": "dev",
+                    "outputs": {
+                        "dev": {"type": "duckdb", "path": str(database), "threads": threads}
+                    },
+                }
+            }
+        )
+    )
+    return dest
