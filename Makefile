@@ -1,5 +1,6 @@
 # The verbs people type. `make help` lists them.
 SHELL := /bin/bash
+comma := ,
 .DEFAULT_GOAL := help
 
 UV ?= uv
@@ -9,6 +10,20 @@ VERSION := $(shell cat VERSION)
 
 # The demo job, without Docker: DuckDB and a local folder.
 OUT ?= $(CURDIR)/out
+
+# The image. DOCKER must be a client with BuildKit (Debian's docker.io has it built in).
+DOCKER ?= docker
+IMAGE ?= dbt-runner
+VARIANTS := all redshift bigquery
+VARIANT ?=
+BASE_IMAGE ?= debian:bookworm-slim
+# A CA bundle for builds behind a TLS-intercepting proxy; passed as a build secret.
+BUILD_CA_BUNDLE ?=
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the build's: rebuilding a commit reproduces its labels and cache.
+CREATED := $(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo 1970-01-01T00:00:00Z)
+SOURCE ?= https://github.com/dbt-runner/dbt-runner
+image_tag = $(IMAGE):$(VERSION)-$(1)
 
 .PHONY: help
 help: ## list the targets
@@ -33,11 +48,23 @@ run-local: venv ## run the demo job on DuckDB without Docker; outputs in ./out
 	$(VENV)/bin/dbt-runner run
 
 .PHONY: lint
-lint: venv ## ruff, mypy (and hadolint once there is a Dockerfile)
+lint: venv ## ruff, mypy, hadolint, and the requirement sets match uv.lock
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+	$(VENV)/bin/hadolint Dockerfile
+	@for v in $(VARIANTS); do \
+	  $(UV) export --frozen --no-dev --extra $$v --no-emit-project --format requirements-txt --quiet \
+	    | diff -q - docker/requirements/$$v.txt >/dev/null \
+	    || { echo "docker/requirements/$$v.txt is stale: run make requirements"; exit 1; }; \
+	done
+
+.PHONY: requirements
+requirements: ## export the image's pinned, hashed requirement sets from uv.lock
+	@for v in $(VARIANTS); do \
+	  $(UV) export --frozen --no-dev --extra $$v --no-emit-project --format requirements-txt --quiet \
+	    -o docker/requirements/$$v.txt; \
+	done
 
 .PHONY: format
 format: venv ## apply ruff's formatting and fixes
@@ -52,9 +79,41 @@ unit: venv ## unit tests (no I/O)
 integration: venv ## integration tests: real dbt, PostgreSQL
 	$(PY) -m pytest tests/integration
 
+.PHONY: base-offline
+base-offline: ## build $(BASE_IMAGE) from Debian's packages (no registry needed)
+	DOCKER=$(DOCKER) docker/base-offline.sh $(BASE_IMAGE)
+
+.PHONY: image
+image: ## build the image: every variant, or VARIANT=redshift; tags IMAGE:VERSION-VARIANT
+	@for v in $(or $(VARIANT),$(VARIANTS)); do \
+	  echo "building $(IMAGE):$(VERSION)-$$v"; \
+	  DOCKER_BUILDKIT=1 $(DOCKER) build --quiet \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VARIANT=$$v \
+	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	    --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) \
+	    --build-arg DBT_VERSION=$$(sed -n 's/^dbt-core==\([^ ]*\).*/\1/p' docker/requirements/$$v.txt) \
+	    $(if $(BUILD_CA_BUNDLE),--secret id=ca_bundle$(comma)src=$(BUILD_CA_BUNDLE)) \
+	    -t $(IMAGE):$(VERSION)-$$v . >/dev/null || exit 1; \
+	done
+
+.PHONY: run
+run: ## the demo job in the container on DuckDB; outputs in ./out
+	@mkdir -p $(OUT)
+	$(DOCKER) run --rm --user $$(id -u):$$(id -g) -v $(OUT):/out \
+	  -e DBT_RUNNER_PROJECT_DIR=/opt/dbt-runner/examples/demo \
+	  -e DBT_RUNNER_WAREHOUSE__PATH=/out/demo.duckdb \
+	  $(call image_tag,$(or $(VARIANT),all)) run
+
+.PHONY: sanity
+sanity: venv ## the sanity suite against the built images (make image first)
+	DBT_RUNNER_IMAGE=$(IMAGE):$(VERSION) $(PY) -m pytest tests/sanity \
+	  --junitxml=build/test-results/sanity.xml
+
 .PHONY: test
-test: lint ## lint and every test
+test: lint ## lint, every test, the image and its sanity suite
 	$(PY) -m pytest tests/unit tests/integration
+	$(MAKE) image
+	$(MAKE) sanity
 
 .PHONY: bench
 bench: venv ## benchmarks: runner vs. the shell-script way, version start-up (ratios)

@@ -178,25 +178,41 @@ class Run:
             except RunnerError as exc:
                 self._publish_failed(exc)
         report.finish(interrupted_by)
-        paths = write_report_files(report, self.report_dir())
+        paths = self._write_reports(interrupted_by)
         if storage is not None and project is not None and not self.keep_run_dir:
             try:
                 publish_reports(storage, project, report, paths)
             except RunnerError as exc:
                 self._publish_failed(exc)
                 report.finish(interrupted_by)
-                write_report_files(report, self.report_dir())
+                paths = self._write_reports(interrupted_by)
         append_step_summary(report)
         level = logging.INFO if report.exit_code == 0 else logging.WARNING
-        log.log(
-            level,
-            "%s (exit code %d) in %.1f s",
-            report.headline(),
-            report.exit_code,
-            report.duration_s,
-        )
-        log.info("report: %s", self.report_dir() / "report.json")
+        summary = f"{report.headline()} (exit code {report.exit_code}) in {report.duration_s:.1f} s"
+        log.log(level, "%s", summary)
+        log.info("report: %s", paths[0] if paths else "not written")
         self._clean_up()
+
+    def _write_reports(self, interrupted_by: int | None) -> list[Path]:
+        """Write the report files locally; if the report folder is not writable, say
+        so (exit 4) and write them into the kept scratch folder instead."""
+        folder = self.report_dir()
+        try:
+            return write_report_files(self.report, folder)
+        except OSError as exc:
+            message = (
+                f"cannot write the report to {folder} ({exc.strerror or exc}): mount a writable "
+                "folder there or set DBT_RUNNER_REPORT_DIR"
+            )
+            log.error("%s", message)
+            self.report.add_error("report", message, ExitCode.INFRA)
+            self.report.finish(interrupted_by)
+            self.keep_run_dir = True
+        try:
+            return write_report_files(self.report, self.run_dir / "report")
+        except OSError as exc:
+            log.error("cannot write the report anywhere: %s", exc)
+            return []
 
     def _publish_failed(self, exc: RunnerError) -> None:
         log.error("%s", exc.message)

@@ -22,6 +22,7 @@ from entrypoint.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PACKAGE_FILES = ("packages.yml", "dependencies.yml")
+INSTALLED_PACKAGES = "dbt_packages"
 # dbt's outputs and tooling, never worth copying (installed packages are kept).
 _NOT_COPIED = ("target", "logs", ".git", ".venv", "__pycache__")
 
@@ -58,7 +59,8 @@ def prepare_project(project_dir: Path, work_dir: Path) -> Project:
     """Read the project and make sure dbt can write where it runs.
 
     A read-only project is copied to a path that depends only on where it came from,
-    so dbt's partial parse (which records absolute paths) stays valid across runs.
+    so dbt's partial parse (which records absolute paths) stays valid across runs, and
+    packages installed by an earlier `deps` into the copy are kept.
     """
     name, profile = read_project(project_dir)
     run_in = project_dir
@@ -66,10 +68,7 @@ def prepare_project(project_dir: Path, work_dir: Path) -> Project:
         digest = hashlib.sha256(str(project_dir).encode()).hexdigest()[:12]
         run_in = work_dir / "projects" / f"{name}-{digest}"
         try:
-            shutil.rmtree(run_in, ignore_errors=True)
-            shutil.copytree(
-                project_dir, run_in, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_COPIED)
-            )
+            _refresh_copy(project_dir, run_in)
         except OSError as exc:
             raise ConfigError(
                 f"DBT_RUNNER_WORK_DIR='{work_dir}': cannot copy the read-only project there "
@@ -77,3 +76,16 @@ def prepare_project(project_dir: Path, work_dir: Path) -> Project:
             ) from exc
         log.info("project folder %s is read-only: running from a copy in %s", project_dir, run_in)
     return Project(source_dir=project_dir, dir=run_in, name=name, profile=profile)
+
+
+def _refresh_copy(source: Path, copy: Path) -> None:
+    """Make `copy` hold exactly `source`, keeping the packages deps installed into it."""
+    installed = copy / INSTALLED_PACKAGES
+    kept = copy.parent / f".{copy.name}.packages"
+    shutil.rmtree(kept, ignore_errors=True)
+    if installed.is_dir() and not (source / INSTALLED_PACKAGES).exists():
+        installed.rename(kept)
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(source, copy, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_COPIED))
+    if kept.is_dir():
+        kept.rename(copy / INSTALLED_PACKAGES)

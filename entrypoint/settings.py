@@ -231,9 +231,9 @@ class Settings(BaseSettings):
     def _project_exists(cls, value: Path) -> Path:
         path = value.expanduser().resolve()
         if not path.is_dir():
-            raise ValueError("no such folder; set it to the folder that holds dbt_project.yml")
+            raise ValueError(f"no folder {path}; set it to the folder that holds dbt_project.yml")
         if not (path / "dbt_project.yml").is_file():
-            raise ValueError("no dbt_project.yml in this folder; set it to your dbt project")
+            raise ValueError(f"no dbt_project.yml in {path}; set it to your dbt project's folder")
         return path
 
     @field_validator("profiles_dir")
@@ -327,15 +327,32 @@ SECRET_FIELDS = {"password"}
 
 
 def describe_error(error: ValidationError, cli_flags: dict[str, str]) -> str:
-    """The first validation problem as one line naming the variable or flag."""
-    first = error.errors()[0]
+    """The first validation problem as one line naming the variable or flag, and the
+    names of any others, so one run shows everything to fix."""
+    problems = error.errors()
+    line = _describe(problems[0], cli_flags)
+    others = [_setting_name(problem["loc"], cli_flags) for problem in problems[1:]]
+    others = [name for name in dict.fromkeys(others) if name and name not in line]
+    if others:
+        line += f" (also invalid: {', '.join(others)})"
+    return line
+
+
+def _setting_name(loc: tuple[int | str, ...], cli_flags: dict[str, str]) -> str:
+    parts = [str(part) for part in loc]
+    if not parts:
+        return ""
+    flag = cli_flags.get(parts[0]) if len(parts) == 1 else None
+    return flag or ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in parts)
+
+
+def _describe(first: Any, cli_flags: dict[str, str]) -> str:
     loc = [str(part) for part in first["loc"]]
     message = str(first["msg"]).removeprefix("Value error, ")
     if not loc:
         # A model-level rule: its message already names the variables.
         return message
-    source = cli_flags.get(loc[0]) if len(loc) == 1 else None
-    name = source or ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in loc)
+    name = _setting_name(first["loc"], cli_flags)
     raw = first.get("input")
     if loc[-1] in SECRET_FIELDS or isinstance(raw, (dict, BaseModel)):
         shown = ""

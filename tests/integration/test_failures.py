@@ -113,7 +113,7 @@ BAD_INPUT = [
         {"DBT_RUNNER_PROJECT_DIR": "/no/such/project"},
         [],
         "DBT_RUNNER_PROJECT_DIR",
-        "no such folder",
+        "no folder /no/such/project",
     ),
     ({"DBT_RUNNER_VARS": '{"start": [1'}, [], "DBT_RUNNER_VARS", "not valid JSON or YAML"),
     (

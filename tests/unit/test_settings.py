@@ -160,3 +160,15 @@ def test_every_setting_has_a_known_name() -> None:
     )
     assert unknown_env_names({"DBT_RUNNER_SELCT": "x", "DBT_TARGET": "x"}) == ["DBT_RUNNER_SELCT"]
     assert len(Settings.model_fields) + 12 < len(names)  # nested warehouse fields are included
+
+
+def test_every_invalid_setting_is_named_on_the_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT_RUNNER_JOB", "nightly")
+    monkeypatch.setenv("DBT_RUNNER_THREADS", "0")
+    monkeypatch.setenv("DBT_RUNNER_WAREHOUSE__PORT", "x")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.message.startswith("DBT_RUNNER_JOB='nightly': ")
+    assert caught.value.message.endswith(
+        "(also invalid: DBT_RUNNER_THREADS, DBT_RUNNER_WAREHOUSE__PORT)"
+    )

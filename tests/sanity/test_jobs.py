@@ -1,0 +1,262 @@
+"""Functional round trips: the real image runs real jobs (after Kafka's docker sanity tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sanity.conftest import DOCKER, docker
+from tests.support import DEMO, Postgres, copy_project, read_json
+
+DEMO_IN_IMAGE = "/opt/dbt-runner/examples/demo"
+
+
+def writable_out(tmp_path: Path, uid: int | None = None) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    if uid is None:
+        out.chmod(0o777)
+    else:
+        os.chown(out, uid, uid)
+    return out
+
+
+def demo_args(out: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--rm",
+        "-v",
+        f"{out}:/out",
+        "-e",
+        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
+        "-e",
+        "DBT_RUNNER_WAREHOUSE__PATH=/out/demo.duckdb",
+        *extra,
+    ]
+
+
+def check_demo_outputs(out: Path) -> dict[str, Any]:
+    report: dict[str, Any] = read_json(out / "report.json")
+    assert report["status"] == "success", report.get("errors")
+    assert [(p["name"], p["status"]) for p in report["phases"]] == [
+        ("deps", "success"),
+        ("debug", "success"),
+        ("parse", "success"),
+        ("seed", "success"),
+        ("build", "success"),
+        ("freshness", "success"),
+        ("docs", "success"),
+    ]
+    root = ET.parse(out / "junit.xml").getroot()
+    assert int(root.get("tests", "0")) == 28 and root.get("failures") == "0"
+    assert (out / "demo" / "dev" / "docs" / "index.html").stat().st_size > 10_000
+    assert (out / "demo" / "dev" / "docs" / "catalog.json").is_file()
+    return report
+
+
+def test_demo_job_as_the_image_user(image: str, tmp_path: Path) -> None:
+    out = writable_out(tmp_path)
+    result = docker(*demo_args(out), image)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    check_demo_outputs(out)
+    assert (out / "report.json").stat().st_uid == 10001
+
+
+def test_demo_job_as_an_arbitrary_user(image: str, tmp_path: Path) -> None:
+    """Kubernetes and CI runners pick the UID; outputs belong to it."""
+    out = writable_out(tmp_path, uid=4242)
+    result = docker(*demo_args(out, "--user", "4242:4242"), image)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    check_demo_outputs(out)
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in out.rglob("*")}
+    assert owners == {(4242, 4242)}
+
+
+def test_demo_job_with_a_read_only_root_filesystem(image: str, tmp_path: Path) -> None:
+    out = writable_out(tmp_path)
+    result = docker(*demo_args(out, "--read-only", "--tmpfs", "/tmp:rw,exec,size=512m"), image)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    check_demo_outputs(out)
+    assert "read-only: running from a copy" in result.stdout
+
+
+def test_read_only_without_an_output_volume_fails_clearly(image: str) -> None:
+    result = docker(
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
+        "-e",
+        "DBT_RUNNER_PHASES=deps,seed",
+        "-e",
+        "DBT_RUNNER_JOB=custom",
+        image,
+    )
+    assert result.returncode == 4, result.stdout[-3000:] + result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert "cannot write file:///out/" in errors[0]
+    assert "cannot write the report to /out (Read-only file system)" in errors[1]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_demo_job_on_postgres_over_the_host_network(
+    image: str, tmp_path: Path, postgres: Postgres
+) -> None:
+    out = writable_out(tmp_path)
+    env = postgres.warehouse_env("sanity_demo")
+    flags = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
+    result = docker(*demo_args(out, "--network", "host", *flags), image)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    report = check_demo_outputs(out)
+    assert report["adapter"] == "postgres"
+    assert postgres.query("select count(*) from sanity_demo.customers") == [(12,)]
+    assert postgres.password not in result.stdout + result.stderr
+
+
+def test_bad_configuration_exits_3_with_one_line(image: str) -> None:
+    result = docker(
+        "run",
+        "--rm",
+        "-e",
+        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
+        "-e",
+        "DBT_RUNNER_JOB=nightly",
+        image,
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "dbt-runner: error: DBT_RUNNER_JOB='nightly': input should be 'full', 'slim' or 'custom'"
+    ]
+    # No project mounted at the image's default folder, and a second problem named too.
+    missing = docker("run", "--rm", "-e", "DBT_RUNNER_THREADS=0", image)
+    assert missing.returncode == 3
+    assert missing.stderr.strip().splitlines() == [
+        "dbt-runner: error: DBT_RUNNER_PROJECT_DIR='.': no dbt_project.yml in "
+        "/opt/dbt-runner/project; set it to your dbt project's folder "
+        "(also invalid: DBT_RUNNER_THREADS)"
+    ]
+
+
+def test_sigterm_stops_the_container_with_a_report(
+    image: str, tmp_path: Path, postgres: Postgres
+) -> None:
+    project = copy_project(DEMO, tmp_path / "project")
+    (project / "models" / "marts" / "slow_model.sql").write_text(
+        "select 1 as id from (select pg_sleep(300)) as slow\n"
+    )
+    out = writable_out(tmp_path)
+    env = postgres.warehouse_env("sanity_sigterm")
+    flags = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
+    name = f"dbt-runner-sigterm-{os.getpid()}"
+    process = subprocess.Popen(
+        [
+            DOCKER,
+            "run",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-v",
+            f"{out}:/out",
+            "-v",
+            f"{project}:/opt/dbt-runner/project:ro",
+            *flags,
+            image,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 180
+        for line in process.stdout:
+            if "slow_model" in line and "START" in line:
+                break
+            assert time.monotonic() < deadline, "slow_model never started"
+        time.sleep(1)
+        sent = time.monotonic()
+        docker("kill", "--signal", "TERM", name, check=True)
+        process.communicate(timeout=60)
+        assert time.monotonic() - sent < 30
+        state = json.loads(docker("inspect", name, check=True).stdout)[0]["State"]
+        assert state["ExitCode"] in (143, 130)
+    finally:
+        docker("rm", "-f", name)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    report = read_json(out / "report.json")
+    assert report["status"] == "interrupted"
+    phases = {phase["name"]: phase["status"] for phase in report["phases"]}
+    assert phases["build"] == "interrupted" and phases["seed"] == "success"
+
+
+@pytest.mark.parametrize("variant", ["redshift", "bigquery"])
+def test_variant_parses_the_demo_with_its_adapter(variant: str, tmp_path: Path) -> None:
+    """No warehouse here for these two: parsing needs no connection, and proves the
+    adapter, its macros and the rendered profile work together."""
+    from tests.sanity.conftest import image_of
+
+    warehouse = {
+        "redshift": [
+            "-e",
+            "DBT_RUNNER_WAREHOUSE__HOST=cluster.example",
+            "-e",
+            "DBT_RUNNER_WAREHOUSE__USER=u",
+            "-e",
+            "DBT_RUNNER_WAREHOUSE__DATABASE=dev",
+        ],
+        "bigquery": [
+            "-e",
+            "DBT_RUNNER_WAREHOUSE__PROJECT=my-gcp-project",
+            "-e",
+            "DBT_RUNNER_WAREHOUSE__SCHEMA=analytics",
+        ],
+    }[variant]
+    result = docker(
+        "run",
+        "--rm",
+        "-e",
+        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
+        "-e",
+        f"DBT_RUNNER_WAREHOUSE__TYPE={variant}",
+        *warehouse,
+        image_of(variant),
+        "dbt",
+        "--",
+        "parse",
+    )
+    # deps has not run in this container: parse must say so, after the adapter loaded.
+    assert f"Registered adapter: {variant}=" in result.stdout, result.stdout[-2000:]
+    deps_then_parse = docker(
+        "run",
+        "--rm",
+        "-e",
+        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
+        "-e",
+        f"DBT_RUNNER_WAREHOUSE__TYPE={variant}",
+        *warehouse,
+        "--entrypoint",
+        "sh",
+        image_of(variant),
+        "-c",
+        "dbt-runner dbt -- deps && dbt-runner dbt -- parse",
+    )
+    assert deps_then_parse.returncode == 0, deps_then_parse.stdout[-3000:]
+    # And the other variants' adapters are refused before anything runs.
+    other = docker(
+        "run", "--rm", "-e", f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}", image_of(variant)
+    )
+    assert other.returncode == 3
+    assert "the dbt-duckdb adapter is not installed here" in other.stderr
