@@ -97,7 +97,8 @@ image: ## build the image: every variant, or VARIANT=redshift; tags IMAGE:VERSIO
 	done
 
 .PHONY: run
-run: ## the demo job in the container on DuckDB; outputs in ./out
+run: ## build the image if needed, run the demo job in it on DuckDB; outputs in ./out
+	@$(MAKE) --no-print-directory image VARIANT=$(or $(VARIANT),all)
 	@mkdir -p $(OUT)
 	$(DOCKER) run --rm --user $$(id -u):$$(id -g) -v $(OUT):/out \
 	  -e DBT_RUNNER_PROJECT_DIR=/opt/dbt-runner/examples/demo \
@@ -116,8 +117,9 @@ test: lint ## lint, every test, the image and its sanity suite
 	$(MAKE) sanity
 
 .PHONY: bench
-bench: venv ## benchmarks: runner vs. the shell-script way, version start-up (ratios)
+bench: venv ## benchmarks (ratios, same run): the job, start-up, image size and rebuild
 	$(PY) benchmarks/bench_runner.py
+	DOCKER=$(DOCKER) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) $(PY) benchmarks/bench_image.py
 
 .PHONY: clean
 clean: ## remove local outputs
