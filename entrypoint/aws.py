@@ -1,20 +1,24 @@
-"""boto3 clients with bounded, botocore-native retries and timeouts.
+"""boto3 clients with botocore's own, bounded retries and timeouts.
 
 Credentials come from the standard chain (ECS task role, EKS service account, env);
 `AWS_ENDPOINT_URL` (and per-service `AWS_ENDPOINT_URL_<SERVICE>`) is honoured by boto3
-itself, so a moto server or a VPC endpoint needs no runner setting.
+itself, so a moto server or a VPC endpoint needs no runner setting. Retries follow
+botocore's AWS_RETRY_MODE / AWS_MAX_ATTEMPTS; unset, the runner asks for standard
+mode (exponential backoff with jitter) and 4 attempts, so a dead endpoint fails a run in
+seconds rather than hanging it.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
-# Standard retry mode: exponential backoff with jitter, retrying throttling and
-# transient errors. Bounded, so a dead endpoint fails the run in seconds, not hours.
-MAX_ATTEMPTS = 4
-CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 30
+if TYPE_CHECKING:
+    from entrypoint.settings import AwsSettings
+
+DEFAULT_RETRY_MODE = "standard"
+DEFAULT_MAX_ATTEMPTS = 4
 
 
 @functools.cache
@@ -24,14 +28,26 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-def client(service: str) -> Any:
+def client(service: str, settings: AwsSettings | None = None) -> Any:
     """A client for `service` from the default credential chain."""
     from botocore.config import Config
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        user_agent_extra="dbt-runner",
-    )
-    return _session().client(service, config=config)
+    options: dict[str, Any] = {"user_agent_extra": "dbt-runner"}
+    if settings is not None:
+        options |= {
+            "connect_timeout": settings.connect_timeout_s,
+            "read_timeout": settings.read_timeout_s,
+        }
+    if not os.environ.get("AWS_RETRY_MODE") and not os.environ.get("AWS_MAX_ATTEMPTS"):
+        options["retries"] = {"mode": DEFAULT_RETRY_MODE, "max_attempts": DEFAULT_MAX_ATTEMPTS}
+    return _session().client(service, config=Config(**options))
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, or the exception's class name."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__

@@ -144,9 +144,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from entrypoint import logs
+    from entrypoint.errors import ConfigError
     from entrypoint.pipeline import run
 
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        from entrypoint.notify import notify_invalid_settings
+
+        notify_invalid_settings(exc.message)
+        raise
     logs.setup(
         settings.log_format.value,
         {"run_id": settings.run_id, "env": settings.env, "job": settings.job.value},

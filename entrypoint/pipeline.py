@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from entrypoint import credentials, notify
 from entrypoint.errors import ExitCode, RunnerError
 from entrypoint.phases import DbtInvocation, Interrupted, PhaseRunner
 from entrypoint.profiles import check_adapter, prepare_profile
@@ -98,6 +99,7 @@ class Run:
             run_id=settings.run_id,
         )
         self.project: Project | None = None
+        self.credentials = credentials.Credentials()
         self.stage = "project"
         # dbt's own DBT_TARGET_PATH / DBT_LOG_PATH win; otherwise each run gets its own.
         user_target = os.environ.get("DBT_TARGET_PATH")
@@ -134,7 +136,13 @@ class Run:
             self.log_path = project.dir / self.log_path
         self.stage = "profile"
         check_adapter(settings, project)
-        profile = prepare_profile(settings, project, self.run_dir)
+        self.stage = "credentials"
+        self.credentials = credentials.fetch(settings, self.run_dir / "secrets")
+        for source in self.credentials.sources:
+            log.info("credentials: %s", source)
+        self.report.credentials = self.credentials.sources
+        self.stage = "profile"
+        profile = prepare_profile(settings, project, self.run_dir, self.credentials.fields)
         self.report.adapter = profile.adapter
 
         self.stage = "dbt"
@@ -173,8 +181,15 @@ class Run:
         if project is not None:
             self.stage = "publish"
             try:
-                storage = open_storage(self.settings.artifacts_url)
-                publish_artifacts(storage, project, report, self.target_path, self.log_path)
+                storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+                publish_artifacts(
+                    storage,
+                    project,
+                    report,
+                    self.target_path,
+                    self.log_path,
+                    self.settings.artifacts_public_url,
+                )
             except RunnerError as exc:
                 self._publish_failed(exc)
         report.finish(interrupted_by)
@@ -187,6 +202,8 @@ class Run:
                 report.finish(interrupted_by)
                 paths = self._write_reports(interrupted_by)
         append_step_summary(report)
+        self.stage = "notify"
+        notify.send_all(self.settings.notify, report, self.settings.aws)
         level = logging.INFO if report.exit_code == 0 else logging.WARNING
         summary = f"{report.headline()} (exit code {report.exit_code}) in {report.duration_s:.1f} s"
         log.log(level, "%s", summary)
@@ -224,12 +241,13 @@ class Run:
         """Where report.json, summary.md and junit.xml are written locally."""
         if self.settings.report_dir is not None:
             return self.settings.report_dir
-        storage = open_storage(self.settings.artifacts_url)
+        storage = open_storage(self.settings.artifacts_url, self.settings.aws)
         if isinstance(storage, FileStorage):
             return storage.root
         return self.settings.work_dir / "report"
 
     def _clean_up(self) -> None:
+        self.credentials.remove_files()  # even when the rest of the scratch folder is kept
         if not self.keep_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 

@@ -23,6 +23,8 @@ from entrypoint.settings import Adapter, Settings
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "DBT_ENV_SECRET_WAREHOUSE_PASSWORD"  # noqa: S105 (a variable name)
+# Fetched credentials, for a project's own profiles.yml: {{ env_var('DBT_WAREHOUSE_HOST') }}.
+EXPORTED = ("host", "port", "user", "database", "schema", "project", "keyfile")
 DEFAULT_PORTS = {Adapter.POSTGRES: 5432, Adapter.REDSHIFT: 5439}
 DEFAULT_THREADS = 4
 VARIANTS_WITH = {
@@ -137,6 +139,16 @@ def render_output(
     return output, env
 
 
+def exported_env(fetched: dict[str, Any]) -> dict[str, str]:
+    """Fetched credentials as variables a project's own profiles.yml can read."""
+    env = {
+        f"DBT_WAREHOUSE_{name.upper()}": str(fetched[name]) for name in EXPORTED if name in fetched
+    }
+    if fetched.get("password"):
+        env[PASSWORD_ENV] = str(fetched["password"])
+    return env
+
+
 def prepare_profile(
     settings: Settings, project: Project, run_dir: Path, fetched: dict[str, Any] | None = None
 ) -> Profile:
@@ -147,7 +159,8 @@ def prepare_profile(
             log.warning(
                 "DBT_RUNNER_WAREHOUSE__* settings are ignored: using %s/profiles.yml", existing
             )
-        return Profile(dir=existing, rendered=False, target=settings.target)
+        env = exported_env(fetched or {})
+        return Profile(dir=existing, rendered=False, target=settings.target, env=env)
 
     target = settings.target or settings.env
     output, env = render_output(settings, project, fetched)
@@ -160,5 +173,5 @@ def prepare_profile(
         rendered=True,
         target=target,
         adapter=settings.warehouse.type.value,
-        env=env,
+        env=exported_env(fetched or {}) | env,
     )

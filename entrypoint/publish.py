@@ -36,12 +36,22 @@ def docs_key(project: str, env: str) -> str:
     return join_key(project, env, "docs")
 
 
+def link(storage: Storage, key: str, public_url: str | None) -> str:
+    """Where a person opens `key`: the public http(s) address when there is one."""
+    return f"{public_url}/{key}" if public_url else storage.url_for(key)
+
+
 def publish_artifacts(
-    storage: Storage, project: str, report: RunReport, target_path: Path, log_path: Path | None
+    storage: Storage,
+    project: str,
+    report: RunReport,
+    target_path: Path,
+    log_path: Path | None,
+    public_url: str | None = None,
 ) -> None:
     """Upload this run's dbt artifacts and log; replace the docs if they were generated."""
     prefix = run_key(project, report.env, report.run_id)
-    report.links.run_url = storage.url_for(prefix)
+    report.links.run_url = link(storage, prefix, public_url)
     files = [(name, target_path / name) for name in ARTIFACTS]
     files += [
         (path.relative_to(target_path).as_posix(), path)
@@ -67,7 +77,7 @@ def publish_artifacts(
     # Files of an older docs site that this one no longer has.
     stale = [key for key in storage.list_keys(docs_prefix) if key not in published]
     storage.delete(stale)
-    report.links.docs_url = storage.url_for(join_key(docs_prefix, "index.html"))
+    report.links.docs_url = link(storage, join_key(docs_prefix, "index.html"), public_url)
     log.info("docs published to %s", report.links.docs_url)
 
 

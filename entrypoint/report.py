@@ -107,6 +107,10 @@ class RunReport(BaseModel):
     nodes: list[NodeResult] = Field(default_factory=list)
     errors: list[RunError] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    credentials: list[str] = Field(
+        default_factory=list,
+        description="Which connection fields came from which source (no values)",
+    )
     links: Links = Field(default_factory=Links)
     artifacts: list[str] = Field(default_factory=list, description="Files published for this run")
 

@@ -17,7 +17,7 @@ import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -145,14 +145,147 @@ class WarehouseSettings(BaseModel):
     @field_validator("extra", mode="before")
     @classmethod
     def _parse_extra(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc.msg}); expected an object") from None
-        if not isinstance(value, dict):
-            raise ValueError('expected a JSON object such as {"keepalives_idle": 30}')
+        return _json_object(value, '{"keepalives_idle": 30}')
+
+
+class AwsSettings(BaseModel):
+    """Timeouts for AWS calls. Retries are botocore's own: AWS_RETRY_MODE and
+    AWS_MAX_ATTEMPTS (default here: standard mode, 4 attempts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect_timeout_s: float = Field(default=5, gt=0, le=300)
+    read_timeout_s: float = Field(default=60, gt=0, le=900)
+
+
+class CredentialsSettings(BaseModel):
+    """Where connection fields come from at run time. Every source that is set is
+    used, in this order, a later one overriding an earlier: Glue connection, Secrets
+    Manager secret, SSM parameters, Redshift IAM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    glue_connection: str | None = None
+    secret_id: str | None = None
+    ssm_path: str | None = None
+    ssm_parameters: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    redshift_cluster_id: str | None = None
+    redshift_workgroup: str | None = None
+    redshift_db_user: str | None = None
+    redshift_auto_create: bool = False
+    redshift_duration_s: int = Field(default=900, ge=900, le=3600)
+
+    @field_validator("ssm_parameters", mode="before")
+    @classmethod
+    def _parse_parameters(cls, value: Any) -> Any:
+        return _json_object(value, '{"password": "/dbt/prod/password"}')
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CredentialsSettings:
+        if self.redshift_cluster_id and self.redshift_workgroup:
+            raise ValueError(
+                "DBT_RUNNER_CREDENTIALS__REDSHIFT_CLUSTER_ID and __REDSHIFT_WORKGROUP are "
+                "exclusive: one is a provisioned cluster, the other Redshift Serverless"
+            )
+        if self.redshift_cluster_id and not self.redshift_db_user:
+            raise ValueError(
+                "DBT_RUNNER_CREDENTIALS__REDSHIFT_CLUSTER_ID needs "
+                "DBT_RUNNER_CREDENTIALS__REDSHIFT_DB_USER (the database user to log in as)"
+            )
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(
+            self.glue_connection
+            or self.secret_id
+            or self.ssm_path
+            or self.ssm_parameters
+            or self.redshift_cluster_id
+            or self.redshift_workgroup
+        )
+
+
+class Policy(StrEnum):
+    """When a channel is notified."""
+
+    ALWAYS = "always"
+    FAILURE = "failure"
+    SUCCESS = "success"
+    NEVER = "never"
+
+
+class Trigger(BaseModel):
+    """A URL called after a successful run (a BI tool's sync, an Airflow DAG run).
+
+    Header values are literal, `env:NAME` (read from a variable) or
+    `secret:SECRET_ID` / `secret:SECRET_ID#key` (read from Secrets Manager)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("a trigger URL must start with http:// or https://")
         return value
+
+
+class NotifySettings(BaseModel):
+    """Notifications for every run, configured by environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slack_webhook_url: SecretStr | None = None
+    slack_policy: Policy = Policy.ALWAYS
+    webhook_url: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_policy: Policy = Policy.ALWAYS
+    triggers: Annotated[list[Trigger], NoDecode] = Field(default_factory=list)
+    timeout_s: float = Field(default=10, gt=0, le=120)
+    retries: int = Field(default=2, ge=0, le=5)
+    max_failures: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("triggers", mode="before")
+    @classmethod
+    def _parse_triggers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not valid JSON ({exc.msg})") from None
+            # A plain list of URLs, comma-separated.
+            return [{"url": url} for url in _split_list(text)]
+        return value
+
+    @field_validator("slack_webhook_url", "webhook_url")
+    @classmethod
+    def _http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+def _json_object(value: Any, example: str) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"not valid JSON ({exc.msg}); expected an object like {example}"
+            ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object like {example}")
+    return value
 
 
 class Settings(BaseSettings):
@@ -180,11 +313,17 @@ class Settings(BaseSettings):
     full_refresh: bool = False
     fail_fast: bool = False
     artifacts_url: str = "out"
+    # An http(s) address serving the artifacts URL (CloudFront, an S3 website): links in
+    # reports and notifications use it instead of s3:// or file:// URLs.
+    artifacts_public_url: str | None = None
     report_dir: Path | None = None
     work_dir: Path = Path(tempfile.gettempdir()) / "dbt-runner"
     log_format: LogFormat = LogFormat.TEXT
     run_id: str = Field(default_factory=new_run_id)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
 
     @field_validator("phases", "advisory_phases", mode="before")
     @classmethod
@@ -252,6 +391,15 @@ class Settings(BaseSettings):
     @classmethod
     def _artifacts_url(cls, value: str) -> str:
         return normalise_url(value)
+
+    @field_validator("artifacts_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must start with http:// or https:// (e.g. https://docs.example.com/dbt)"
+            )
+        return value.rstrip("/") if value else value
 
     @field_validator("work_dir", "report_dir")
     @classmethod
@@ -323,7 +471,7 @@ def unknown_env_names(environ: dict[str, str] | None = None) -> list[str]:
     )
 
 
-SECRET_FIELDS = {"password"}
+SECRET_FIELDS = {"password", "slack_webhook_url", "webhook_url", "webhook_secret", "url"}
 
 
 def describe_error(error: ValidationError, cli_flags: dict[str, str]) -> str:

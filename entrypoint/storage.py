@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
+    from entrypoint.settings import AwsSettings
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 # Content types mimetypes may not know, or guesses differently across systems.
@@ -152,11 +154,14 @@ class FileStorage:
 class S3Storage:
     """An S3 prefix. Retries are botocore's own (standard mode, bounded attempts)."""
 
-    def __init__(self, url: str, client: S3Client | None = None) -> None:
+    def __init__(
+        self, url: str, aws_settings: AwsSettings | None = None, client: S3Client | None = None
+    ) -> None:
         parsed = urlparse(url)
         self.url = url
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
+        self.aws_settings = aws_settings
         self._client = client
 
     @property
@@ -164,7 +169,7 @@ class S3Storage:
         if self._client is None:
             from entrypoint.aws import client
 
-            self._client = client("s3")
+            self._client = client("s3", self.aws_settings)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -226,8 +231,8 @@ class S3Storage:
                 raise self._fail("delete under", keys[start], exc) from exc
 
 
-def open_storage(url: str) -> Storage:
+def open_storage(url: str, aws_settings: AwsSettings | None = None) -> Storage:
     """The storage behind a normalised URL (see `normalise_url`)."""
     if url.startswith("s3://"):
-        return S3Storage(url)
+        return S3Storage(url, aws_settings)
     return FileStorage(url)

@@ -5,12 +5,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import DEMO, Postgres, clean_env, copy_project, postgres_server
+from tests.support import (
+    DEMO,
+    Moto,
+    Postgres,
+    clean_env,
+    copy_project,
+    moto_server,
+    postgres_server,
+)
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Moto]:
+    with moto_server() as server:
         yield server
 
 

@@ -71,6 +71,73 @@ def read_json(path: Path) -> Any:
 
 
 @dataclass
+class Moto:
+    """A real moto server on 127.0.0.1: S3, Glue, Secrets Manager, SSM, Redshift."""
+
+    endpoint: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the runner needs to reach it (boto3 honours AWS_ENDPOINT_URL)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        factory: Any = boto3.client  # typed per service name; here any service
+        return factory(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@contextmanager
+def moto_server() -> Iterator[Moto]:
+    binary = Path(sys.executable).parent / "moto_server"
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # bounded wait for the server to answer
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        output = log.read()[-2000:]
+                        raise RuntimeError(f"moto_server did not start: {output!r}") from None
+                    time.sleep(0.1)
+            yield Moto(f"http://127.0.0.1:{port}")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def find_secret(secret: str, text: str = "", *folders: Path) -> list[str]:
+    """Where `secret` appears: in `text` (logs) or any file under `folders`."""
+    found = ["output"] if secret in text else []
+    for folder in folders:
+        for path in folder.rglob("*") if folder.exists() else []:
+            if path.is_file() and secret.encode() in path.read_bytes():
+                found.append(str(path))
+    return found
+
+
+@dataclass
 class Postgres:
     host: str
     port: int

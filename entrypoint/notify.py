@@ -1,0 +1,333 @@
+"""Notify: every run ends with a notification, whatever happened.
+
+Channels, each with a policy (always | failure | success | never):
+- Slack incoming webhook: status, project, env, job, duration, node counts, the first
+  failures with their messages, links to the docs and the run.
+- A generic webhook: the run summary as JSON, signed with HMAC-SHA256 over the body in
+  `X-Dbt-Runner-Signature-256: sha256=<hex>` (as GitHub signs its webhooks).
+- Triggers: URLs called after a successful run (a BI tool's sync, an Airflow DAG run).
+
+Every call has a timeout and a bounded retry (urllib3's Retry: backoff, 429/5xx and
+connection errors). A failed notification is logged and never changes the exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from entrypoint.errors import RunnerError
+from entrypoint.report import RunReport
+from entrypoint.settings import AwsSettings, NotifySettings, Policy, Trigger
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Dbt-Runner-Signature-256"
+EVENT_HEADER = "X-Dbt-Runner-Event"
+DELIVERY_HEADER = "X-Dbt-Runner-Delivery"
+_ICONS = {
+    "success": "✅",
+    "failed": "❌",
+    "error": "💥",
+    "config_error": "⚙️",
+    "infra_error": "🔌",
+    "interrupted": "⏹️",
+}
+
+
+class NotifyError(Exception):
+    pass
+
+
+def wanted(policy: Policy, report: RunReport) -> bool:
+    succeeded = report.exit_code == 0
+    return {
+        Policy.ALWAYS: True,
+        Policy.SUCCESS: succeeded,
+        Policy.FAILURE: not succeeded,
+        Policy.NEVER: False,
+    }[policy]
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a log line: scheme, host and path, no query or credentials."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+
+
+def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
+    """The run as the webhook and triggers send it."""
+    failures = report.failures()
+    return {
+        "event": "run.finished",
+        "schema_version": report.schema_version,
+        "project": report.project,
+        "env": report.env,
+        "job": report.job,
+        "run_id": report.run_id,
+        "status": report.status,
+        "exit_code": report.exit_code,
+        "started_at": report.started_at.isoformat(),
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "duration_s": report.duration_s,
+        "runner_version": report.runner_version,
+        "dbt_version": report.dbt_version,
+        "adapter": report.adapter,
+        "counts": report.counts(),
+        "phases": [
+            {"name": p.name, "status": p.status, "duration_s": p.duration_s} for p in report.phases
+        ],
+        "failures": [
+            {"unique_id": n.unique_id, "phase": n.phase, "status": n.status, "message": n.message}
+            for n in failures[:max_failures]
+        ],
+        "failures_total": len(failures),
+        "errors": [{"stage": e.stage, "message": e.message} for e in report.errors],
+        "links": report.links.model_dump(),
+    }
+
+
+def _link(label: str, url: str | None) -> str | None:
+    if not url:
+        return None
+    if url.startswith(("http://", "https://")):
+        return f"<{url}|{label}>"
+    return f"{label}: `{url}`"
+
+
+def _clip(text: str | None, limit: int = 280) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
+    counts = report.counts()
+    icon = _ICONS.get(report.status, "")
+    title = f"{icon} {report.project or '?'}/{report.env} {report.job}: {report.status}"
+    nodes = " · ".join(f"{n} {k}" for k, n in counts.items() if n) or "no nodes"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Project*\n{report.project or '?'}"},
+                {"type": "mrkdwn", "text": f"*Environment*\n{report.env}"},
+                {"type": "mrkdwn", "text": f"*Job*\n{report.job}"},
+                {"type": "mrkdwn", "text": f"*Duration*\n{report.duration_s:.1f} s"},
+                {"type": "mrkdwn", "text": f"*Nodes*\n{nodes}"},
+                {"type": "mrkdwn", "text": f"*Exit code*\n{report.exit_code}"},
+            ],
+        },
+    ]
+    problems = [f"• *{e.stage}*: {_clip(e.message)}" for e in report.errors]
+    failures = report.failures()
+    problems += [
+        f"• `{n.unique_id}` ({n.status}): {_clip(n.message)}" for n in failures[:max_failures]
+    ]
+    if len(failures) > max_failures:
+        problems.append(f"… and {len(failures) - max_failures} more")
+    if problems:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Failures*\n" + "\n".join(problems)},
+            }
+        )
+    links = [
+        link
+        for link in (
+            _link("Docs", report.links.docs_url),
+            _link("Run artifacts", report.links.run_url),
+        )
+        if link
+    ]
+    if links:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": " · ".join(links)}})
+    context = (
+        f"run `{report.run_id}` · dbt-runner {report.runner_version} · "
+        f"dbt {report.dbt_version or '?'}"
+    )
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return {"text": f"{title} (exit code {report.exit_code})", "blocks": blocks}
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Sender:
+    """POSTs with a timeout and bounded retries."""
+
+    def __init__(self, timeout_s: float, retries: int) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        retry = Retry(
+            total=retries,
+            backoff_factor=0.5,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"POST", "PUT"}),
+            raise_on_status=True,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def send(self, url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> None:
+        import requests
+
+        try:
+            response = self.session.request(
+                method, url, data=body, headers=headers, timeout=self.timeout_s
+            )
+        except requests.RequestException as exc:
+            raise NotifyError(_clip(str(exc), 200)) from exc
+        if response.status_code >= 400:
+            raise NotifyError(f"HTTP {response.status_code}")
+
+
+def resolve_header(value: str, secrets: Callable[[str], str]) -> str:
+    """A trigger header value: literal, `env:NAME` or `secret:SECRET_ID[#key]`."""
+    if value.startswith("env:"):
+        name = value[len("env:") :]
+        if name not in os.environ:
+            raise NotifyError(f"header variable {name} is not set")
+        return os.environ[name]
+    if value.startswith("secret:"):
+        try:
+            return secrets(value[len("secret:") :])
+        except RunnerError as exc:
+            raise NotifyError(exc.message) from exc
+    return value
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, default=str).encode()
+
+
+def send_all(
+    settings: NotifySettings,
+    report: RunReport,
+    aws_settings: AwsSettings | None = None,
+    quiet: bool = False,
+) -> list[str]:
+    """Send every wanted notification; return the problems (logged as warnings unless
+    `quiet`)."""
+    jobs: list[tuple[str, str, bytes, dict[str, str], str]] = []
+    json_headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"dbt-runner/{report.runner_version}",
+    }
+    if settings.slack_webhook_url and wanted(settings.slack_policy, report):
+        body = _json(slack_message(report, settings.max_failures))
+        jobs.append(
+            ("slack", settings.slack_webhook_url.get_secret_value(), body, json_headers, "POST")
+        )
+    if settings.webhook_url and wanted(settings.webhook_policy, report):
+        body = _json(summary(report, settings.max_failures))
+        headers = json_headers | {EVENT_HEADER: "run.finished", DELIVERY_HEADER: report.run_id}
+        if settings.webhook_secret:
+            headers[SIGNATURE_HEADER] = sign(body, settings.webhook_secret.get_secret_value())
+        jobs.append(("webhook", settings.webhook_url.get_secret_value(), body, headers, "POST"))
+    problems: list[str] = []
+    if report.exit_code == 0:
+        for index, trigger in enumerate(settings.triggers):
+            try:
+                jobs.append(
+                    _trigger_job(index, trigger, report, json_headers, aws_settings, settings)
+                )
+            except NotifyError as exc:
+                problems.append(
+                    f"trigger {index + 1} ({safe_url(trigger.url.get_secret_value())}): {exc}"
+                )
+    if not jobs and not problems:
+        return []
+    sender = Sender(settings.timeout_s, settings.retries)
+    for channel, url, body, headers, method in jobs:
+        try:
+            sender.send(url, body, headers, method)
+            if not quiet:
+                log.info("notified %s (%s)", channel, safe_url(url))
+        except NotifyError as exc:
+            problems.append(f"{channel} ({safe_url(url)}): {exc}")
+    for problem in problems if not quiet else []:
+        log.warning("notification failed, exit code unchanged: %s", problem)
+    return problems
+
+
+def notify_invalid_settings(message: str) -> None:
+    """The settings did not validate, so nothing ran: still tell the channels, if the
+    notification settings themselves are valid. Quiet: stderr keeps its one line."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    from entrypoint.errors import ExitCode
+    from entrypoint.project import read_project
+    from entrypoint.settings import ENV_PREFIX, NESTED_DELIMITER, new_run_id
+    from entrypoint.versions import runner_version
+
+    class NotifyOnly(BaseSettings):
+        model_config = SettingsConfigDict(
+            env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, extra="ignore"
+        )
+        notify: NotifySettings = NotifySettings()
+
+    try:
+        settings = NotifyOnly().notify
+    except ValidationError:
+        return
+    env = os.environ
+    report = RunReport(
+        runner_version=runner_version(),
+        env=env.get("DBT_RUNNER_ENV", "")[:32] or "unknown",
+        job=env.get("DBT_RUNNER_JOB", "")[:32] or "full",
+        run_id=new_run_id(),
+    )
+    with contextlib.suppress(RunnerError, OSError):  # the project may be what is wrong
+        report.project = read_project(Path(env.get("DBT_RUNNER_PROJECT_DIR", ".")))[0]
+    report.add_error("settings", message, ExitCode.CONFIG)
+    report.finish()
+    send_all(settings, report, quiet=True)
+
+
+def _trigger_job(
+    index: int,
+    trigger: Trigger,
+    report: RunReport,
+    json_headers: dict[str, str],
+    aws_settings: AwsSettings | None,
+    settings: NotifySettings,
+) -> tuple[str, str, bytes, dict[str, str], str]:
+    def secrets(reference: str) -> str:
+        from entrypoint import aws
+        from entrypoint.credentials.secrets_manager import secret_value
+
+        return secret_value(reference, aws.client("secretsmanager", aws_settings))
+
+    headers = json_headers | {EVENT_HEADER: "run.succeeded", DELIVERY_HEADER: report.run_id}
+    for name, value in trigger.headers.items():
+        headers[name] = resolve_header(value, secrets)
+    payload = (
+        trigger.body
+        if trigger.body is not None
+        else summary(report, settings.max_failures) | {"event": "run.succeeded"}
+    )
+    return (
+        f"trigger {index + 1}",
+        trigger.url.get_secret_value(),
+        _json(payload),
+        headers,
+        trigger.method,
+    )
