@@ -118,8 +118,9 @@ test: lint ## lint, every test, the image and its sanity suite
 	$(MAKE) sanity
 
 .PHONY: bench
-bench: venv ## benchmarks (ratios, same run): the job, start-up, image size and rebuild
+bench: venv ## benchmarks (ratios, same run): the job, slim jobs, start-up, image size, rebuild
 	$(PY) benchmarks/bench_runner.py
+	$(PY) benchmarks/bench_slim.py
 	DOCKER=$(DOCKER) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) $(PY) benchmarks/bench_image.py
 
 .PHONY: clean

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import generate, profile
+from benchmarks.project import ROWS, generate, profile
 
 BIN = Path(sys.executable).parent
 
@@ -87,11 +87,12 @@ def median_time(cmd: list[str], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows per staging table")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--skip-job", action="store_true", help="only the version figure")
     args = parser.parse_args()
-    results: dict[str, object] = {"models": args.models, "threads": args.threads}
+    results: dict[str, object] = {"models": args.models, "rows": args.rows, "threads": args.threads}
 
     if not args.skip_job:
         script_times, runner_times = [], []
@@ -99,8 +100,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-") as tmp:
                 base = Path(tmp)
                 # Separate copies: neither shares dbt_packages or a partial parse with the other.
-                script_project = generate(base / "script-project", args.models)
-                runner_project = generate(base / "runner-project", args.models)
+                script_project = generate(base / "script-project", args.models, rows=args.rows)
+                runner_project = generate(base / "runner-project", args.models, rows=args.rows)
                 # Alternate who goes first, so drift on the machine hits both.
                 if round_ % 2 == 0:
                     script_times.append(script_way(script_project, base / "script", args.threads))

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-VERBS = ("run", "check", "plan", "version", "dbt")
+VERBS = ("run", "retry", "check", "plan", "version", "dbt")
 
 # flag -> (settings field, argparse options)
 FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -57,6 +57,10 @@ def _parser(verb: str) -> argparse.ArgumentParser:
         parser.add_argument(*names, dest=dest, default=None, **options)
     if verb in ("plan", "check"):
         parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
+    if verb == "retry":
+        parser.add_argument(
+            "--from-run", dest="retry_of", metavar="RUN_ID", help="default: the last run"
+        )
     return parser
 
 
@@ -132,20 +136,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
         target=settings.target if existing else (settings.target or settings.env),
         vars=settings.vars,
     )
-    commands = plan(settings, invocation)
+    state_dir, state_note = _planned_state(settings, name)
+    commands = plan(settings, invocation, state_dir)
     if args.as_json:
         print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
         return 0
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
+    if state_note:
+        print(f"# {state_note}")
     for phase, argv in commands:
         print(f"{phase:<10} dbt {' '.join(argv)}")
     return 0
 
 
+def _planned_state(settings: Any, project: str) -> tuple[Any, str | None]:
+    """For a slim job: the state folder run would use, and a note on the state found."""
+    from entrypoint.settings import Job
+    from entrypoint.state import StateError, StateStore
+    from entrypoint.storage import open_storage
+
+    if settings.job is not Job.SLIM or settings.state_url is None:
+        return None, None
+    env = settings.slim.defer_env or settings.env
+    store = StateStore(open_storage(settings.state_url, settings.aws), project, env)
+    try:
+        pointer = store.latest()
+    except StateError as exc:
+        return None, f"slim: the state at {store.url()} is unusable ({exc}): run builds everything"
+    if pointer is None:
+        return None, f"slim: no state yet at {store.url()}: run builds everything"
+    folder = settings.work_dir / "runs" / settings.run_id / "state"
+    return folder, f"slim: changes since run {pointer.run_id} ({store.url()}), deferring to it"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from entrypoint import logs
     from entrypoint.errors import ConfigError
-    from entrypoint.pipeline import run
+    from entrypoint.pipeline import retry, run
 
     try:
         settings = _settings(args)
@@ -158,6 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.log_format.value,
         {"run_id": settings.run_id, "env": settings.env, "job": settings.job.value},
     )
+    if getattr(args, "retry_of", False) is not False:  # the retry verb
+        return retry(settings, args.retry_of)
     return run(settings)
 
 
@@ -175,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_version("--json" in argv)
     if verb == "dbt":
         return _guarded(lambda: cmd_dbt(argv[1:] if argv[:1] == ["--"] else argv))
-    commands = {"run": cmd_run, "check": cmd_check, "plan": cmd_plan}
+    commands = {"run": cmd_run, "retry": cmd_run, "check": cmd_check, "plan": cmd_plan}
     return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
 
 

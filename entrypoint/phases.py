@@ -12,7 +12,7 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,19 +52,32 @@ class DbtInvocation:
     target: str | None = None
     vars: dict[str, Any] = field(default_factory=dict)
 
-    def common_args(self) -> list[str]:
+    def common_args(self, target: bool = True) -> list[str]:
         import json
 
         args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
-        if self.target:
+        if self.target and target:
             args += ["--target", self.target]
         if self.vars:
             args += ["--vars", json.dumps(self.vars, sort_keys=True)]
         return args
 
 
-def _selection(settings: Settings) -> list[str]:
-    args: list[str] = []
+def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
+    if state_dir is not None:
+        # Slim: what changed since the state (plus any extra selection), deferring
+        # unselected refs to the state's relations.
+        select = settings.slim.select.split() + (settings.select or "").split()
+        args = ["--select", *select]
+        if settings.exclude:
+            args += ["--exclude", *settings.exclude.split()]
+        args += ["--state", str(state_dir)]
+        if settings.slim.defer:
+            args.append("--defer")
+        if settings.slim.favor_state:
+            args.append("--favor-state")
+        return args
+    args = []
     if settings.selector:
         args += ["--selector", settings.selector]
     if settings.select:
@@ -81,17 +94,23 @@ def compiles_whole_project(settings: Settings) -> bool:
 
 
 def phase_command(
-    phase: Phase, settings: Settings, phases: list[Phase], compiled: bool = False
+    phase: Phase,
+    settings: Settings,
+    phases: list[Phase],
+    compiled: bool = False,
+    state_dir: Path | None = None,
 ) -> list[str]:
     """The dbt command (without the shared arguments) a phase runs.
 
     `compiled`: an earlier phase of this process compiled every node into the shared
-    manifest, so docs need not compile the project again.
+    manifest, so docs need not compile the project again. `state_dir`: a slim job's
+    state (its manifest.json), for node phases to select changes and defer.
     """
     threads = ["--threads", str(settings.threads)] if settings.threads else []
     fail_fast = ["--fail-fast"] if settings.fail_fast else []
     full_refresh = ["--full-refresh"] if settings.full_refresh else []
-    select = _selection(settings)
+    select = _selection(settings, state_dir)
+    plain = _selection(settings, None)
     if phase is Phase.DEPS:
         return ["deps"]
     if phase is Phase.DEBUG:
@@ -109,7 +128,7 @@ def phase_command(
         skip_seeds = ["--exclude-resource-type", "seed"] if Phase.SEED in phases else []
         return ["build", *select, *skip_seeds, *threads, *full_refresh, *fail_fast]
     if phase is Phase.FRESHNESS:
-        return ["source", "freshness", *select, *threads]
+        return ["source", "freshness", *plain, *threads]
     if phase is Phase.DOCS:
         # The whole project, whatever the selection: these become the published docs.
         no_compile = ["--no-compile"] if compiled else []
@@ -117,7 +136,9 @@ def phase_command(
     raise AssertionError(phase)
 
 
-def plan(settings: Settings, invocation: DbtInvocation) -> list[tuple[str, list[str]]]:
+def plan(
+    settings: Settings, invocation: DbtInvocation, state_dir: Path | None = None
+) -> list[tuple[str, list[str]]]:
     """Every dbt command a run would make, in order (parse included)."""
     phases = settings.job_phases
     commands: list[tuple[str, list[str]]] = []
@@ -128,7 +149,7 @@ def plan(settings: Settings, invocation: DbtInvocation) -> list[tuple[str, list[
             parsed = True
         # Shown as run will make it when the build succeeds.
         compiled = compiles_whole_project(settings)
-        command = phase_command(phase, settings, phases, compiled)
+        command = phase_command(phase, settings, phases, compiled, state_dir)
         commands.append((phase.value, [*command, *invocation.common_args()]))
     return commands
 
@@ -192,14 +213,14 @@ class PhaseRunner:
         invocation: DbtInvocation,
         target_path: Path,
         report: RunReport,
-        before_parse: Callable[[], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.project = project
         self.invocation = invocation
         self.target_path = target_path
         self.report = report
-        self.before_parse = before_parse
+        self.state_dir = state_dir
         self.manifest: Manifest | None = None
         self.phases = settings.job_phases
 
@@ -278,8 +299,6 @@ class PhaseRunner:
                 return
 
     def _parse(self) -> bool:
-        if self.before_parse is not None:
-            self.before_parse()
         args = ["parse", *self.invocation.common_args()]
         clock = _Clock()
         result = self._invoke(args)
@@ -319,7 +338,7 @@ class PhaseRunner:
                     stopped = "skipped: the project did not parse"
                     self._record(phase.value, "skipped", message=stopped)
                     continue
-                command = phase_command(phase, self.settings, self.phases, compiled)
+                command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
                 args = [*command, *common]
                 has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
                 result = self._run(phase.value, args, is_advisory, has_nodes)
@@ -339,3 +358,39 @@ class PhaseRunner:
             raise
         finally:
             self._restore_job_run_results()
+
+    def retry(self, previous: Path) -> None:
+        """`dbt retry` of the failed and skipped nodes in `previous`/run_results.json,
+        after installing packages (a fresh container has none)."""
+        if self.project.has_packages:
+            deps_args = ["deps", *self.invocation.common_args()]
+            if self._run(Phase.DEPS.value, deps_args, False, False).status != "success":
+                return
+        # retry takes no --target: dbt reuses the earlier invocation's.
+        args = ["retry", "--state", str(previous), *self.invocation.common_args(target=False)]
+        if self.settings.threads:
+            args += ["--threads", str(self.settings.threads)]
+        self._run("retry", args, advisory=False, has_nodes=True)
+
+    def slim_nodes(self) -> dict[str, list[str]]:
+        """What a slim build selected, built and skipped, and which parents it deferred."""
+        node_phases = {phase.value for phase in NODE_PHASES}
+        results = [node for node in self.report.nodes if node.phase in node_phases]
+        selected = sorted({node.unique_id for node in results})
+        built = sorted({n.unique_id for n in results if n.outcome != "skipped"})
+        skipped = sorted({n.unique_id for n in results if n.outcome == "skipped"})
+        deferred: set[str] = set()
+        if self.manifest is not None:
+            chosen = set(selected)
+            for unique_id in chosen:
+                node = self.manifest.nodes.get(unique_id)
+                for parent in getattr(getattr(node, "depends_on", None), "nodes", []):
+                    kind = parent.split(".", 1)[0]
+                    if parent not in chosen and kind in ("model", "seed", "snapshot"):
+                        deferred.add(parent)
+        return {
+            "selected": selected,
+            "built": built,
+            "skipped": skipped,
+            "deferred": sorted(deferred),
+        }

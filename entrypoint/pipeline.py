@@ -8,6 +8,7 @@ still happen, and the exit code says what broke (README, "Exit codes").
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -18,14 +19,15 @@ from pathlib import Path
 from types import FrameType
 
 from entrypoint import credentials, notify
-from entrypoint.errors import ExitCode, RunnerError
+from entrypoint.errors import ConfigError, ExitCode, InfraError, RunnerError
 from entrypoint.phases import DbtInvocation, Interrupted, PhaseRunner
 from entrypoint.profiles import check_adapter, prepare_profile
 from entrypoint.project import Project, prepare_project
-from entrypoint.publish import publish_artifacts, publish_reports
-from entrypoint.report import RunReport, append_step_summary, write_report_files
-from entrypoint.settings import Settings
-from entrypoint.storage import FileStorage, open_storage
+from entrypoint.publish import last_run_key, publish_artifacts, publish_reports, run_key
+from entrypoint.report import RunReport, StateInfo, append_step_summary, write_report_files
+from entrypoint.settings import Job, Phase, Settings
+from entrypoint.state import StateError, StateStore
+from entrypoint.storage import FileStorage, join_key, open_storage
 from entrypoint.versions import dbt_version, runner_version
 
 log = logging.getLogger(__name__)
@@ -86,16 +88,21 @@ def dbt_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 class Run:
-    """One `dbt-runner run`."""
+    """One `dbt-runner run`, or `dbt-runner retry` of an earlier run."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, retry: bool = False, retry_of: str | None = None
+    ) -> None:
         self.settings = settings
+        self.retry = retry
+        self.retry_of = retry_of
+        self.recreated_state: Path | None = None
         self.run_dir = settings.work_dir / "runs" / settings.run_id
         self.report = RunReport(
             runner_version=runner_version(),
             dbt_version=dbt_version(),
             env=settings.env,
-            job=settings.job.value,
+            job="retry" if retry else settings.job.value,
             run_id=settings.run_id,
         )
         self.project: Project | None = None
@@ -145,6 +152,10 @@ class Run:
         profile = prepare_profile(settings, project, self.run_dir, self.credentials.fields)
         self.report.adapter = profile.adapter
 
+        self.stage = "state"
+        retry_dir = self._prepare_retry(project) if self.retry else None
+        state_dir = None if self.retry else self._prepare_state(project)
+
         self.stage = "dbt"
         dbt_env = {
             "DBT_TARGET_PATH": str(self.target_path),
@@ -160,17 +171,129 @@ class Run:
             target=profile.target,
             vars=settings.vars,
         )
-        runner = PhaseRunner(settings, project, invocation, self.target_path, self.report)
+        runner = PhaseRunner(
+            settings, project, invocation, self.target_path, self.report, state_dir
+        )
         log.info(
             "run %s: project %s, env %s, job %s (%s)",
             settings.run_id,
             project.name,
             settings.env,
-            settings.job.value,
+            self.report.job,
             ", ".join(p.value for p in settings.job_phases),
         )
-        with dbt_environment(dbt_env):
-            runner.run()
+        try:
+            with dbt_environment(dbt_env):
+                if not self.retry:
+                    runner.run()
+                elif retry_dir is not None:
+                    runner.retry(retry_dir)
+        finally:
+            if state_dir is not None and self.report.state is not None:
+                self.report.state = self.report.state.model_copy(update=runner.slim_nodes())
+
+    def _prepare_retry(self, project: Project) -> Path | None:
+        """The earlier run's run results in a folder for `dbt retry`, and the state it
+        deferred to back where it was; None when that run needs no retry."""
+        storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+        env = self.settings.env
+        run_id = self.retry_of
+        if run_id is None:
+            last = storage.get_bytes(last_run_key(project.name, env))
+            if last is None:
+                raise ConfigError(
+                    f"no earlier run of {project.name}/{env} under "
+                    f"{self.settings.artifacts_url} to retry; pass --from-run RUN_ID"
+                )
+            run_id = str(json.loads(last)["run_id"])
+        self.report.retry_of = run_id
+        prefix = run_key(project.name, env, run_id)
+        document = storage.get_bytes(join_key(prefix, "report.json"))
+        if document is None:
+            raise ConfigError(f"--from-run {run_id}: no such run under {storage.url_for(prefix)}")
+        previous = RunReport.model_validate_json(document)
+        if previous.status == "success":
+            log.info("run %s succeeded: nothing to retry", run_id)
+            return None
+        results = storage.get_bytes(join_key(prefix, "run_results.json"))
+        if results is None:
+            raise ConfigError(
+                f"run {run_id} stopped before dbt ran any node (no run_results.json): "
+                "run the job again instead"
+            )
+        folder = self.run_dir / "retry"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "run_results.json").write_bytes(results)
+        log.info("retrying the failed and skipped nodes of run %s", run_id)
+        # dbt retry reuses the earlier run's --state: put that state back where it was.
+        state_path = json.loads(results).get("args", {}).get("state")
+        deferred_to = previous.state.deferred_to if previous.state else None
+        if state_path and deferred_to:
+            store = self._state_store(project, self.settings.slim.defer_env or env)
+            pointer = store.pointer_of(deferred_to) if store else None
+            if store is None or pointer is None:
+                raise InfraError(
+                    f"run {run_id} deferred to state {deferred_to}, which is no longer kept "
+                    "under DBT_RUNNER_STATE_URL"
+                )
+            try:
+                store.fetch_manifest(pointer, Path(state_path), self.settings.warehouse.type.value)
+            except StateError as exc:
+                raise InfraError(f"the state run {run_id} deferred to: {exc}") from None
+            self.recreated_state = Path(state_path)
+            self.report.state = StateInfo(url=store.url(), mode="slim", deferred_to=deferred_to)
+        return folder
+
+    def _state_store(self, project: Project, env: str) -> StateStore | None:
+        if self.settings.state_url is None:
+            return None
+        return StateStore(
+            open_storage(self.settings.state_url, self.settings.aws), project.name, env
+        )
+
+    def _prepare_state(self, project: Project) -> Path | None:
+        """Fetch the last good state. Returns the folder holding its manifest for a slim
+        build, or None to build everything (no state yet, or one that cannot be trusted).
+        Restores dbt's parse cache from it when it fits this project and dbt."""
+        settings = self.settings
+        env = settings.slim.defer_env or settings.env
+        store = self._state_store(project, env)
+        if store is None:
+            return None
+        problem: str | None = None
+        try:
+            pointer = store.latest()
+        except StateError as exc:
+            pointer, problem = None, str(exc)
+        if pointer is None and problem is None:
+            problem = "no state yet"
+        info = StateInfo(url=store.url(), mode="full")
+        self.report.state = info
+        state_dir = None
+        if pointer is not None:
+            info.warm_parse = store.restore_partial_parse(
+                pointer, self.target_path, project.dir, self.report.dbt_version
+            )
+            if settings.job is Job.SLIM:
+                folder = self.run_dir / "state"
+                try:
+                    store.fetch_manifest(pointer, folder, settings.warehouse.type.value)
+                    state_dir = folder
+                    info.mode, info.deferred_to = "slim", pointer.run_id
+                except StateError as exc:
+                    problem = str(exc)
+        if settings.job is Job.SLIM and state_dir is None:
+            info.reason = (
+                f"slim job without usable state at {store.url()} ({problem}): building everything"
+            )
+            log.warning("%s", info.reason)
+        elif state_dir is not None:
+            log.info(
+                "slim: comparing with, and deferring to, run %s (%s)", info.deferred_to, store.url()
+            )
+        if info.warm_parse:
+            log.info("parse cache restored from the state")
+        return state_dir
 
     # --- finishing: always runs ------------------------------------------------
 
@@ -178,6 +301,8 @@ class Run:
         report = self.report
         storage = None
         project = report.project
+        if self.project is not None and interrupted_by is None and report.succeeding():
+            self._promote_state(self.project)
         if project is not None:
             self.stage = "publish"
             try:
@@ -231,6 +356,41 @@ class Run:
             log.error("cannot write the report anywhere: %s", exc)
             return []
 
+    def _not_promotable(self) -> str | None:
+        """Why this run's manifest must not become the state, if it must not: the state
+        claims every node's code is what the warehouse holds, so only a run that built
+        everything it did not defer may set it."""
+        settings = self.settings
+        if not self.retry and not {Phase.BUILD, Phase.RUN} & set(settings.job_phases):
+            return "the job has no build or run phase"
+        if settings.selector or settings.exclude:
+            return "the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)"
+        if settings.select and settings.job is not Job.SLIM:
+            return "the job built a selection (DBT_RUNNER_SELECT)"
+        return None
+
+    def _promote_state(self, project: Project) -> None:
+        """A good run's manifest becomes the state slim jobs compare with and defer to."""
+        store = self._state_store(project, self.settings.env)
+        if store is None:
+            return
+        blocker = self._not_promotable()
+        if blocker is not None:
+            log.info("state not promoted: %s", blocker)
+            return
+        self.stage = "state"
+        try:
+            promoted = store.promote(self.report, self.target_path, project.dir)
+        except RunnerError as exc:
+            log.error("%s", exc.message)
+            self.report.add_error("state", exc.message, exc.exit_code)
+            return
+        if self.report.state is None:
+            self.report.state = StateInfo(url=store.url(), mode="full")
+        self.report.state.promoted = promoted
+        if promoted:
+            log.info("state promoted: %s now holds run %s", store.url(), self.report.run_id)
+
     def _publish_failed(self, exc: RunnerError) -> None:
         log.error("%s", exc.message)
         self.report.add_error("publish", exc.message, exc.exit_code)
@@ -248,9 +408,15 @@ class Run:
 
     def _clean_up(self) -> None:
         self.credentials.remove_files()  # even when the rest of the scratch folder is kept
+        if self.recreated_state is not None:
+            shutil.rmtree(self.recreated_state, ignore_errors=True)
         if not self.keep_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def run(settings: Settings) -> int:
     return Run(settings).execute()
+
+
+def retry(settings: Settings, retry_of: str | None = None) -> int:
+    return Run(settings, retry=True, retry_of=retry_of).execute()

@@ -7,6 +7,7 @@ Layout under the artifacts URL:
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -82,7 +83,15 @@ def publish_artifacts(
 
 
 def publish_reports(storage: Storage, project: str, report: RunReport, paths: list[Path]) -> None:
-    """Upload report.json, summary.md and junit.xml next to the run's artifacts."""
+    """Upload report.json, summary.md and junit.xml next to the run's artifacts, then
+    point last_run.json at the run (what `dbt-runner retry` starts from)."""
     prefix = run_key(project, report.env, report.run_id)
     for path in paths:
         storage.put_file(join_key(prefix, path.name), path)
+    if report.phases:  # a run that reached dbt
+        last = {"run_id": report.run_id, "status": report.status, "job": report.job}
+        storage.put_bytes(last_run_key(project, report.env), json.dumps(last).encode())
+
+
+def last_run_key(project: str, env: str) -> str:
+    return join_key(project, env, "last_run.json")

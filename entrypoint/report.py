@@ -87,6 +87,23 @@ class Links(BaseModel):
     docs_url: str | None = Field(default=None, description="The latest docs site")
 
 
+class StateInfo(BaseModel):
+    """Slim jobs and state: what was compared, deferred and promoted."""
+
+    url: str = Field(description="Where this job's state is read from")
+    mode: Literal["slim", "full"] = Field(description="How the build selected: changes, or all")
+    reason: str | None = Field(default=None, description="Why a slim job built everything")
+    deferred_to: str | None = Field(default=None, description="Run id of the state used")
+    warm_parse: bool = Field(default=False, description="dbt's parse cache came with the state")
+    promoted: bool = Field(default=False, description="This run's state is now the latest")
+    selected: list[str] = Field(default_factory=list, description="Nodes the build selected")
+    built: list[str] = Field(default_factory=list, description="Selected nodes that ran")
+    skipped: list[str] = Field(default_factory=list, description="Selected nodes skipped")
+    deferred: list[str] = Field(
+        default_factory=list, description="Unselected parents read from the state's relations"
+    )
+
+
 class RunReport(BaseModel):
     """Everything about one run. Written as report.json."""
 
@@ -107,6 +124,8 @@ class RunReport(BaseModel):
     nodes: list[NodeResult] = Field(default_factory=list)
     errors: list[RunError] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    state: StateInfo | None = None
+    retry_of: str | None = Field(default=None, description="The run a retry re-ran")
     credentials: list[str] = Field(
         default_factory=list,
         description="Which connection fields came from which source (no values)",
@@ -143,6 +162,10 @@ class RunReport(BaseModel):
         return ExitCode.SUCCESS, "success"
 
     # --- reading -------------------------------------------------------------
+
+    def succeeding(self) -> bool:
+        """Whether the run, as recorded so far, would exit 0."""
+        return self._outcome(None)[0] == ExitCode.SUCCESS
 
     def counts(self) -> dict[str, int]:
         totals = {"ok": 0, "warn": 0, "failed": 0, "skipped": 0}
@@ -201,6 +224,17 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
                 f"| {_md_cell(phase.message, 120)} |"
             )
         lines.append("")
+    if report.state is not None:
+        state = report.state
+        if state.mode == "slim":
+            lines += [
+                f"**Slim:** {len(state.built)} built, {len(state.skipped)} skipped, "
+                f"{len(state.deferred)} deferred to state `{state.deferred_to}`"
+                + (" (warm parse)" if state.warm_parse else ""),
+                "",
+            ]
+        elif state.reason:
+            lines += [f"**Full build:** {_md_cell(state.reason)}", ""]
     if report.errors:
         lines += ["### Errors", ""]
         lines += [

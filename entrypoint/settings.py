@@ -62,7 +62,8 @@ PHASE_ORDER = list(Phase)
 
 JOB_PHASES: dict[Job, list[Phase]] = {
     Job.FULL: [Phase.DEPS, Phase.DEBUG, Phase.SEED, Phase.BUILD, Phase.FRESHNESS, Phase.DOCS],
-    Job.SLIM: [Phase.DEPS, Phase.DEBUG, Phase.BUILD],
+    # As dbt Cloud's CI jobs: no debug (build fails just as clearly), build only.
+    Job.SLIM: [Phase.DEPS, Phase.BUILD],
 }
 
 
@@ -288,6 +289,20 @@ def _json_object(value: Any, example: str) -> Any:
     return value
 
 
+class SlimSettings(BaseModel):
+    """How a slim job selects and defers (DBT_RUNNER_JOB=slim)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # What changed since the state: `state:modified+` (and children), `state:modified`,
+    # `state:modified+1`, ... DBT_RUNNER_SELECT adds to it, DBT_RUNNER_EXCLUDE removes.
+    select: str = "state:modified+"
+    defer: bool = True
+    favor_state: bool = False
+    # Defer to another environment's state (a CI job deferring to prod); default: own.
+    defer_env: str | None = None
+
+
 class Settings(BaseSettings):
     """The job: read from DBT_RUNNER_* variables, overridden by CLI flags."""
 
@@ -320,6 +335,9 @@ class Settings(BaseSettings):
     work_dir: Path = Path(tempfile.gettempdir()) / "dbt-runner"
     log_format: LogFormat = LogFormat.TEXT
     run_id: str = Field(default_factory=new_run_id)
+    # Where the state of the last good run lives: s3://bucket/prefix or file:///path.
+    state_url: str | None = None
+    slim: SlimSettings = Field(default_factory=SlimSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -392,6 +410,11 @@ class Settings(BaseSettings):
     def _artifacts_url(cls, value: str) -> str:
         return normalise_url(value)
 
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_url(value)
+
     @field_validator("artifacts_public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -411,6 +434,16 @@ class Settings(BaseSettings):
         if self.job is Job.CUSTOM and not self.phases:
             raise ValueError(
                 "DBT_RUNNER_JOB=custom needs DBT_RUNNER_PHASES (e.g. 'deps,seed,build')"
+            )
+        if self.job is Job.SLIM and not self.state_url:
+            raise ValueError(
+                "DBT_RUNNER_JOB=slim needs DBT_RUNNER_STATE_URL (s3://bucket/prefix or "
+                "file:///path): where the last good run's state is kept"
+            )
+        if self.job is Job.SLIM and self.selector:
+            raise ValueError(
+                "DBT_RUNNER_SELECTOR cannot be combined with DBT_RUNNER_JOB=slim; "
+                "use DBT_RUNNER_SLIM__SELECT and DBT_RUNNER_SELECT / DBT_RUNNER_EXCLUDE"
             )
         if self.selector and (self.select or self.exclude):
             raise ValueError(

@@ -69,7 +69,7 @@ def test_docs_reuse_compilation_only_after_an_unselected_build() -> None:
     for s, expected in (
         (full, True),
         (settings(select="orders"), False),
-        (settings(job="slim", phases="build,docs"), False),
+        (settings(job="slim", state_url="/state", phases="build,docs"), False),
     ):
         docs = dict(plan(s, invocation))["docs"]
         assert ("--no-compile" in docs) is expected
@@ -161,3 +161,42 @@ def test_node_outcomes(status: str, outcome: str) -> None:
 def test_results_without_nodes_are_ignored() -> None:
     assert node_results("docs", None) == []
     assert node_results("debug", True) == []
+
+
+def test_slim_selects_changes_defers_and_keeps_extra_selection() -> None:
+    s = settings(
+        job="slim",
+        state_url="/state",
+        select="tag:daily",
+        exclude="big_model",
+        slim={"select": "state:modified+1", "favor_state": True},
+    )
+    state = Path("/run/state")
+    build = phase_command(Phase.BUILD, s, s.job_phases, state_dir=state)
+    assert build == [
+        "build",
+        "--select",
+        "state:modified+1",
+        "tag:daily",
+        "--exclude",
+        "big_model",
+        "--state",
+        "/run/state",
+        "--defer",
+        "--favor-state",
+    ]
+    # Without usable state, a slim job builds with the plain selection.
+    assert phase_command(Phase.BUILD, s, s.job_phases) == [
+        "build",
+        "--select",
+        "tag:daily",
+        "--exclude",
+        "big_model",
+    ]
+    # Freshness and docs never take the state selection.
+    assert "--state" not in phase_command(Phase.FRESHNESS, s, s.job_phases, state_dir=state)
+    assert "--state" not in phase_command(Phase.DOCS, s, s.job_phases, state_dir=state)
+    no_defer = settings(job="slim", state_url="/state", slim={"defer": False})
+    assert "--defer" not in phase_command(
+        Phase.BUILD, no_defer, no_defer.job_phases, state_dir=state
+    )

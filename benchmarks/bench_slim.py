@@ -1,0 +1,131 @@
+"""Benchmark slim jobs against the full job, on a generated N-model DuckDB project.
+
+In one session: the full job (which promotes state), then a slim job after changing
+one leaf model with dbt's parse cache restored from the state (warm), then another
+after a second change with the cache removed from the state (cold).
+Goal: slim (warm) / full <= 0.15; the cold ratio is reported too.
+
+Usage: python benchmarks/bench_slim.py [--models 500] [--threads 4]
+Writes build/bench/slim.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.project import ROWS, generate
+
+BIN = Path(sys.executable).parent
+
+
+def run_job(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(BIN / "dbt-runner"), "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    report: dict[str, Any] = json.loads(
+        (Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text()
+    )
+    if result.returncode != 0:
+        sys.exit(f"dbt-runner run {' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    return elapsed, report
+
+
+def change(model: Path, marker: str) -> None:
+    model.write_text(model.read_text().rstrip("\n") + f" -- {marker}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows per staging table")
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-slim-") as tmp:
+        base = Path(tmp)
+        project = generate(base / "project", args.models, rows=args.rows)
+        # The last generated model has no children: a leaf.
+        leaf = sorted((project / "models" / "layers").glob("m_*.sql"))[-1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+        env |= {
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_RUNNER_PROJECT_DIR": str(project),
+            "DBT_RUNNER_WORK_DIR": str(base / "work"),
+            "DBT_RUNNER_ARTIFACTS_URL": str(base / "out"),
+            "DBT_RUNNER_STATE_URL": str(base / "state"),
+            "DBT_RUNNER_WAREHOUSE__PATH": str(base / "warehouse.duckdb"),
+            "DBT_RUNNER_THREADS": str(args.threads),
+        }
+        full, full_report = run_job(env)
+        print(f"full job: {full:.1f} s", flush=True)
+
+        change(leaf, "warm")
+        warm, warm_report = run_job(env, "--job", "slim")
+        state = warm_report["state"]
+        assert state["mode"] == "slim" and state["warm_parse"], state
+        assert [uid for uid in state["built"] if uid.startswith("model.")] == [
+            f"model.bench.{leaf.stem}"
+        ]
+        print(f"slim, warm parse: {warm:.1f} s", flush=True)
+
+        change(leaf, "cold")
+        pointer = json.loads(
+            (base / "state" / "bench" / "dev" / "state" / "latest.json").read_text()
+        )
+        cache = (
+            base
+            / "state"
+            / "bench"
+            / "dev"
+            / "state"
+            / "runs"
+            / pointer["run_id"]
+            / "partial_parse.msgpack"
+        )
+        cache.unlink()
+        cold, cold_report = run_job(env, "--job", "slim")
+        assert cold_report["state"]["mode"] == "slim" and not cold_report["state"]["warm_parse"]
+        print(f"slim, cold parse: {cold:.1f} s", flush=True)
+
+        def phase_times(report: dict[str, Any]) -> dict[str, float]:
+            return {p["name"]: p["duration_s"] for p in report["phases"]}
+
+        results = {
+            "models": args.models,
+            "rows": args.rows,
+            "threads": args.threads,
+            "full_s": round(full, 2),
+            "slim_warm_s": round(warm, 2),
+            "slim_cold_s": round(cold, 2),
+            "ratio_warm": round(warm / full, 3),
+            "ratio_cold": round(cold / full, 3),
+            "goal_warm": 0.15,
+            "phases": {
+                "full": phase_times(full_report),
+                "slim_warm": phase_times(warm_report),
+                "slim_cold": phase_times(cold_report),
+            },
+        }
+    out = Path("build/bench/slim.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""State: the last good run's manifest, for slim jobs to compare with and defer to.
+
+Layout under DBT_RUNNER_STATE_URL:
+    <project>/<env>/state/runs/<run_id>/manifest.json
+    <project>/<env>/state/runs/<run_id>/partial_parse.msgpack   dbt's parse cache
+    <project>/<env>/state/runs/<run_id>/state.json              what latest.json said
+    <project>/<env>/state/latest.json                           the pointer
+
+Promotion writes a successful run's files under runs/<run_id>/ first and moves the
+pointer last, so a failed or interrupted run never replaces the last good state and a
+reader never sees a half-written one; of two racing jobs, the one that started later
+keeps the pointer. A state that cannot be trusted (unreadable, a checksum mismatch,
+another project or adapter) is never used for a partial build: the job builds
+everything instead and says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from entrypoint.report import RunReport
+from entrypoint.storage import Storage, join_key
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PARTIAL_PARSE = "partial_parse.msgpack"
+POINTER = "latest.json"
+STATE_INFO = "state.json"  # each kept run's own pointer, for retries of older runs
+SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+
+
+class StateError(Exception):
+    """A state that exists but cannot be trusted."""
+
+
+class StatePointer(BaseModel):
+    """latest.json: which run's state is the last good one."""
+
+    run_id: str
+    job: str
+    started_at: datetime
+    dbt_version: str | None
+    adapter: str | None
+    project: str
+    project_dir: str
+    manifest_sha256: str
+    partial_parse: bool
+
+
+class StateStore:
+    def __init__(self, storage: Storage, project: str, env: str) -> None:
+        self.storage = storage
+        self.project = project
+        self.prefix = join_key(project, env, "state")
+
+    def url(self) -> str:
+        return self.storage.url_for(self.prefix)
+
+    def _key(self, *parts: str) -> str:
+        return join_key(self.prefix, *parts)
+
+    def latest(self) -> StatePointer | None:
+        """The last good state, None when there is none yet."""
+        data = self.storage.get_bytes(self._key(POINTER))
+        if data is None:
+            return None
+        try:
+            return StatePointer.model_validate_json(data)
+        except ValidationError as exc:
+            raise StateError(f"{POINTER} is unreadable ({exc.error_count()} problem(s))") from None
+
+    def pointer_of(self, run_id: str) -> StatePointer | None:
+        """The state a given (promoted) run kept, whether or not it is still the latest."""
+        data = self.storage.get_bytes(self._key("runs", run_id, STATE_INFO))
+        if data is None:
+            return None
+        try:
+            return StatePointer.model_validate_json(data)
+        except ValidationError:
+            raise StateError(f"run {run_id}'s {STATE_INFO} is unreadable") from None
+
+    def fetch_manifest(self, pointer: StatePointer, folder: Path, adapter: str | None) -> Path:
+        """The state's manifest.json in `folder`, checked; StateError if untrustworthy."""
+        data = self.storage.get_bytes(self._key("runs", pointer.run_id, MANIFEST))
+        if data is None:
+            raise StateError(f"the manifest of run {pointer.run_id} is missing")
+        if hashlib.sha256(data).hexdigest() != pointer.manifest_sha256:
+            raise StateError(f"the manifest of run {pointer.run_id} does not match its checksum")
+        try:
+            metadata = json.loads(data)["metadata"]
+        except (ValueError, KeyError, TypeError):
+            raise StateError(f"run {pointer.run_id}'s manifest is not a dbt manifest") from None
+        if metadata.get("project_name") != self.project:
+            raise StateError(f"the state is project '{metadata.get('project_name')}'s")
+        if metadata.get("dbt_schema_version") != SUPPORTED_MANIFEST:
+            raise StateError(f"the state's manifest is {metadata.get('dbt_schema_version')}")
+        if adapter and metadata.get("adapter_type") not in (None, adapter):
+            built_on = metadata.get("adapter_type")
+            raise StateError(f"the state was built on {built_on}, not {adapter}")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / MANIFEST
+        path.write_bytes(data)
+        return path
+
+    def restore_partial_parse(
+        self, pointer: StatePointer, target_path: Path, project_dir: Path, dbt_version: str | None
+    ) -> bool:
+        """dbt's parse cache from the state, when it was made for this path and dbt."""
+        if not pointer.partial_parse or pointer.dbt_version != dbt_version:
+            return False
+        if pointer.project_dir != str(project_dir):
+            return False
+        data = self.storage.get_bytes(self._key("runs", pointer.run_id, PARTIAL_PARSE))
+        if data is None:
+            return False
+        target_path.mkdir(parents=True, exist_ok=True)
+        (target_path / PARTIAL_PARSE).write_bytes(data)
+        return True
+
+    def promote(self, report: RunReport, target_path: Path, project_dir: Path) -> bool:
+        """Keep a successful run's state, then point latest at it. False when a newer
+        run's state already holds the pointer, or there is no manifest to keep."""
+        manifest = target_path / MANIFEST
+        if not manifest.is_file():
+            return False
+        data = manifest.read_bytes()
+        cache = target_path / PARTIAL_PARSE
+        self.storage.put_bytes(self._key("runs", report.run_id, MANIFEST), data)
+        if cache.is_file():
+            self.storage.put_file(self._key("runs", report.run_id, PARTIAL_PARSE), cache)
+        pointer = StatePointer(
+            run_id=report.run_id,
+            job=report.job,
+            started_at=report.started_at,
+            dbt_version=report.dbt_version,
+            adapter=report.adapter,
+            project=self.project,
+            project_dir=str(project_dir),
+            manifest_sha256=hashlib.sha256(data).hexdigest(),
+            partial_parse=cache.is_file(),
+        )
+        document = pointer.model_dump_json(indent=2).encode()
+        self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)
+        try:
+            current = self.latest()
+        except StateError:
+            current = None  # an unreadable pointer is replaced by a good one
+        if current is not None and current.started_at > pointer.started_at:
+            log.warning(
+                "state not promoted: run %s, which started later, already holds it", current.run_id
+            )
+            return False
+        self.storage.put_bytes(self._key(POINTER), document)
+        return True
