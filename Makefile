@@ -111,11 +111,46 @@ sanity: venv ## the sanity suite against the built images (make image first)
 	DBT_RUNNER_IMAGE=$(IMAGE):$(VERSION) $(PY) -m pytest tests/sanity \
 	  --junitxml=build/test-results/sanity.xml
 
+AIRFLOW_VENV := .venv-airflow
+
+$(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt
+	$(UV) venv --quiet --allow-existing --python 3.11 $(AIRFLOW_VENV)
+	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python -r $<
+	@touch $@
+
+.PHONY: airflow-venv
+airflow-venv: $(AIRFLOW_VENV)/.synced ## Airflow in its own venv, to validate the example DAG
+
 .PHONY: test
-test: lint ## lint, every test, the image and its sanity suite
+test: lint airflow-venv ## lint, every test, the image and its sanity suite
 	$(PY) -m pytest tests/unit tests/integration
 	$(MAKE) image
 	$(MAKE) sanity
+
+# Releases: REGISTRY=host/repository, TICKET=DATA-123, ENV=prod (see README, Releases).
+REGISTRY ?=
+TICKET ?=
+ENV ?=
+RELEASE := DOCKER=$(DOCKER) $(PY) docker/release.py
+
+.PHONY: release
+release: venv ## push VERSION-VARIANT and the immutable VERSION-VARIANT-TICKET (TICKET= REGISTRY=)
+	$(RELEASE) release --registry "$(REGISTRY)" --ticket "$(TICKET)" --image $(IMAGE) \
+	  --variants $(or $(VARIANT),$(VARIANTS))
+
+.PHONY: promote
+promote: venv ## point ENV-VARIANT at TICKET's image by digest, no rebuild (ENV= TICKET= REGISTRY=)
+	$(RELEASE) promote --registry "$(REGISTRY)" --env "$(ENV)" --ticket "$(TICKET)" \
+	  --variants $(or $(VARIANT),$(VARIANTS))
+
+.PHONY: rollback
+rollback: venv ## point ENV-VARIANT back at an earlier TICKET's image (ENV= TICKET= REGISTRY=)
+	$(RELEASE) rollback --registry "$(REGISTRY)" --env "$(ENV)" --ticket "$(TICKET)" \
+	  --variants $(or $(VARIANT),$(VARIANTS))
+
+.PHONY: releases
+releases: venv ## list tickets, versions, digests and the environments running them (REGISTRY=)
+	$(RELEASE) releases --registry "$(REGISTRY)"
 
 .PHONY: bench
 bench: venv ## benchmarks (ratios, same run): the job, slim jobs, start-up, image size, rebuild

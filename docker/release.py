@@ -96,7 +96,9 @@ class Registry:
         headers = kwargs.pop("headers", {})
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        response = self.session.request(method, url, headers=headers, timeout=self.timeout_s, **kwargs)
+        response = self.session.request(
+            method, url, headers=headers, timeout=self.timeout_s, **kwargs
+        )
         if response.status_code == 401 and not self._token:
             self._authenticate(response.headers.get("WWW-Authenticate", ""))
             return self._request(method, url, headers=headers, **kwargs)
@@ -106,7 +108,9 @@ class Registry:
         credentials = self._credentials()
         if challenge.lower().startswith("basic"):
             if credentials is None:
-                raise ReleaseError(f"{self.host} needs credentials: docker login, or REGISTRY_USERNAME/PASSWORD")
+                raise ReleaseError(
+                    f"{self.host} needs credentials: docker login, or REGISTRY_USERNAME/PASSWORD"
+                )
             self.session.auth = credentials
             self._token = None
             return
@@ -115,18 +119,23 @@ class Registry:
             raise ReleaseError(f"{self.host} refused access ({challenge or 'no challenge'})")
         params = {key: value for key, value in fields.items() if key in ("service", "scope")}
         params.setdefault("scope", f"repository:{self.repository}:pull,push")
-        response = requests.get(fields["realm"], params=params, auth=credentials, timeout=self.timeout_s)
+        response = requests.get(
+            fields["realm"], params=params, auth=credentials, timeout=self.timeout_s
+        )
         if response.status_code != 200:
             raise ReleaseError(f"{self.host}: token request failed (HTTP {response.status_code})")
         data = response.json()
         self._token = data.get("token") or data.get("access_token")
 
     def manifest(self, tag: str) -> Manifest | None:
-        response = self._request("GET", f"{self.base}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES})
+        url = f"{self.base}/manifests/{tag}"
+        response = self._request("GET", url, headers={"Accept": MANIFEST_TYPES})
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise ReleaseError(f"{self.reference}:{tag}: HTTP {response.status_code} reading the manifest")
+            raise ReleaseError(
+                f"{self.reference}:{tag}: HTTP {response.status_code} reading the manifest"
+            )
         digest = response.headers.get("Docker-Content-Digest") or ""
         return Manifest(response.content, response.headers["Content-Type"].split(";")[0], digest)
 
@@ -138,7 +147,9 @@ class Registry:
             headers={"Content-Type": manifest.media_type},
         )
         if response.status_code not in (200, 201):
-            raise ReleaseError(f"{self.reference}:{tag}: HTTP {response.status_code} writing the tag")
+            raise ReleaseError(
+                f"{self.reference}:{tag}: HTTP {response.status_code} writing the tag"
+            )
         return response.headers.get("Docker-Content-Digest") or manifest.digest
 
     def tags(self) -> list[str]:
@@ -167,7 +178,9 @@ def docker(*args: str) -> str:
 
 def check_version(version: str) -> None:
     if not SEMVER.match(version):
-        raise ReleaseError(f"VERSION='{version}' is not a semantic version (e.g. 1.4.0 or 2.0.0-rc.1)")
+        raise ReleaseError(
+            f"VERSION='{version}' is not a semantic version (e.g. 1.4.0 or 2.0.0-rc.1)"
+        )
     changelog = ROOT / "CHANGELOG.md"
     if f"## {version}" not in changelog.read_text():
         raise ReleaseError(f"CHANGELOG.md has no '## {version}' entry: describe the release first")

@@ -283,8 +283,8 @@ def test_retry_without_an_earlier_run(slim_env: dict[str, str]) -> None:
     "args",
     [
         ["--job", "custom", "--phases", "deps,seed"],
-        ["--select", "stg_orders+"],
-        ["--exclude", "orders"],
+        ["--select", "+customers"],
+        ["--exclude", "customers"],
     ],
 )
 def test_partial_runs_do_not_promote_state(

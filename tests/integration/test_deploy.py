@@ -1,0 +1,217 @@
+"""The deployment definitions in docker/deploy/, each validated by the tool of its
+platform: actionlint, botocore's RegisterTaskDefinition input shape, the Kubernetes
+schemas (strict), and Airflow itself parsing the DAG."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import kubernetes_validate
+import pytest
+import yaml
+from botocore.exceptions import ParamValidationError
+from botocore.validate import validate_parameters
+
+from tests.support import ROOT
+
+DEPLOY = ROOT / "docker" / "deploy"
+KUBERNETES_VERSION = "1.33.0"
+SECRETISH = re.compile(r"AKIA[0-9A-Z]{16}|xox[abprs]-|hooks\.slack\.com/services/|-----BEGIN")
+
+
+def actionlint() -> str:
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert found, "actionlint is a dev dependency: make venv"
+    return found
+
+
+def test_workflows_pass_actionlint(tmp_path: Path) -> None:
+    workflows = sorted((DEPLOY / "github-actions").glob("*.yml"))
+    assert [w.name for w in workflows] == ["dbt-daily.yml", "dbt-slim.yml", "release.yml"]
+    result = subprocess.run(
+        [actionlint(), *map(str, workflows)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # And actionlint does fail on a broken workflow.
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        (DEPLOY / "github-actions" / "dbt-slim.yml").read_text().replace("runs-on:", "runs_on:")
+    )
+    assert (
+        subprocess.run([actionlint(), str(broken)], capture_output=True, check=False).returncode
+        != 0
+    )
+
+
+def workflow(name: str) -> dict[Any, Any]:
+    # YAML 1.1 reads a workflow's `on:` key as True.
+    data: dict[Any, Any] = yaml.safe_load((DEPLOY / "github-actions" / name).read_text())
+    return data
+
+
+def steps_of(data: dict[Any, Any]) -> list[dict[str, Any]]:
+    return [step for job in data["jobs"].values() for step in job["steps"]]
+
+
+def test_workflows_do_what_the_runbook_says() -> None:
+    release, slim, daily = (
+        workflow("release.yml"),
+        workflow("dbt-slim.yml"),
+        workflow("dbt-daily.yml"),
+    )
+    triggers = {
+        name: data[True] for name, data in (("release", release), ("slim", slim), ("daily", daily))
+    }
+    assert triggers["release"]["push"]["tags"] == ["[A-Z]*-[0-9]*"]
+    assert set(triggers["slim"]) == {"pull_request", "push"} and triggers["slim"]["push"][
+        "branches"
+    ] == ["main"]
+    assert triggers["daily"]["schedule"] and "workflow_dispatch" in triggers["daily"]
+    for data in (release, slim, daily):
+        assert data["permissions"]["id-token"] == "write"  # OIDC, no stored AWS keys
+        runs = " ".join(step.get("run", "") for step in steps_of(data))
+        assert not SECRETISH.search(json.dumps(data)) and "AWS_SECRET_ACCESS_KEY=" not in runs
+    release_runs = [step.get("run", "") for step in steps_of(release)]
+    assert release_runs.index("make image") < release_runs.index("make sanity")
+    assert any("make release" in run for run in release_runs)
+    slim_run = next(step["run"] for step in steps_of(slim) if "docker run" in step.get("run", ""))
+    for expected in (
+        "DBT_RUNNER_JOB=slim",
+        "DBT_RUNNER_STATE_URL=",
+        "GITHUB_STEP_SUMMARY",
+        "--user",
+    ):
+        assert expected in slim_run
+    junit = [
+        s for s in steps_of(slim) if s.get("uses", "").startswith("mikepenz/action-junit-report")
+    ]
+    assert (
+        junit
+        and junit[0]["with"]["report_paths"] == "out/junit.xml"
+        and junit[0]["if"] == "always()"
+    )
+
+
+def ecs_shape() -> Any:
+    model = botocore.session.get_session().get_service_model("ecs")
+    return model.operation_model("RegisterTaskDefinition").input_shape
+
+
+def test_ecs_task_definition_is_a_valid_register_request() -> None:
+    task = json.loads((DEPLOY / "ecs" / "task-definition.json").read_text())
+    validate_parameters(task, ecs_shape())
+    [container] = task["containerDefinitions"]
+    assert container["user"] == "10001" and container["readonlyRootFilesystem"] is True
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    assert env["DBT_RUNNER_LOG_FORMAT"] == "json"  # JSON lines for CloudWatch
+    assert env["DBT_RUNNER_ARTIFACTS_URL"].startswith("s3://")
+    assert task["taskRoleArn"].endswith("role/dbt-runner-task")  # Glue and S3, at run time
+    assert {m["containerPath"] for m in container["mountPoints"]} == {"/tmp", "/out"}
+    assert not SECRETISH.search(json.dumps(container["environment"]))
+    assert [s["name"] for s in container["secrets"]] == ["DBT_RUNNER_NOTIFY__SLACK_WEBHOOK_URL"]
+    # The check is real: a misspelt field is refused.
+    broken = copy.deepcopy(task)
+    broken["containerDefinitions"][0]["readOnlyRootFilesystem"] = True
+    with pytest.raises(ParamValidationError, match="readOnlyRootFilesystem"):
+        validate_parameters(broken, ecs_shape())
+
+
+def kubernetes(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "kubernetes" / name).read_text())
+    return data
+
+
+@pytest.mark.parametrize("name", ["serviceaccount.yaml", "job.yaml", "cronjob.yaml"])
+def test_kubernetes_manifests_match_the_schemas(name: str) -> None:
+    kubernetes_validate.validate(kubernetes(name), KUBERNETES_VERSION, strict=True)
+
+
+def test_kubernetes_pods_are_locked_down() -> None:
+    account = kubernetes("serviceaccount.yaml")
+    assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
+    job, cron = kubernetes("job.yaml"), kubernetes("cronjob.yaml")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    for pod in (
+        job["spec"]["template"]["spec"],
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    ):
+        assert pod["serviceAccountName"] == account["metadata"]["name"]
+        assert (
+            pod["securityContext"]["runAsNonRoot"] is True
+            and pod["securityContext"]["runAsUser"] == 10001
+        )
+        [container] = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert set(container["resources"]) == {"requests", "limits"}
+        assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/out"}
+    broken = copy.deepcopy(job)
+    broken["spec"]["template"]["spec"]["containers"][0]["readonlyRootFilesystem"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"
+PARSE_DAGS = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
+dags = {
+    dag_id: {
+        task.task_id: {
+            "type": type(task).__name__,
+            "wait": getattr(task, "wait_for_completion", None),
+            "launch_type": getattr(task, "launch_type", None),
+        }
+        for task in dag.tasks
+    }
+    for dag_id, dag in bag.dags.items()
+}
+errors = {path.rsplit("/", 1)[-1]: text for path, text in bag.import_errors.items()}
+print(json.dumps({"errors": errors, "dags": dags}))
+"""
+
+
+def parse_dags(folder: Path, tmp_path: Path) -> dict[str, Any]:
+    assert AIRFLOW_PYTHON.exists(), "Airflow lives in its own venv: make airflow-venv"
+    env = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-c", PARSE_DAGS, str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def test_airflow_dag_parses_and_waits_for_the_task(tmp_path: Path) -> None:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    shutil.copy(DEPLOY / "airflow" / "dbt_runner_dag.py", folder)
+    parsed = parse_dags(folder, tmp_path)
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == {
+        "dbt_runner_daily": {
+            "dbt_build": {"type": "EcsRunTaskOperator", "wait": True, "launch_type": "FARGATE"}
+        }
+    }
+    # Airflow does refuse a DAG with a bad operator argument.
+    source = (folder / "dbt_runner_dag.py").read_text()
+    (folder / "dbt_runner_dag.py").write_text(source.replace("reattach=True,", "reatach=True,"))
+    assert "reatach" in json.dumps(parse_dags(folder, tmp_path)["errors"])

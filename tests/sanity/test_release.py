@@ -1,0 +1,228 @@
+"""Releases against a real registry (Debian's docker-registry on 127.0.0.1, with a
+login): two releases, promote, rollback, pull by ticket tag, digests asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import pytest
+import requests
+
+from tests.sanity.conftest import DOCKER, VERSION, docker
+from tests.support import ROOT, free_port
+
+USER, PASSWORD = "releaser", "s3cret-" + os.urandom(4).hex()
+REPOSITORY = "dbt-runner"
+
+
+@dataclass
+class Registry:
+    host: str
+    env: dict[str, str]  # with DOCKER_CONFIG holding the login
+
+    @property
+    def reference(self) -> str:
+        return f"{self.host}/{REPOSITORY}"
+
+    def digest(self, tag: str) -> str | None:
+        response = requests.head(
+            f"http://{self.host}/v2/{REPOSITORY}/manifests/{tag}",
+            auth=(USER, PASSWORD),
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            timeout=10,
+        )
+        return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail(
+            "docker-registry is not installed: run .ci/run, or apt-get install docker-registry"
+        )
+    base = Path(tempfile.mkdtemp(prefix="dbt-runner-registry-"))
+    (base / "htpasswd").write_text(
+        f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt()).decode()}\n"
+    )
+    port = free_port()
+    (base / "config.yml").write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "version": 0.1,
+                "log": {"level": "warn"},
+                "storage": {"filesystem": {"rootdirectory": str(base / "data")}},
+                "http": {"addr": f"127.0.0.1:{port}"},
+                "auth": {"htpasswd": {"realm": "dbt-runner", "path": str(base / "htpasswd")}},
+            }
+        )
+    )
+    with (base / "log").open("w") as log:
+        process = subprocess.Popen(
+            [binary, "serve", str(base / "config.yml")], stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # bounded wait for the registry to answer (401: up, wants a login)
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 401:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (
+                base / "log"
+            ).read_text()
+            time.sleep(0.2)
+        env = dict(os.environ, DOCKER=DOCKER, DOCKER_CONFIG=str(base / "docker-config"))
+        login = subprocess.run(
+            [DOCKER, "login", f"127.0.0.1:{port}", "-u", USER, "--password-stdin"],
+            input=PASSWORD,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert login.returncode == 0, login.stderr
+        yield Registry(f"127.0.0.1:{port}", env)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def make(registry: Registry, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            *args,
+            f"REGISTRY={registry.reference}",
+            "IMAGE=reltest",
+            "VARIANT=all",
+        ],
+        cwd=ROOT,
+        env=registry.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_release_promote_rollback_and_pull(registry: Registry, image: str) -> None:
+    local = f"reltest:{VERSION}-all"
+    # Release 1: the image as built.
+    docker("tag", image, local, check=True)
+    first = make(registry, "release", "TICKET=DATA-100")
+    assert first.returncode == 0, first.stdout + first.stderr
+    digest_100 = registry.digest(f"{VERSION}-all-DATA-100")
+    assert digest_100 and digest_100 in first.stdout
+    assert registry.digest(f"{VERSION}-all") == digest_100
+
+    # Release 2: a new build (another image under the same local tag).
+    build = subprocess.run(
+        [DOCKER, "build", "-q", "-t", local, "-"],
+        input=f"FROM {image}\nLABEL io.dbt-runner.build=second\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    second = make(registry, "release", "TICKET=DATA-123")
+    assert second.returncode == 0, second.stdout + second.stderr
+    digest_123 = registry.digest(f"{VERSION}-all-DATA-123")
+    assert digest_123 and digest_123 != digest_100
+    assert registry.digest(f"{VERSION}-all") == digest_123
+
+    # A ticket tag is immutable: releasing another image under DATA-100 is refused,
+    # and nothing moves.
+    again = make(registry, "release", "TICKET=DATA-100")
+    assert again.returncode != 0
+    assert "DATA-100 exists with another image" in again.stderr and "new ticket" in again.stderr
+    assert registry.digest(f"{VERSION}-all-DATA-100") == digest_100
+    assert registry.digest(f"{VERSION}-all") == digest_123
+
+    # Promote, then roll back: the environment tag follows the tickets' digests.
+    promoted = make(registry, "promote", "ENV=prod", "TICKET=DATA-123")
+    assert promoted.returncode == 0, promoted.stderr
+    assert registry.digest("prod-all") == digest_123
+    rolled_back = make(registry, "rollback", "ENV=prod", "TICKET=DATA-100")
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert registry.digest("prod-all") == digest_100
+    assert f"was {digest_123}" in rolled_back.stdout
+
+    listing = make(registry, "releases")
+    assert listing.returncode == 0, listing.stderr
+    rows = {
+        line.split()[0]: line.split() for line in listing.stdout.splitlines()[2:] if line.strip()
+    }
+    assert rows["DATA-100"][1:3] == [VERSION, "all"] and rows["DATA-100"][-1] == "prod"
+    assert rows["DATA-123"][3] == digest_123[:19] and len(rows["DATA-123"]) == 4  # no env
+
+    # Pull by ticket tag and by environment tag: the digests, and the image works.
+    for tag in (f"{VERSION}-all-DATA-100", "prod-all"):
+        reference = f"{registry.reference}:{tag}"
+        docker("rmi", reference)
+        pulled = subprocess.run(
+            [DOCKER, "pull", "-q", reference],
+            env=registry.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        digests = json.loads(
+            docker(
+                "image", "inspect", "--format", "{{json .RepoDigests}}", reference, check=True
+            ).stdout
+        )
+        assert f"{registry.reference}@{digest_100}" in digests
+    ran = docker("run", "--rm", f"{registry.reference}:prod-all", "version")
+    assert ran.returncode == 0 and ran.stdout.startswith(f"dbt-runner {VERSION}")
+    docker(
+        "rmi",
+        local,
+        f"{registry.reference}:{VERSION}-all",
+        f"{registry.reference}:{VERSION}-all-DATA-123",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["release", "TICKET=data_1"], "TICKET='data_1' is not a ticket key like DATA-123"),
+        (["release", "TICKET="], "TICKET='' is not a ticket key"),
+        (["promote", "ENV=Prod!", "TICKET=DATA-1"], "ENV='Prod!' must be a lower-case name"),
+        (["promote", "ENV=prod", "TICKET=DATA-999"], "no release of DATA-999 for variant all"),
+    ],
+)
+def test_release_refuses_bad_input(registry: Registry, args: list[str], message: str) -> None:
+    result = make(registry, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_release_refuses_a_version_without_changelog(registry: Registry) -> None:
+    def release(version: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "docker/release.py", "release", "--registry", registry.reference]
+        command += ["--ticket", "DATA-1", "--version", version, "--variants", "all"]
+        return subprocess.run(
+            command, cwd=ROOT, env=registry.env, capture_output=True, text=True, check=False
+        )
+
+    unlisted = release("9.9.9")
+    assert unlisted.returncode == 2
+    assert "CHANGELOG.md has no '## 9.9.9' entry" in unlisted.stderr
+    malformed = release("1.0")
+    assert malformed.returncode == 2
+    assert "VERSION='1.0' is not a semantic version" in malformed.stderr
