@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from entrypoint.errors import RunnerError
-from entrypoint.report import RunReport
+from entrypoint.report import STATUS_ICONS, RunReport
 from entrypoint.settings import AwsSettings, NotifySettings, Policy, Trigger
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Dbt-Runner-Signature-256"
 EVENT_HEADER = "X-Dbt-Runner-Event"
 DELIVERY_HEADER = "X-Dbt-Runner-Delivery"
-_ICONS = {
-    "success": "✅",
-    "failed": "❌",
-    "error": "💥",
-    "config_error": "⚙️",
-    "infra_error": "🔌",
-    "interrupted": "⏹️",
-}
 
 
 class NotifyError(Exception):
@@ -109,7 +101,7 @@ def _clip(text: str | None, limit: int = 280) -> str:
 
 def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
     counts = report.counts()
-    icon = _ICONS.get(report.status, "")
+    icon = STATUS_ICONS.get(report.status, "")
     title = f"{icon} {report.project or '?'}/{report.env} {report.job}: {report.status}"
     nodes = " · ".join(f"{n} {k}" for k, n in counts.items() if n) or "no nodes"
     blocks: list[dict[str, Any]] = [

@@ -182,7 +182,7 @@ class RunReport(BaseModel):
 
 # --- renderings ----------------------------------------------------------------
 
-_ICONS = {
+STATUS_ICONS = {
     "success": "✅",
     "failed": "❌",
     "error": "💥",
@@ -202,7 +202,7 @@ def _md_cell(text: str | None, limit: int = 300) -> str:
 def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     counts = report.counts()
     lines = [
-        f"## {_ICONS.get(report.status, '')} {report.headline()}",
+        f"## {STATUS_ICONS.get(report.status, '')} {report.headline()}",
         "",
         f"Run `{report.run_id}` · exit code {report.exit_code} · {report.duration_s:.1f} s · "
         f"dbt {report.dbt_version or '?'} · {report.adapter or 'profile'} · "
@@ -216,7 +216,7 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
         lines += ["| Phase | Status | Duration | Nodes | Note |", "|---|---|---:|---|---|"]
         for phase in report.phases:
             nodes = ", ".join(f"{n} {k}" for k, n in phase.counts.items() if n) or "-"
-            status = f"{_ICONS.get(phase.status, '')} {phase.status}"
+            status = f"{STATUS_ICONS.get(phase.status, '')} {phase.status}"
             if phase.advisory and phase.status in ("failed", "error"):
                 status += " (advisory)"
             lines.append(

@@ -21,6 +21,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo"
 SCHEMA = ROOT / "docs" / "report.schema.json"
+# The demo's full job, phase by phase, when everything succeeds.
+PHASES_OK = [
+    ("deps", "success"),
+    ("debug", "success"),
+    ("parse", "success"),
+    ("seed", "success"),
+    ("build", "success"),
+    ("freshness", "success"),
+    ("docs", "success"),
+]
 
 
 def free_port() -> int:

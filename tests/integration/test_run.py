@@ -13,17 +13,8 @@ import duckdb
 import jsonschema
 import pytest
 
-from tests.support import DEMO, SCHEMA, Postgres, read_json, run_cli
+from tests.support import DEMO, PHASES_OK, SCHEMA, Postgres, read_json, run_cli
 
-PHASES_OK = [
-    ("deps", "success"),
-    ("debug", "success"),
-    ("parse", "success"),
-    ("seed", "success"),
-    ("build", "success"),
-    ("freshness", "success"),
-    ("docs", "success"),
-]
 # What the demo project holds, by (phase, resource type).
 DEMO_NODES = {
     ("seed", "seed"): 3,

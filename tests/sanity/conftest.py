@@ -37,6 +37,11 @@ def docker(
     )
 
 
+def env_flags(values: dict[str, str]) -> list[str]:
+    """`docker run` flags setting each variable."""
+    return [flag for name, value in values.items() for flag in ("-e", f"{name}={value}")]
+
+
 def inspect_image(variant: str) -> dict[str, Any]:
     result = docker("image", "inspect", image_of(variant))
     if result.returncode != 0:

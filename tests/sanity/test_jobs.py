@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.sanity.conftest import DOCKER, docker
-from tests.support import DEMO, Postgres, copy_project, read_json
+from tests.sanity.conftest import DOCKER, docker, env_flags, image_of
+from tests.support import DEMO, PHASES_OK, Postgres, copy_project, read_json
 
 DEMO_IN_IMAGE = "/opt/dbt-runner/examples/demo"
 
@@ -29,32 +29,18 @@ def writable_out(tmp_path: Path, uid: int | None = None) -> Path:
     return out
 
 
+DEMO_ENV = {"DBT_RUNNER_PROJECT_DIR": DEMO_IN_IMAGE}
+
+
 def demo_args(out: Path, *extra: str) -> list[str]:
-    return [
-        "run",
-        "--rm",
-        "-v",
-        f"{out}:/out",
-        "-e",
-        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
-        "-e",
-        "DBT_RUNNER_WAREHOUSE__PATH=/out/demo.duckdb",
-        *extra,
-    ]
+    env = DEMO_ENV | {"DBT_RUNNER_WAREHOUSE__PATH": "/out/demo.duckdb"}
+    return ["run", "--rm", "-v", f"{out}:/out", *env_flags(env), *extra]
 
 
 def check_demo_outputs(out: Path) -> dict[str, Any]:
     report: dict[str, Any] = read_json(out / "report.json")
     assert report["status"] == "success", report.get("errors")
-    assert [(p["name"], p["status"]) for p in report["phases"]] == [
-        ("deps", "success"),
-        ("debug", "success"),
-        ("parse", "success"),
-        ("seed", "success"),
-        ("build", "success"),
-        ("freshness", "success"),
-        ("docs", "success"),
-    ]
+    assert [(p["name"], p["status"]) for p in report["phases"]] == PHASES_OK
     root = ET.parse(out / "junit.xml").getroot()
     assert int(root.get("tests", "0")) == 28 and root.get("failures") == "0"
     assert (out / "demo" / "dev" / "docs" / "index.html").stat().st_size > 10_000
@@ -89,20 +75,8 @@ def test_demo_job_with_a_read_only_root_filesystem(image: str, tmp_path: Path) -
 
 
 def test_read_only_without_an_output_volume_fails_clearly(image: str) -> None:
-    result = docker(
-        "run",
-        "--rm",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "-e",
-        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
-        "-e",
-        "DBT_RUNNER_PHASES=deps,seed",
-        "-e",
-        "DBT_RUNNER_JOB=custom",
-        image,
-    )
+    env = DEMO_ENV | {"DBT_RUNNER_PHASES": "deps,seed", "DBT_RUNNER_JOB": "custom"}
+    result = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", *env_flags(env), image)
     assert result.returncode == 4, result.stdout[-3000:] + result.stderr
     errors = result.stderr.strip().splitlines()
     assert "cannot write file:///out/" in errors[0]
@@ -115,7 +89,7 @@ def test_demo_job_on_postgres_over_the_host_network(
 ) -> None:
     out = writable_out(tmp_path)
     env = postgres.warehouse_env("sanity_demo")
-    flags = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
+    flags = env_flags(env)
     result = docker(*demo_args(out, "--network", "host", *flags), image)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     report = check_demo_outputs(out)
@@ -125,15 +99,7 @@ def test_demo_job_on_postgres_over_the_host_network(
 
 
 def test_bad_configuration_exits_3_with_one_line(image: str) -> None:
-    result = docker(
-        "run",
-        "--rm",
-        "-e",
-        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
-        "-e",
-        "DBT_RUNNER_JOB=nightly",
-        image,
-    )
+    result = docker("run", "--rm", *env_flags(DEMO_ENV | {"DBT_RUNNER_JOB": "nightly"}), image)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines() == [
         "dbt-runner: error: DBT_RUNNER_JOB='nightly': input should be 'full', 'slim' or 'custom'"
@@ -157,7 +123,7 @@ def test_sigterm_stops_the_container_with_a_report(
     )
     out = writable_out(tmp_path)
     env = postgres.warehouse_env("sanity_sigterm")
-    flags = [item for name, value in env.items() for item in ("-e", f"{name}={value}")]
+    flags = env_flags(env)
     name = f"dbt-runner-sigterm-{os.getpid()}"
     process = subprocess.Popen(
         [
@@ -206,57 +172,27 @@ def test_sigterm_stops_the_container_with_a_report(
 def test_variant_parses_the_demo_with_its_adapter(variant: str, tmp_path: Path) -> None:
     """No warehouse here for these two: parsing needs no connection, and proves the
     adapter, its macros and the rendered profile work together."""
-    from tests.sanity.conftest import image_of
-
     warehouse = {
-        "redshift": [
-            "-e",
-            "DBT_RUNNER_WAREHOUSE__HOST=cluster.example",
-            "-e",
-            "DBT_RUNNER_WAREHOUSE__USER=u",
-            "-e",
-            "DBT_RUNNER_WAREHOUSE__DATABASE=dev",
-        ],
-        "bigquery": [
-            "-e",
-            "DBT_RUNNER_WAREHOUSE__PROJECT=my-gcp-project",
-            "-e",
-            "DBT_RUNNER_WAREHOUSE__SCHEMA=analytics",
-        ],
+        "redshift": {
+            "DBT_RUNNER_WAREHOUSE__HOST": "cluster.example",
+            "DBT_RUNNER_WAREHOUSE__USER": "u",
+            "DBT_RUNNER_WAREHOUSE__DATABASE": "dev",
+        },
+        "bigquery": {
+            "DBT_RUNNER_WAREHOUSE__PROJECT": "my-gcp-project",
+            "DBT_RUNNER_WAREHOUSE__SCHEMA": "analytics",
+        },
     }[variant]
-    result = docker(
-        "run",
-        "--rm",
-        "-e",
-        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
-        "-e",
-        f"DBT_RUNNER_WAREHOUSE__TYPE={variant}",
-        *warehouse,
-        image_of(variant),
-        "dbt",
-        "--",
-        "parse",
-    )
+    flags = env_flags(DEMO_ENV | {"DBT_RUNNER_WAREHOUSE__TYPE": variant} | warehouse)
+    result = docker("run", "--rm", *flags, image_of(variant), "dbt", "--", "parse")
     # deps has not run in this container: parse must say so, after the adapter loaded.
     assert f"Registered adapter: {variant}=" in result.stdout, result.stdout[-2000:]
+    script = "dbt-runner dbt -- deps && dbt-runner dbt -- parse"
     deps_then_parse = docker(
-        "run",
-        "--rm",
-        "-e",
-        f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}",
-        "-e",
-        f"DBT_RUNNER_WAREHOUSE__TYPE={variant}",
-        *warehouse,
-        "--entrypoint",
-        "sh",
-        image_of(variant),
-        "-c",
-        "dbt-runner dbt -- deps && dbt-runner dbt -- parse",
+        "run", "--rm", *flags, "--entrypoint", "sh", image_of(variant), "-c", script
     )
     assert deps_then_parse.returncode == 0, deps_then_parse.stdout[-3000:]
     # And the other variants' adapters are refused before anything runs.
-    other = docker(
-        "run", "--rm", "-e", f"DBT_RUNNER_PROJECT_DIR={DEMO_IN_IMAGE}", image_of(variant)
-    )
+    other = docker("run", "--rm", *env_flags(DEMO_ENV), image_of(variant))
     assert other.returncode == 3
     assert "the dbt-duckdb adapter is not installed here" in other.stderr
