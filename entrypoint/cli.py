@@ -92,18 +92,15 @@ def cmd_version(as_json: bool = False) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from entrypoint.profiles import check_adapter, existing_profiles_dir
-    from entrypoint.project import read_project
+    from entrypoint.project import describe_project
 
     settings = _settings(args)
-    name, profile_name = read_project(settings.project_dir)
-    from entrypoint.project import Project
-
-    project = Project(settings.project_dir, settings.project_dir, name, profile_name)
+    project = describe_project(settings.project_dir)
     check_adapter(settings, project)
     existing = existing_profiles_dir(settings, project)
     effective = {
         "settings": settings.redacted(),
-        "project": {"name": name, "profile": profile_name},
+        "project": {"name": project.name, "profile": project.profile},
         "profile": str(existing / "profiles.yml")
         if existing
         else f"rendered for {settings.warehouse.type.value}",
@@ -112,7 +109,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.as_json:
         print(json.dumps(effective, indent=2, default=str))
     else:
-        print(f"configuration OK: project {name}, env {settings.env}, job {settings.job.value}")
+        summary = f"project {project.name}, env {settings.env}, job {settings.job.value}"
+        print(f"configuration OK: {summary}")
         print(json.dumps(effective, indent=2, default=str))
     return 0
 
@@ -122,11 +120,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from entrypoint.phases import DbtInvocation, plan
     from entrypoint.profiles import check_adapter, existing_profiles_dir
-    from entrypoint.project import Project, read_project
+    from entrypoint.project import describe_project
 
     settings = _settings(args)
-    name, profile_name = read_project(settings.project_dir)
-    project = Project(settings.project_dir, settings.project_dir, name, profile_name)
+    project = describe_project(settings.project_dir)
+    name = project.name
     check_adapter(settings, project)
     existing = existing_profiles_dir(settings, project)
     profiles_dir = existing or Path(settings.work_dir, "runs", settings.run_id, "profiles")

@@ -55,6 +55,12 @@ def read_project(project_dir: Path) -> tuple[str, str]:
     return name, str(profile)
 
 
+def describe_project(project_dir: Path) -> Project:
+    """The project as it is, without preparing a place to run it (check, plan)."""
+    name, profile = read_project(project_dir)
+    return Project(source_dir=project_dir, dir=project_dir, name=name, profile=profile)
+
+
 def prepare_project(project_dir: Path, work_dir: Path) -> Project:
     """Read the project and make sure dbt can write where it runs.
 
