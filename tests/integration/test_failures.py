@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.support import SCHEMA, read_json, run_cli
@@ -28,8 +29,6 @@ def test_failed_model_and_test(env: dict[str, str], demo_project: Path, out_dir:
     result = run_cli("run", env=env)
     assert result.returncode == 1, result.stdout[-4000:] + result.stderr
     report = read_json(out_dir / "report.json")
-    import jsonschema
-
     jsonschema.validate(report, read_json(SCHEMA))
     assert (report["status"], report["exit_code"]) == ("failed", 1)
     nodes = {node["unique_id"]: node for node in report["nodes"]}

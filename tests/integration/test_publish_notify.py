@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from werkzeug import Request
 
 from tests.integration.test_failures import add_failures
 from tests.support import Moto, find_secret, free_port, read_json, run_cli
@@ -257,10 +257,7 @@ def test_infra_failure_still_notifies(
 
 
 def test_invalid_settings_still_notify(env: dict[str, str], httpserver: HTTPServer) -> None:
-    def answer(request: Request) -> Response:
-        return Response("ok")
-
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(answer)
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     env |= notify_env(httpserver) | {"DBT_RUNNER_JOB": "nightly", "DBT_RUNNER_ENV": "prod"}
     result = run_cli("run", env=env)
     assert result.returncode == 3
