@@ -1,4 +1,4 @@
-"""boto3 clients with botocore's own, bounded retries and timeouts.
+"""AWS: the timeout settings and boto3 clients with botocore's own bounded retries.
 
 Credentials come from the standard chain (ECS task role, EKS service account, env);
 `AWS_ENDPOINT_URL` (and per-service `AWS_ENDPOINT_URL_<SERVICE>`) is honoured by boto3
@@ -12,13 +12,26 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from entrypoint.settings import AwsSettings
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_RETRY_MODE = "standard"
 DEFAULT_MAX_ATTEMPTS = 4
+
+
+class AwsSettings(BaseModel):
+    """Timeouts for AWS calls (DBT_RUNNER_AWS__*). Retries are botocore's own:
+    AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (default here: standard mode, 4 attempts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect_timeout_s: float = Field(
+        default=5, gt=0, le=300, description="seconds to wait for a connection to an AWS API"
+    )
+    read_timeout_s: float = Field(
+        default=60, gt=0, le=900, description="seconds to wait for an AWS API's answer"
+    )
 
 
 @functools.cache

@@ -1,8 +1,8 @@
-"""Command line: `dbt-runner [run|check|plan|version|dbt -- ARGS] [flags]`.
+"""Command line: `dbt-runner [run|retry|check|plan|version|dbt -- ARGS] [flags]`.
 
 Flags override DBT_RUNNER_* variables, so a workflow can change `--select` without a
-new image. Heavy imports (pydantic, dbt) wait until a verb needs them: `version`
-answers from package metadata alone.
+new image; each flag is declared on its settings field (settings.py). Heavy imports
+(pydantic, dbt) wait until a verb needs them: `version` answers from package metadata.
 """
 
 from __future__ import annotations
@@ -10,32 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 VERBS = ("run", "retry", "check", "plan", "version", "dbt")
-
-# flag -> (settings field, argparse options)
-FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "--project-dir": ("project_dir", {"metavar": "DIR"}),
-    "--profiles-dir": ("profiles_dir", {"metavar": "DIR"}),
-    "--target": ("target", {}),
-    "--env": ("env", {"help": "environment name used in paths and reports (dev, prod)"}),
-    "--job": ("job", {"help": "full | slim | custom"}),
-    "--phases": ("phases", {"help": "comma-separated: deps,debug,seed,build,freshness,docs"}),
-    "--select": ("select", {"metavar": "SPEC"}),
-    "--exclude": ("exclude", {"metavar": "SPEC"}),
-    "--selector": ("selector", {}),
-    "--threads": ("threads", {}),
-    "--vars": ("vars", {"help": "JSON or YAML mapping, as dbt's --vars"}),
-    "--full-refresh": ("full_refresh", {"action": argparse.BooleanOptionalAction}),
-    "--fail-fast": ("fail_fast", {"action": argparse.BooleanOptionalAction}),
-    "--artifacts-url": ("artifacts_url", {"metavar": "URL"}),
-    "--report-dir": ("report_dir", {"metavar": "DIR"}),
-    "--log-format": ("log_format", {"help": "text | json"}),
-    "--run-id": ("run_id", {}),
-}
-SHORT = {"--select": "-s", "--target": "-t"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,14 +25,33 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message}; see --help")
 
 
+def flags() -> dict[str, str]:
+    """Every flag and the settings field it sets, from the fields' declarations."""
+    from entrypoint.settings import Settings
+
+    found = {}
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("flag"):
+            found[str(extra["flag"])] = name
+    return found
+
+
 def _parser(verb: str) -> argparse.ArgumentParser:
+    from entrypoint.settings import Settings
+
     parser = _Parser(
         prog=f"dbt-runner {verb}",
         description="Settings come from DBT_RUNNER_* variables; these flags override them.",
     )
-    for flag, (dest, options) in FLAGS.items():
-        names = [flag] + ([SHORT[flag]] if flag in SHORT else [])
-        parser.add_argument(*names, dest=dest, default=None, **options)
+    for flag, name in flags().items():
+        field = Settings.model_fields[name]
+        extra: Any = field.json_schema_extra
+        names = [flag] + ([extra["short"]] if extra.get("short") else [])
+        options: dict[str, Any] = {"dest": name, "default": None, "help": field.description}
+        if field.annotation is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        parser.add_argument(*names, **options)
     if verb in ("plan", "check"):
         parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
     if verb == "retry":
@@ -67,12 +64,10 @@ def _parser(verb: str) -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Any:
     from entrypoint.settings import load_settings
 
-    overrides = {
-        dest: getattr(args, dest) for dest, _ in FLAGS.values() if getattr(args, dest) is not None
-    }
+    by_field = {name: flag for flag, name in flags().items()}
+    overrides = {name: getattr(args, name) for name in by_field if getattr(args, name) is not None}
     # Name the flag in errors only for values that came from a flag.
-    flags = {dest: flag for flag, (dest, _) in FLAGS.items() if dest in overrides}
-    return load_settings(overrides, flags)
+    return load_settings(overrides, {name: by_field[name] for name in overrides})
 
 
 def cmd_version(as_json: bool = False) -> int:
@@ -91,55 +86,42 @@ def cmd_version(as_json: bool = False) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from entrypoint.profiles import check_adapter, existing_profiles_dir
-    from entrypoint.project import describe_project
+    from entrypoint.workspace import describe_workspace
 
     settings = _settings(args)
-    project = describe_project(settings.project_dir)
-    check_adapter(settings, project)
-    existing = existing_profiles_dir(settings, project)
+    workspace = describe_workspace(settings)
+    project, profile = workspace.project, workspace.profile
     effective = {
         "settings": settings.redacted(),
         "project": {"name": project.name, "profile": project.profile},
-        "profile": str(existing / "profiles.yml")
-        if existing
-        else f"rendered for {settings.warehouse.type.value}",
+        "runs_in": str(project.dir),
+        "profile": str(profile.dir / "profiles.yml")
+        if not profile.rendered
+        else f"rendered for {settings.warehouse.type.value} into {profile.dir}",
         "phases": [phase.value for phase in settings.job_phases],
     }
-    if args.as_json:
-        print(json.dumps(effective, indent=2, default=str))
-    else:
+    if not args.as_json:
         summary = f"project {project.name}, env {settings.env}, job {settings.job.value}"
         print(f"configuration OK: {summary}")
-        print(json.dumps(effective, indent=2, default=str))
+    print(json.dumps(effective, indent=2, default=str))
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from entrypoint.phases import DbtInvocation, plan
-    from entrypoint.profiles import check_adapter, existing_profiles_dir
-    from entrypoint.project import describe_project
+    from entrypoint.phases import plan
+    from entrypoint.workspace import describe_workspace
 
     settings = _settings(args)
-    project = describe_project(settings.project_dir)
-    name = project.name
-    check_adapter(settings, project)
-    existing = existing_profiles_dir(settings, project)
-    profiles_dir = existing or Path(settings.work_dir, "runs", settings.run_id, "profiles")
-    invocation = DbtInvocation(
-        project_dir=settings.project_dir,
-        profiles_dir=profiles_dir,
-        target=settings.target if existing else (settings.target or settings.env),
-        vars=settings.vars,
-    )
+    workspace = describe_workspace(settings)
+    name = workspace.project.name
     state_dir, state_note = _planned_state(settings, name)
-    commands = plan(settings, invocation, state_dir)
+    commands = plan(settings, workspace.invocation(), state_dir)
     if args.as_json:
         print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
         return 0
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
+    if workspace.project.dir != workspace.project.source_dir:
+        print(f"# the project folder is read-only: dbt runs a copy in {workspace.project.dir}")
     if state_note:
         print(f"# {state_note}")
     for phase, argv in commands:
@@ -150,27 +132,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _planned_state(settings: Any, project: str) -> tuple[Any, str | None]:
     """For a slim job: the state folder run would use, and a note on the state found."""
     from entrypoint.settings import Job
-    from entrypoint.state import StateError, StateStore
-    from entrypoint.storage import open_storage
+    from entrypoint.state import StateError, open_state
 
-    if settings.job is not Job.SLIM or settings.state_url is None:
+    store = open_state(settings, project, settings.defer_env)
+    if settings.job is not Job.SLIM or store is None:
         return None, None
-    env = settings.slim.defer_env or settings.env
-    store = StateStore(open_storage(settings.state_url, settings.aws), project, env)
     try:
         pointer = store.latest()
     except StateError as exc:
         return None, f"slim: the state at {store.url()} is unusable ({exc}): run builds everything"
     if pointer is None:
         return None, f"slim: no state yet at {store.url()}: run builds everything"
-    folder = settings.work_dir / "runs" / settings.run_id / "state"
+    folder = settings.run_dir / "state"
     return folder, f"slim: changes since run {pointer.run_id} ({store.url()}), deferring to it"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from entrypoint import logs
     from entrypoint.errors import ConfigError
-    from entrypoint.pipeline import retry, run
 
     try:
         settings = _settings(args)
@@ -184,7 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         {"run_id": settings.run_id, "env": settings.env, "job": settings.job.value},
     )
     if getattr(args, "retry_of", False) is not False:  # the retry verb
+        from entrypoint.retry import retry
+
         return retry(settings, args.retry_of)
+    from entrypoint.pipeline import run
+
     return run(settings)
 
 
@@ -206,9 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
 
 
-def _guarded(command: Any) -> int:
-    """Run a verb; a RunnerError raised before the run starts becomes one line."""
-    from entrypoint.errors import RunnerError
+def _guarded(command: Callable[[], int]) -> int:
+    """Run a verb. A RunnerError raised before the run starts becomes one line; so does
+    anything unexpected (the run itself reports its own failures: see stages.py)."""
+    from entrypoint.errors import RunnerError, as_runner_error
     from entrypoint.logs import error_line
 
     try:
@@ -216,6 +200,10 @@ def _guarded(command: Any) -> int:
     except RunnerError as exc:
         print(error_line(exc.message), file=sys.stderr)
         return int(exc.exit_code)
+    except Exception as exc:
+        error = as_runner_error(exc, "start-up")
+        print(error_line(error.message), file=sys.stderr)
+        return int(error.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Exit codes and the two errors a person can act on before or around dbt."""
+"""Exit codes, and the errors a person can act on before, around or after dbt."""
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -10,9 +11,10 @@ class ExitCode(IntEnum):
 
     SUCCESS = 0
     DBT_FAILURES = 1  # dbt ran and reported failed nodes
-    DBT_ERROR = 2  # dbt could not run (parse error, connection, unhandled error)
+    DBT_ERROR = 2  # dbt could not run (parse error, connection), or an unexpected error
     CONFIG = 3  # configuration invalid: nothing ran
-    INFRA = 4  # credentials or storage failed
+    INFRA = 4  # credentials, storage or the machine (a full disk) failed
+    TIMEOUT = 124  # DBT_RUNNER_TIMEOUT_S passed (as timeout(1))
     SIGINT = 130
     SIGTERM = 143
 
@@ -34,6 +36,37 @@ class ConfigError(RunnerError):
 
 
 class InfraError(RunnerError):
-    """Credentials or storage failed (AWS APIs, S3, the local file system)."""
+    """Credentials, storage or the machine failed (AWS APIs, S3, the file system)."""
 
     exit_code = ExitCode.INFRA
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or anything it was raised from, is 'no space left on device'."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # bounded: exception chains can loop
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def as_runner_error(exc: Exception, stage: str) -> RunnerError:
+    """Any exception as a RunnerError: its own, a full disk (infrastructure), or an
+    unexpected error (exit 2), named by the stage it happened in."""
+    if isinstance(exc, RunnerError):
+        return exc
+    text = " ".join(str(exc).split())[:500] or type(exc).__name__
+    if disk_full(exc):
+        return InfraError(
+            f"no space left on device during {stage} ({text}): give the job more disk "
+            "(ECS ephemeral storage, a larger emptyDir) or point DBT_RUNNER_WORK_DIR elsewhere"
+        )
+    return RunnerError(
+        f"unexpected error during {stage}: {type(exc).__name__}: {text} "
+        "(a bug in dbt-runner or dbt: please report it with this run's log)"
+    )

@@ -1,6 +1,8 @@
 """Logging: human text by default, JSON lines (for CloudWatch and friends) on request.
 
-dbt's own log format follows the same switch (`DBT_LOG_FORMAT`), unless set already.
+dbt's own log format follows the same switch (`DBT_LOG_FORMAT`), unless set already,
+and so does every library's logger (urllib3's retry warnings, botocore, Python's
+warnings): in JSON mode every line the process writes is one JSON object.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +29,7 @@ class JsonFormatter(logging.Formatter):
         line = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "logger": "dbt-runner",
+            "logger": "dbt-runner" if record.name.startswith(LOGGER) else record.name,
             "msg": record.getMessage(),
             **self.context,
         }
@@ -52,7 +55,9 @@ def json_requested() -> bool:
 
 
 def setup(log_format: str, context: dict[str, Any] | None = None) -> None:
-    """The runner's log: progress to stdout (interleaved with dbt's), errors to stderr."""
+    """The runner's log: progress to stdout (interleaved with dbt's), errors to stderr.
+    Libraries log through the same handlers (warnings and up), so nothing reaches the
+    console in another format."""
     formatter: logging.Formatter
     if log_format == "json":
         formatter = JsonFormatter(context or {})
@@ -69,6 +74,21 @@ def setup(log_format: str, context: dict[str, Any] | None = None) -> None:
     logger.handlers[:] = [progress, errors]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [progress, errors]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings become log records too
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """An exception escaping a thread (a library's) is logged, never printed raw."""
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread else "a thread"
+    logging.getLogger(LOGGER).error(
+        "unexpected error in %s: %s: %s", thread, args.exc_type.__name__, args.exc_value
+    )
 
 
 def error_line(message: str) -> str:

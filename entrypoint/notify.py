@@ -20,12 +20,14 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from entrypoint.aws import AwsSettings
 from entrypoint.errors import RunnerError
-from entrypoint.report import STATUS_ICONS, RunReport
-from entrypoint.settings import AwsSettings, NotifySettings, Policy, Trigger
+from entrypoint.report import STATUS_ICONS, Notification, RunReport
+from entrypoint.settings import NotifySettings, Policy, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,17 @@ DELIVERY_HEADER = "X-Dbt-Runner-Delivery"
 
 class NotifyError(Exception):
     pass
+
+
+@dataclass
+class Delivery:
+    """One request to send: to which channel, where, and what."""
+
+    channel: str
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
 
 
 def wanted(policy: Policy, report: RunReport) -> bool:
@@ -49,9 +62,10 @@ def wanted(policy: Policy, report: RunReport) -> bool:
 
 
 def safe_url(url: str) -> str:
-    """A URL fit for a log line: scheme, host and path, no query or credentials."""
+    """A URL fit for a log line: scheme, host, port and path; no query or credentials."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
@@ -207,51 +221,60 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, default=str).encode()
 
 
+def _deliveries(
+    settings: NotifySettings, report: RunReport, aws_settings: AwsSettings | None
+) -> tuple[list[Delivery], list[str]]:
+    """What to send for this run, and the triggers that could not even be prepared."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"dbt-runner/{report.runner_version}",
+    }
+    deliveries: list[Delivery] = []
+    if settings.slack_webhook_url and wanted(settings.slack_policy, report):
+        body = _json(slack_message(report, settings.max_failures))
+        deliveries.append(
+            Delivery("slack", settings.slack_webhook_url.get_secret_value(), body, headers)
+        )
+    if settings.webhook_url and wanted(settings.webhook_policy, report):
+        body = _json(summary(report, settings.max_failures))
+        signed = headers | {EVENT_HEADER: "run.finished", DELIVERY_HEADER: report.run_id}
+        if settings.webhook_secret:
+            signed[SIGNATURE_HEADER] = sign(body, settings.webhook_secret.get_secret_value())
+        deliveries.append(
+            Delivery("webhook", settings.webhook_url.get_secret_value(), body, signed)
+        )
+    problems: list[str] = []
+    for index, trigger in enumerate(settings.triggers if report.exit_code == 0 else []):
+        try:
+            deliveries.append(_trigger(index, trigger, report, headers, aws_settings, settings))
+        except NotifyError as exc:
+            url = safe_url(trigger.url.get_secret_value())
+            problems.append(f"trigger {index + 1} ({url}): {exc}")
+    return deliveries, problems
+
+
 def send_all(
     settings: NotifySettings,
     report: RunReport,
     aws_settings: AwsSettings | None = None,
     quiet: bool = False,
 ) -> list[str]:
-    """Send every wanted notification; return the problems (logged as warnings unless
-    `quiet`)."""
-    jobs: list[tuple[str, str, bytes, dict[str, str], str]] = []
-    json_headers = {
-        "Content-Type": "application/json",
-        "User-Agent": f"dbt-runner/{report.runner_version}",
-    }
-    if settings.slack_webhook_url and wanted(settings.slack_policy, report):
-        body = _json(slack_message(report, settings.max_failures))
-        jobs.append(
-            ("slack", settings.slack_webhook_url.get_secret_value(), body, json_headers, "POST")
-        )
-    if settings.webhook_url and wanted(settings.webhook_policy, report):
-        body = _json(summary(report, settings.max_failures))
-        headers = json_headers | {EVENT_HEADER: "run.finished", DELIVERY_HEADER: report.run_id}
-        if settings.webhook_secret:
-            headers[SIGNATURE_HEADER] = sign(body, settings.webhook_secret.get_secret_value())
-        jobs.append(("webhook", settings.webhook_url.get_secret_value(), body, headers, "POST"))
-    problems: list[str] = []
-    if report.exit_code == 0:
-        for index, trigger in enumerate(settings.triggers):
-            try:
-                jobs.append(
-                    _trigger_job(index, trigger, report, json_headers, aws_settings, settings)
-                )
-            except NotifyError as exc:
-                problems.append(
-                    f"trigger {index + 1} ({safe_url(trigger.url.get_secret_value())}): {exc}"
-                )
-    if not jobs and not problems:
-        return []
+    """Send every wanted notification, record each in the report, and return the
+    problems (logged as warnings unless `quiet`)."""
+    deliveries, problems = _deliveries(settings, report, aws_settings)
     sender = Sender(settings.timeout_s, settings.retries)
-    for channel, url, body, headers, method in jobs:
+    for delivery in deliveries:
+        url = safe_url(delivery.url)
         try:
-            sender.send(url, body, headers, method)
+            sender.send(delivery.url, delivery.body, delivery.headers, delivery.method)
+            report.notifications.append(Notification(channel=delivery.channel, url=url, ok=True))
             if not quiet:
-                log.info("notified %s (%s)", channel, safe_url(url))
+                log.info("notified %s (%s)", delivery.channel, url)
         except NotifyError as exc:
-            problems.append(f"{channel} ({safe_url(url)}): {exc}")
+            problems.append(f"{delivery.channel} ({url}): {exc}")
+            report.notifications.append(
+                Notification(channel=delivery.channel, url=url, ok=False, error=str(exc))
+            )
     for problem in problems if not quiet else []:
         log.warning("notification failed, exit code unchanged: %s", problem)
     return problems
@@ -262,23 +285,13 @@ def notify_invalid_settings(message: str) -> None:
     notification settings themselves are valid. Quiet: stderr keeps its one line."""
     from pathlib import Path
 
-    from pydantic import ValidationError
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-
     from entrypoint.errors import ExitCode
     from entrypoint.project import read_project
-    from entrypoint.settings import ENV_PREFIX, NESTED_DELIMITER, new_run_id
+    from entrypoint.settings import load_notify_settings, new_run_id
     from entrypoint.versions import runner_version
 
-    class NotifyOnly(BaseSettings):
-        model_config = SettingsConfigDict(
-            env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, extra="ignore"
-        )
-        notify: NotifySettings = NotifySettings()
-
-    try:
-        settings = NotifyOnly().notify
-    except ValidationError:
+    settings = load_notify_settings()
+    if settings is None:
         return
     env = os.environ
     report = RunReport(
@@ -294,14 +307,14 @@ def notify_invalid_settings(message: str) -> None:
     send_all(settings, report, quiet=True)
 
 
-def _trigger_job(
+def _trigger(
     index: int,
     trigger: Trigger,
     report: RunReport,
     json_headers: dict[str, str],
     aws_settings: AwsSettings | None,
     settings: NotifySettings,
-) -> tuple[str, str, bytes, dict[str, str], str]:
+) -> Delivery:
     def secrets(reference: str) -> str:
         from entrypoint import aws
         from entrypoint.credentials.secrets_manager import secret_value
@@ -316,7 +329,7 @@ def _trigger_job(
         if trigger.body is not None
         else summary(report, settings.max_failures) | {"event": "run.succeeded"}
     )
-    return (
+    return Delivery(
         f"trigger {index + 1}",
         trigger.url.get_secret_value(),
         _json(payload),

@@ -1,8 +1,8 @@
 """`dbt-runner dbt -- ARGS`: any dbt command, with the runner's project and profile.
 
 For ad-hoc work in the image (`dbt ls`, `dbt run-operation`, `dbt --version`): the
-same settings, credentials, rendered profile and secrets as `run`, without phases or
-reports.
+same settings, credentials, rendered profile and secrets as `run` (the workspace,
+prepared the same way), without phases or reports.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 
-from entrypoint import credentials
 from entrypoint.errors import ExitCode
-from entrypoint.pipeline import dbt_environment
-from entrypoint.profiles import check_adapter, prepare_profile
-from entrypoint.project import prepare_project
 from entrypoint.settings import load_settings
+from entrypoint.workspace import dbt_environment, open_workspace
 
 # Arguments that need no project at all.
 _STANDALONE = {"--version", "-v", "--help", "-h", "init"}
@@ -31,20 +28,19 @@ def run_dbt(args: list[str]) -> int:
             return _exit_code(dbtRunner().invoke(args))
 
     settings = load_settings()
-    run_dir = settings.work_dir / "runs" / settings.run_id
     try:
-        project = prepare_project(settings.project_dir, settings.work_dir)
-        check_adapter(settings, project)
-        fetched = credentials.fetch(settings, run_dir / "secrets")
-        profile = prepare_profile(settings, project, run_dir, fetched.fields)
-        env |= {"DBT_PROJECT_DIR": str(project.dir), "DBT_PROFILES_DIR": str(profile.dir)}
-        env |= profile.env
-        if profile.target:
-            env["DBT_TARGET"] = profile.target
-        with dbt_environment(env):
+        workspace = open_workspace(settings)
+        env |= workspace.profile.env
+        env |= {
+            "DBT_PROJECT_DIR": str(workspace.project.dir),
+            "DBT_PROFILES_DIR": str(workspace.profile.dir),
+        }
+        if workspace.profile.target:
+            env["DBT_TARGET"] = workspace.profile.target
+        with dbt_environment(env, cwd=workspace.project.dir):
             return _exit_code(dbtRunner().invoke(args))
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)  # the rendered profile and any key file
+        shutil.rmtree(settings.run_dir, ignore_errors=True)  # the rendered profile, key files
 
 
 def _exit_code(result: object) -> int:

@@ -3,7 +3,9 @@
 The project is parsed once, after `deps` and `debug`, and that manifest is handed to
 every later phase, where the shell-script way re-imports dbt and re-parses the
 project for each command. Each phase becomes a `PhaseResult` (status, timing, dbt
-arguments, node counts) and its nodes `NodeResult`s in the run report.
+arguments, node counts, dbt's own error) and its nodes `NodeResult`s in the report.
+A phase a signal or the timeout cuts short still reports every node that finished,
+and leaves run results that `dbt retry` can complete.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from entrypoint.project import Project
+from entrypoint.errors import ExitCode
+from entrypoint.nodes import NodeRecorder, clean
 from entrypoint.report import NodeResult, PhaseResult, PhaseStatus, RunReport, now, outcome_of
-from entrypoint.settings import Job, Phase, Settings
+from entrypoint.selection import EXECUTED_TYPES, NOT_RUN, complete_run_results, selected_nodes
+from entrypoint.settings import Phase, Settings
+from entrypoint.workspace import DbtInvocation, Workspace
 
 if TYPE_CHECKING:
     from dbt.cli.main import dbtRunnerResult
@@ -41,26 +46,7 @@ NEEDS_MANIFEST = {
 # Phases whose run_results.json is the job's own (what `dbt retry` reads), last wins.
 NODE_PHASES = (Phase.SEED, Phase.SNAPSHOT, Phase.RUN, Phase.TEST, Phase.BUILD)
 PARSE = "parse"
-
-
-@dataclass
-class DbtInvocation:
-    """The arguments every dbt command of a run shares."""
-
-    project_dir: Path
-    profiles_dir: Path
-    target: str | None = None
-    vars: dict[str, Any] = field(default_factory=dict)
-
-    def common_args(self, target: bool = True) -> list[str]:
-        import json
-
-        args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
-        if self.target and target:
-            args += ["--target", self.target]
-        if self.vars:
-            args += ["--vars", json.dumps(self.vars, sort_keys=True)]
-        return args
+RETRY = "retry"
 
 
 def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
@@ -87,12 +73,6 @@ def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
     return args
 
 
-def compiles_whole_project(settings: Settings) -> bool:
-    """Whether a successful build of this job compiles every node of the project."""
-    unselected = not (settings.select or settings.exclude or settings.selector)
-    return Phase.BUILD in settings.job_phases and unselected and settings.job is not Job.SLIM
-
-
 def phase_command(
     phase: Phase,
     settings: Settings,
@@ -110,30 +90,33 @@ def phase_command(
     fail_fast = ["--fail-fast"] if settings.fail_fast else []
     full_refresh = ["--full-refresh"] if settings.full_refresh else []
     select = _selection(settings, state_dir)
-    plain = _selection(settings, None)
-    if phase is Phase.DEPS:
-        return ["deps"]
-    if phase is Phase.DEBUG:
-        return ["debug"]
-    if phase is Phase.SEED:
-        return ["seed", *select, *threads, *full_refresh, *fail_fast]
-    if phase is Phase.SNAPSHOT:
-        return ["snapshot", *select, *threads, *fail_fast]
-    if phase is Phase.RUN:
-        return ["run", *select, *threads, *full_refresh, *fail_fast]
-    if phase is Phase.TEST:
-        return ["test", *select, *threads, *fail_fast]
-    if phase is Phase.BUILD:
-        # A seed phase before build has loaded the seeds already: do not load them twice.
-        skip_seeds = ["--exclude-resource-type", "seed"] if Phase.SEED in phases else []
-        return ["build", *select, *skip_seeds, *threads, *full_refresh, *fail_fast]
-    if phase is Phase.FRESHNESS:
-        return ["source", "freshness", *plain, *threads]
-    if phase is Phase.DOCS:
+    commands = {
+        Phase.DEPS: ["deps"],
+        Phase.DEBUG: ["debug"],
+        Phase.SEED: ["seed", *select, *threads, *full_refresh, *fail_fast],
+        Phase.SNAPSHOT: ["snapshot", *select, *threads, *fail_fast],
+        Phase.RUN: ["run", *select, *threads, *full_refresh, *fail_fast],
+        Phase.TEST: ["test", *select, *threads, *fail_fast],
+        # A seed phase before build has loaded the seeds already: not twice.
+        Phase.BUILD: [
+            "build",
+            *select,
+            *(["--exclude-resource-type", "seed"] if Phase.SEED in phases else []),
+            *threads,
+            *full_refresh,
+            *fail_fast,
+        ],
+        Phase.FRESHNESS: ["source", "freshness", *_selection(settings, None), *threads],
         # The whole project, whatever the selection: these become the published docs.
-        no_compile = ["--no-compile"] if compiled else []
-        return ["docs", "generate", "--static", *no_compile, *threads]
-    raise AssertionError(phase)
+        Phase.DOCS: [
+            "docs",
+            "generate",
+            "--static",
+            *(["--no-compile"] if compiled else []),
+            *threads,
+        ],
+    }
+    return commands[phase]
 
 
 def plan(
@@ -148,7 +131,7 @@ def plan(
             commands.append((PARSE, ["parse", *invocation.common_args()]))
             parsed = True
         # Shown as run will make it when the build succeeds.
-        compiled = compiles_whole_project(settings)
+        compiled = settings.compiles_whole_project
         command = phase_command(phase, settings, phases, compiled, state_dir)
         commands.append((phase.value, [*command, *invocation.common_args()]))
     return commands
@@ -156,6 +139,18 @@ def plan(
 
 def _status_of(value: Any) -> str:
     return str(getattr(value, "value", value))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _timing(item: Any) -> tuple[datetime | None, datetime | None]:
+    """A dbt result's start and end, from its compile and execute timings."""
+    timings = getattr(item, "timing", None) or []
+    starts = [_utc(t.started_at) for t in timings if t.started_at]
+    ends = [_utc(t.completed_at) for t in timings if t.completed_at]
+    return (min(starts) if starts else None, max(ends) if ends else None)
 
 
 def node_results(phase: str, result: Any) -> list[NodeResult]:
@@ -167,6 +162,7 @@ def node_results(phase: str, result: Any) -> list[NodeResult]:
             continue
         status = _status_of(item.status)
         message = getattr(item, "message", None)
+        started_at, finished_at = _timing(item)
         nodes.append(
             NodeResult(
                 unique_id=node.unique_id,
@@ -176,22 +172,25 @@ def node_results(phase: str, result: Any) -> list[NodeResult]:
                 status=status,
                 outcome=outcome_of(status),
                 execution_time_s=round(float(getattr(item, "execution_time", 0) or 0), 3),
-                message=str(message) if message else None,
+                message=clean(str(message)) if message else None,
                 failures=getattr(item, "failures", None),
                 relation=getattr(node, "relation_name", None),
                 path=getattr(node, "original_file_path", None),
+                started_at=started_at,
+                finished_at=finished_at,
+                thread=getattr(item, "thread_id", None) or None,
             )
         )
     return nodes
 
 
 def _exception_message(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())[:2000]
+    return clean(str(exc).strip() or type(exc).__name__)
 
 
-class Interrupted(Exception):
-    """A phase was interrupted by SIGINT or SIGTERM."""
+class Interrupted(KeyboardInterrupt):
+    """A phase was stopped by SIGINT, SIGTERM or the run's timeout (a KeyboardInterrupt,
+    so every stage lets it through to the run's guard)."""
 
 
 @dataclass
@@ -209,25 +208,30 @@ class PhaseRunner:
     def __init__(
         self,
         settings: Settings,
-        project: Project,
-        invocation: DbtInvocation,
-        target_path: Path,
+        workspace: Workspace,
         report: RunReport,
         state_dir: Path | None = None,
     ) -> None:
         self.settings = settings
-        self.project = project
-        self.invocation = invocation
-        self.target_path = target_path
+        self.project = workspace.project
+        self.invocation = workspace.invocation()
+        self.target_path = workspace.target_path
         self.report = report
         self.state_dir = state_dir
         self.manifest: Manifest | None = None
         self.phases = settings.job_phases
+        self.recorder = NodeRecorder(self._path_of)
+        # Why the run was stopped, asked when it happens (a signal, or the timeout).
+        self.stop_reason: Callable[[], str] = lambda: "interrupted by a signal"
+
+    def _path_of(self, unique_id: str) -> str | None:
+        node = self.manifest.nodes.get(unique_id) if self.manifest else None
+        return getattr(node, "original_file_path", None)
 
     def _invoke(self, args: list[str]) -> dbtRunnerResult:
         from dbt.cli.main import dbtRunner
 
-        return dbtRunner(manifest=self.manifest).invoke(args)
+        return dbtRunner(manifest=self.manifest, callbacks=[self.recorder]).invoke(args)
 
     def _record(
         self,
@@ -238,6 +242,7 @@ class PhaseRunner:
         message: str | None = None,
         nodes: Iterable[NodeResult] = (),
         advisory: bool = False,
+        complete: bool = True,
     ) -> PhaseResult:
         nodes = list(nodes)
         counts: Counter[str] = Counter(node.outcome for node in nodes)
@@ -250,9 +255,13 @@ class PhaseRunner:
             dbt_args=args or [],
             counts={key: counts.get(key, 0) for key in ("ok", "warn", "failed", "skipped")},
             message=message,
+            results_complete=complete,
         )
         self.report.phases.append(phase)
         self.report.nodes.extend(nodes)
+        if status == "error" and not advisory:
+            # dbt's own words, where every reader of the report looks first.
+            self.report.add_error(name, message or f"dbt {name} failed", ExitCode.DBT_ERROR)
         if advisory and status in ("failed", "error"):
             self.report.warnings.append(f"{name} {status} (advisory: the job goes on): {message}")
         level = logging.INFO if status in ("success", "skipped") else logging.WARNING
@@ -260,16 +269,28 @@ class PhaseRunner:
         log.log(level, "phase %s: %s in %.1f s%s", name, status, phase.duration_s, note)
         return phase
 
-    def _run(self, name: str, args: list[str], advisory: bool, has_nodes: bool) -> PhaseResult:
+    def run_phase(
+        self,
+        name: str,
+        command: list[str],
+        advisory: bool = False,
+        has_nodes: bool = False,
+        common: list[str] | None = None,
+    ) -> PhaseResult:
+        """One dbt command as a phase of the report; raise Interrupted when stopped.
+        `common`: the shared arguments, when not the invocation's usual ones."""
+        common = self.invocation.common_args() if common is None else common
+        args = [*command, *common]
         clock = _Clock()
         log.info("phase %s: dbt %s", name, " ".join(args))
+        self.recorder.begin(name)
         result = self._invoke(args)
-        nodes = node_results(name, result.result)
         if isinstance(result.exception, KeyboardInterrupt):
-            self._record(name, "interrupted", clock, args, "interrupted by a signal", nodes)
+            self._stopped(name, command, args, clock)
             raise Interrupted(name)
+        nodes = node_results(name, result.result)
         if result.exception is not None:
-            message = _exception_message(result.exception)
+            message = self.recorder.first_error() or _exception_message(result.exception)
             return self._record(name, "error", clock, args, message, nodes, advisory)
         if result.success:
             return self._record(name, "success", clock, args, None, nodes, advisory)
@@ -279,98 +300,146 @@ class PhaseRunner:
                 name, "failed", clock, args, f"{failed} node(s) failed", nodes, advisory
             )
         # debug, deps, docs: no node results, so dbt could not do what was asked.
-        message = f"dbt {name} did not succeed; see the log above"
+        message = self.recorder.first_error() or f"dbt {name} did not succeed"
         return self._record(name, "error", clock, args, message, nodes, advisory)
 
-    def _keep_run_results(self, phase: Phase) -> None:
+    def _stopped(self, name: str, command: list[str], args: list[str], clock: _Clock) -> None:
+        """Record a phase a stop cut short: every node that finished, and every node it
+        had selected but not finished, as skipped in the report and the run results."""
+        nodes = list(self.recorder.nodes)
+        complete = command[0] != RETRY  # what dbt retry had selected is its own business
+        if self.manifest is not None and command[0] in EXECUTED_TYPES:
+            selected = selected_nodes(self._invoke, command, self.invocation.common_args())
+            complete = selected is not None
+            pending = (selected or set()) - {node.unique_id for node in nodes}
+            nodes += [self._not_run(unique_id, name) for unique_id in sorted(pending)]
+            outcomes = {node.unique_id: (node.status, node.message) for node in nodes}
+            path = self.target_path / "run_results.json"
+            complete_run_results(path, outcomes, self.recorder.run_results_written)
+        self._record(name, "interrupted", clock, args, self.stop_reason(), nodes, complete=complete)
+
+    def _not_run(self, unique_id: str, phase: str) -> NodeResult:
+        manifest: Any = self.manifest
+        node: Any = manifest.nodes.get(unique_id) or manifest.unit_tests.get(unique_id)
+        return NodeResult(
+            unique_id=unique_id,
+            name=getattr(node, "name", unique_id.rsplit(".", 1)[-1]),
+            resource_type=_status_of(getattr(node, "resource_type", unique_id.split(".", 1)[0])),
+            phase=phase,
+            status="skipped",
+            outcome="skipped",
+            message=NOT_RUN,
+            relation=getattr(node, "relation_name", None),
+            path=getattr(node, "original_file_path", None),
+        )
+
+    def _keep_run_results(self, phase: str) -> None:
         """Each phase overwrites run_results.json: keep a copy per phase."""
         source = self.target_path / "run_results.json"
         if source.is_file():
-            copy = self.target_path / "phases" / phase.value / "run_results.json"
+            copy = self.target_path / "phases" / phase / "run_results.json"
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy)
 
     def _restore_job_run_results(self) -> None:
-        """Leave the job's node run results (not docs') as run_results.json."""
-        for phase in reversed(NODE_PHASES):
-            copy = self.target_path / "phases" / phase.value / "run_results.json"
-            if phase in self.phases and copy.is_file():
+        """Leave the job's node run results (not docs') as run_results.json: those of
+        the last node phase that ran."""
+        ran = [p.name for p in self.report.phases if p.status != "skipped"]
+        for name in reversed(ran):
+            copy = self.target_path / "phases" / name / "run_results.json"
+            if name in {*(p.value for p in NODE_PHASES), RETRY} and copy.is_file():
                 shutil.copyfile(copy, self.target_path / "run_results.json")
                 return
 
-    def _parse(self) -> bool:
+    def parse(self) -> bool:
         args = ["parse", *self.invocation.common_args()]
         clock = _Clock()
+        self.recorder.begin(PARSE)
         result = self._invoke(args)
         if isinstance(result.exception, KeyboardInterrupt):
-            self._record(PARSE, "interrupted", clock, args, "interrupted by a signal")
+            self._record(PARSE, "interrupted", clock, args, self.stop_reason())
             raise Interrupted(PARSE)
         manifest = result.result
         if result.success and manifest is not None:
             self.manifest = manifest  # type: ignore[assignment]
             self._record(PARSE, "success", clock, args, f"{len(manifest.nodes)} nodes")  # type: ignore[union-attr]
             return True
-        message = _exception_message(result.exception) if result.exception else "dbt parse failed"
+        message = self.recorder.first_error() or (
+            _exception_message(result.exception) if result.exception else "dbt parse failed"
+        )
         self._record(PARSE, "error", clock, args, message)
         return False
 
     def run(self) -> None:
-        """Run every phase; raise Interrupted when a signal stops the run."""
+        """Run every phase; raise Interrupted when a signal or the timeout stops it."""
+        self.run_phases(self.phases)
+
+    def run_phases(self, phases: list[Phase]) -> None:
         advisory = set(self.settings.advisory_phases)
         blocked: str | None = None  # why strict phases no longer run
         stopped: str | None = None  # why nothing runs any more
-        common = self.invocation.common_args()
-        remaining = list(self.phases)
+        remaining = list(phases)
         compiled = False  # every node compiled into the manifest by an earlier phase
         try:
             while remaining:
                 phase = remaining.pop(0)
                 is_advisory = phase in advisory
-                if stopped or (blocked and not is_advisory):
-                    self._record(phase.value, "skipped", message=stopped or blocked)
+                skip = stopped or (blocked if not is_advisory else None) or self._skip(phase)
+                if skip:
+                    self._record(phase.value, "skipped", message=skip)
                     continue
-                if phase is Phase.DEPS and not self.project.has_packages:
-                    self._record(
-                        phase.value, "skipped", message="no packages.yml or dependencies.yml"
-                    )
-                    continue
-                if phase in NEEDS_MANIFEST and self.manifest is None and not self._parse():
+                if phase in NEEDS_MANIFEST and self.manifest is None and not self.parse():
                     stopped = "skipped: the project did not parse"
                     self._record(phase.value, "skipped", message=stopped)
                     continue
                 command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
-                args = [*command, *common]
-                has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
-                result = self._run(phase.value, args, is_advisory, has_nodes)
-                if phase in NODE_PHASES or phase is Phase.DOCS:
-                    self._keep_run_results(phase)
+                result = self._run_job_phase(phase, command, is_advisory)
                 if phase is Phase.BUILD and result.status == "success":
-                    compiled = compiles_whole_project(self.settings)
+                    compiled = self.settings.compiles_whole_project
                 if is_advisory or result.status == "success":
                     continue
                 if result.status == "error":
                     stopped = f"skipped: {phase.value} could not run"
                 else:
                     blocked = f"skipped: {phase.value} failed"
-        except Interrupted:
+        except KeyboardInterrupt:
             for phase in remaining:
-                self._record(phase.value, "skipped", message="skipped: the run was interrupted")
+                self._record(phase.value, "skipped", message="skipped: the run was stopped")
             raise
         finally:
             self._restore_job_run_results()
 
+    def _skip(self, phase: Phase) -> str | None:
+        if phase is Phase.DEPS and not self.project.has_packages:
+            return "no packages.yml or dependencies.yml"
+        return None
+
+    def _run_job_phase(self, phase: Phase, command: list[str], advisory: bool) -> PhaseResult:
+        has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
+        try:
+            return self.run_phase(phase.value, command, advisory, has_nodes)
+        finally:
+            if phase in NODE_PHASES or phase is Phase.DOCS:
+                self._keep_run_results(phase.value)
+
     def retry(self, previous: Path) -> None:
         """`dbt retry` of the failed and skipped nodes in `previous`/run_results.json,
         after installing packages (a fresh container has none)."""
-        if self.project.has_packages:
-            deps_args = ["deps", *self.invocation.common_args()]
-            if self._run(Phase.DEPS.value, deps_args, False, False).status != "success":
+        try:
+            deps = self.project.has_packages and self.run_phase(Phase.DEPS.value, ["deps"])
+            if deps and deps.status != "success":
                 return
-        # retry takes no --target: dbt reuses the earlier invocation's.
-        args = ["retry", "--state", str(previous), *self.invocation.common_args(target=False)]
-        if self.settings.threads:
-            args += ["--threads", str(self.settings.threads)]
-        self._run("retry", args, advisory=False, has_nodes=True)
+            command = [RETRY, "--state", str(previous)]
+            if self.settings.threads:
+                command += ["--threads", str(self.settings.threads)]
+            # retry takes no --target: dbt reuses the earlier invocation's.
+            common = self.invocation.common_args(target=False)
+            try:
+                self.run_phase(RETRY, command, has_nodes=True, common=common)
+            finally:
+                self._keep_run_results(RETRY)
+        finally:
+            self._restore_job_run_results()
 
     def slim_nodes(self) -> dict[str, list[str]]:
         """What a slim build selected, built and skipped, and which parents it deferred."""

@@ -1,8 +1,11 @@
-"""Profile: the project's own profiles.yml, or one rendered for the chosen adapter.
+"""Profile: an existing profiles.yml, or one rendered for the chosen adapter.
 
-A rendered profile holds no secret: secret fields are `{{ env_var(...) }}` references
-to `DBT_ENV_SECRET_*` variables, which the runner sets in its own process (dbt runs
-in-process) and which dbt scrubs from its logs.
+Which one is DBT_RUNNER_PROFILE_SOURCE's choice (`auto`: an explicit folder, dbt's
+own DBT_PROFILES_DIR, the project's, else rendered). Either way the adapter it names
+must be in the image, checked before anything runs. A rendered profile holds no
+secret: secret fields are `{{ env_var(...) }}` references to `DBT_ENV_SECRET_*`
+variables, which the runner sets in its own process (dbt runs in-process) and which
+dbt scrubs from its logs.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import yaml
 
 from entrypoint.errors import ConfigError
 from entrypoint.project import Project
-from entrypoint.settings import Adapter, Settings
+from entrypoint.settings import Adapter, ProfileSource, Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,27 +54,69 @@ def adapter_installed(adapter: str) -> bool:
 
 
 def existing_profiles_dir(settings: Settings, project: Project) -> Path | None:
-    """A folder with a profiles.yml to use as is: explicit, dbt's own variable, the project."""
+    """A folder with a profiles.yml to use as is: explicit, dbt's own variable, the
+    project's; None when the profile is to be rendered."""
+    if settings.profile_source is ProfileSource.RENDERED:
+        return None
     if settings.profiles_dir is not None:
         return settings.profiles_dir
     from_dbt = os.environ.get("DBT_PROFILES_DIR")
     if from_dbt and (Path(from_dbt) / "profiles.yml").is_file():
         return Path(from_dbt).resolve()
-    if (project.dir / "profiles.yml").is_file():
-        return project.dir
+    if (project.source_dir / "profiles.yml").is_file():
+        return project.dir  # the copy's, when dbt runs a copy
+    if settings.profile_source is ProfileSource.EXISTING:
+        raise ConfigError(
+            "DBT_RUNNER_PROFILE_SOURCE=existing: no profiles.yml in DBT_RUNNER_PROFILES_DIR, "
+            f"DBT_PROFILES_DIR or the project ({project.source_dir}); add one, or set it to "
+            "auto to render one from DBT_RUNNER_WAREHOUSE__*"
+        )
     return None
 
 
+def existing_adapter(profiles_dir: Path, project: Project, target: str | None) -> str | None:
+    """The adapter type the existing profile's target names; None when it cannot be
+    read here (dbt then reports the problem in its own words)."""
+    if profiles_dir == project.dir:
+        profiles_dir = project.source_dir  # the copy may not exist yet (check, plan)
+    try:
+        data = yaml.safe_load((profiles_dir / "profiles.yml").read_text())
+        profile = data[project.profile]
+        output = profile["outputs"][target or profile["target"]]
+        adapter = output["type"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(adapter, str) or "{{" in adapter:
+        return None  # Jinja: only dbt can render it
+    return adapter
+
+
+def _missing_adapter(adapter: str, where: str, fix: str) -> ConfigError:
+    variants = VARIANTS_WITH.get(Adapter(adapter)) if adapter in set(Adapter) else None
+    has_it = (
+        f"use an image variant that has it ({variants})"
+        if variants
+        else ("no dbt-runner variant has it: build an image FROM dbt-runner that installs it")
+    )
+    return ConfigError(f"{where}: the dbt-{adapter} adapter is not installed here; {has_it}{fix}")
+
+
 def check_adapter(settings: Settings, project: Project) -> None:
-    """Fail before anything runs when the rendered profile's adapter is missing."""
-    if existing_profiles_dir(settings, project) is not None:
+    """Fail before anything runs when the profile's adapter is not in the image."""
+    existing = existing_profiles_dir(settings, project)
+    if existing is None:
+        rendered = settings.warehouse.type.value
+        if not adapter_installed(rendered):
+            raise _missing_adapter(rendered, f"DBT_RUNNER_WAREHOUSE__TYPE='{rendered}'", "")
         return
-    adapter = settings.warehouse.type
-    if not adapter_installed(adapter.value):
-        raise ConfigError(
-            f"DBT_RUNNER_WAREHOUSE__TYPE='{adapter.value}': the dbt-{adapter.value} adapter "
-            f"is not installed here; use an image variant that has it ({VARIANTS_WITH[adapter]})"
+    adapter = existing_adapter(existing, project, settings.target)
+    if adapter is not None and not adapter_installed(adapter):
+        shown = project.source_dir if existing == project.dir else existing
+        where = f"{shown / 'profiles.yml'} (profile '{project.profile}')"
+        fix = ", or set DBT_RUNNER_PROFILE_SOURCE=rendered to render one from " + (
+            "DBT_RUNNER_WAREHOUSE__*"
         )
+        raise _missing_adapter(adapter, where, fix)
 
 
 def _required(value: Any, setting: str, adapter: Adapter, what: str) -> Any:
@@ -149,29 +194,37 @@ def exported_env(fetched: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def describe_profile(settings: Settings, project: Project, run_dir: Path) -> Profile:
+    """Where the run's profile is, or will be rendered, without writing anything."""
+    existing = existing_profiles_dir(settings, project)
+    if existing is not None:
+        adapter = existing_adapter(existing, project, settings.target)
+        return Profile(dir=existing, rendered=False, target=settings.target, adapter=adapter)
+    target = settings.target or settings.env
+    adapter = settings.warehouse.type.value
+    return Profile(dir=run_dir / "profiles", rendered=True, target=target, adapter=adapter)
+
+
 def prepare_profile(
     settings: Settings, project: Project, run_dir: Path, fetched: dict[str, Any] | None = None
 ) -> Profile:
-    """Use the project's profiles.yml, or render one into the run's scratch folder."""
-    existing = existing_profiles_dir(settings, project)
-    if existing is not None:
+    """Use an existing profiles.yml, or render one into the run's scratch folder."""
+    profile = describe_profile(settings, project, run_dir)
+    profile.env = exported_env(fetched or {})
+    if not profile.rendered:
         if settings.warehouse.model_fields_set:
             log.warning(
-                "DBT_RUNNER_WAREHOUSE__* settings are ignored: using %s/profiles.yml", existing
+                "DBT_RUNNER_WAREHOUSE__* settings are ignored: using %s/profiles.yml (set "
+                "DBT_RUNNER_PROFILE_SOURCE=rendered to use them instead)",
+                profile.dir,
             )
-        env = exported_env(fetched or {})
-        return Profile(dir=existing, rendered=False, target=settings.target, env=env)
-
-    target = settings.target or settings.env
+        return profile
     output, env = render_output(settings, project, fetched)
-    profile = {project.profile: {"target": target, "outputs": {target: output}}}
-    profiles_dir = run_dir / "profiles"
-    profiles_dir.mkdir(parents=True, exist_ok=True)
-    (profiles_dir / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    return Profile(
-        dir=profiles_dir,
-        rendered=True,
-        target=target,
-        adapter=settings.warehouse.type.value,
-        env=exported_env(fetched or {}) | env,
-    )
+    if "path" in output:  # DuckDB creates its file, not the folder it goes in
+        Path(output["path"]).parent.mkdir(parents=True, exist_ok=True)
+    target = str(profile.target)  # a rendered profile always names its target
+    document = {project.profile: {"target": target, "outputs": {target: output}}}
+    profile.dir.mkdir(parents=True, exist_ok=True)
+    (profile.dir / "profiles.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    profile.env |= env
+    return profile

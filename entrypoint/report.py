@@ -21,7 +21,15 @@ SCHEMA_VERSION = 1
 
 Outcome = Literal["ok", "warn", "failed", "skipped"]
 PhaseStatus = Literal["success", "failed", "error", "skipped", "interrupted"]
-RunStatus = Literal["success", "failed", "error", "config_error", "infra_error", "interrupted"]
+RunStatus = Literal[
+    "success", "failed", "error", "config_error", "infra_error", "interrupted", "timed_out"
+]
+# The exit codes of a run stopped from outside, and the status each gives.
+STOPPED: dict[int, RunStatus] = {
+    ExitCode.TIMEOUT: "timed_out",
+    ExitCode.SIGINT: "interrupted",
+    ExitCode.SIGTERM: "interrupted",
+}
 
 # dbt's node statuses (run, test and freshness results), by what they mean for the job.
 _OUTCOMES: dict[str, Outcome] = {
@@ -59,6 +67,9 @@ class NodeResult(BaseModel):
     failures: int | None = Field(default=None, description="Failing rows, for tests")
     relation: str | None = None
     path: str | None = Field(default=None, description="The node's file in the project")
+    started_at: datetime | None = Field(default=None, description="When dbt started the node")
+    finished_at: datetime | None = Field(default=None, description="When it finished")
+    thread: str | None = Field(default=None, description="dbt's worker thread")
 
 
 class PhaseResult(BaseModel):
@@ -74,12 +85,29 @@ class PhaseResult(BaseModel):
         default_factory=dict, description="Nodes by outcome: ok, warn, failed, skipped"
     )
     message: str | None = None
+    results_complete: bool = Field(
+        default=True,
+        description="False when a stop left nodes whose fate is unknown (a retry refuses)",
+    )
 
 
 class RunError(BaseModel):
-    stage: str = Field(description="settings, project, credentials, profile, state, publish, ...")
-    message: str
+    stage: str = Field(
+        description="settings, preflight, project, credentials, profile, state, a phase, "
+        "publish, report, notify"
+    )
+    message: str = Field(description="One line: what broke and the fix; dbt's own error")
     exit_code: int
+    detail: str | None = Field(
+        default=None, description="The traceback of an unexpected error, for a bug report"
+    )
+
+
+class Notification(BaseModel):
+    channel: str = Field(description="slack, webhook, trigger N")
+    url: str = Field(description="Scheme, host, port and path: no query or credentials")
+    ok: bool
+    error: str | None = None
 
 
 class Links(BaseModel):
@@ -119,7 +147,17 @@ class RunReport(BaseModel):
     exit_code: int = 0
     started_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
-    duration_s: float = 0.0
+    duration_s: float = Field(default=0.0, description="The whole run: publishing included")
+    timings: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds per stage: preflight, project, credentials, profile, state, "
+        "dbt (phases), publish, report, notify",
+    )
+    builds_whole_project: bool = Field(
+        default=False,
+        description="The job selected the whole project (a slim job: every change): its "
+        "success may set the state",
+    )
     phases: list[PhaseResult] = Field(default_factory=list)
     nodes: list[NodeResult] = Field(default_factory=list)
     errors: list[RunError] = Field(default_factory=list)
@@ -132,23 +170,31 @@ class RunReport(BaseModel):
     )
     links: Links = Field(default_factory=Links)
     artifacts: list[str] = Field(default_factory=list, description="Files published for this run")
+    notifications: list[Notification] = Field(
+        default_factory=list, description="Every notification sent, and whether it arrived"
+    )
 
     # --- building ------------------------------------------------------------
 
-    def add_error(self, stage: str, message: str, exit_code: ExitCode) -> None:
-        self.errors.append(RunError(stage=stage, message=message, exit_code=int(exit_code)))
+    def add_error(
+        self, stage: str, message: str, exit_code: ExitCode, detail: str | None = None
+    ) -> None:
+        self.errors.append(
+            RunError(stage=stage, message=message, exit_code=int(exit_code), detail=detail)
+        )
 
-    def finish(self, interrupted_by: int | None = None) -> None:
-        """Derive status and exit code from the phases and errors, and stamp the end."""
+    def finish(self, stopped_by: int | None = None) -> None:
+        """Derive status and exit code from the phases and errors, and stamp the end.
+        `stopped_by`: the exit code of a signal or the timeout that stopped the run."""
         self.finished_at = now()
         self.duration_s = round((self.finished_at - self.started_at).total_seconds(), 3)
-        self.exit_code, self.status = self._outcome(interrupted_by)
+        self.exit_code, self.status = self._outcome(stopped_by)
 
-    def _outcome(self, interrupted_by: int | None) -> tuple[int, RunStatus]:
-        # The most telling cause wins: interrupted, config, infrastructure, dbt error,
-        # failed nodes (README, "Exit codes").
-        if interrupted_by is not None:
-            return interrupted_by, "interrupted"
+    def _outcome(self, stopped_by: int | None) -> tuple[int, RunStatus]:
+        # The most telling cause wins: stopped (timeout, signal), config,
+        # infrastructure, dbt error, failed nodes (README, "Exit codes").
+        if stopped_by is not None:
+            return stopped_by, STOPPED[stopped_by]
         codes = {error.exit_code for error in self.errors}
         strict = [phase for phase in self.phases if not phase.advisory]
         if ExitCode.CONFIG in codes:
@@ -176,6 +222,15 @@ class RunReport(BaseModel):
     def failures(self) -> list[NodeResult]:
         return [node for node in self.nodes if node.outcome == "failed"]
 
+    def first_error(self) -> str | None:
+        """The first thing that went wrong, in words: a stage's error or a failed node's."""
+        if self.errors:
+            return self.errors[0].message
+        failed = self.failures()
+        if failed:
+            return f"{failed[0].unique_id}: {failed[0].message or failed[0].status}"
+        return None
+
     def headline(self) -> str:
         return f"dbt-runner {self.project or '?'}/{self.env} {self.job}: {self.status}"
 
@@ -189,6 +244,7 @@ STATUS_ICONS = {
     "config_error": "⚙️",
     "infra_error": "🔌",
     "interrupted": "⏹️",
+    "timed_out": "⏱️",
     "skipped": "⏭️",
 }
 
@@ -306,17 +362,19 @@ def to_junit(report: RunReport) -> bytes:
             suite.set(key, str(value))
             totals[key] += value
         suite.set("time", f"{phase.duration_s:.3f}")
-    if report.errors:
-        suite = ET.SubElement(root, "testsuite", name="runner", tests=str(len(report.errors)))
-        suite.set("errors", str(len(report.errors)))
-        for error in report.errors:
+    # A phase's own error already has its case above.
+    errors = [e for e in report.errors if e.stage not in {p.name for p in report.phases}]
+    if errors:
+        suite = ET.SubElement(root, "testsuite", name="runner", tests=str(len(errors)))
+        suite.set("errors", str(len(errors)))
+        for error in errors:
             case = ET.SubElement(
                 suite, "testcase", name=f"stage:{error.stage}", classname="dbt-runner"
             )
             element = ET.SubElement(case, "error", message=error.message[:500])
             element.text = error.message
-        totals["tests"] += len(report.errors)
-        totals["errors"] += len(report.errors)
+        totals["tests"] += len(errors)
+        totals["errors"] += len(errors)
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{report.duration_s:.3f}")

@@ -2,7 +2,9 @@
 
 Every setting is an environment variable `DBT_RUNNER_<NAME>` (nested groups with
 `__`, e.g. `DBT_RUNNER_WAREHOUSE__TYPE`) and, for the everyday ones, a CLI flag that
-overrides it. Validation happens before anything runs; a problem becomes one
+overrides it (declared here, on the field, with `flag=`). Every field carries its
+description: the README's settings tables are generated from this module
+(`make settings-doc`). Validation happens before anything runs; a problem becomes one
 `ConfigError` line naming the variable (or flag), the bad value and what is accepted.
 """
 
@@ -31,11 +33,29 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from entrypoint.aws import AwsSettings
 from entrypoint.errors import ConfigError
 from entrypoint.storage import normalise_url
 
 ENV_PREFIX = "DBT_RUNNER_"
 NESTED_DELIMITER = "__"
+
+
+def setting(
+    default: Any = ...,
+    description: str = "",
+    *,
+    flag: str | None = None,
+    short: str | None = None,
+    shown: str | None = None,
+    **options: Any,
+) -> Any:
+    """A documented field: `flag` (and `short`) make it a CLI flag too; `shown` is the
+    default as the README states it, for defaults computed at run time."""
+    extra: dict[str, Any] = {"flag": flag, "short": short, "shown": shown}
+    if "default_factory" not in options:
+        options["default"] = default
+    return Field(description=description, json_schema_extra=extra, **options)
 
 
 class Job(StrEnum):
@@ -65,6 +85,8 @@ JOB_PHASES: dict[Job, list[Phase]] = {
     # As dbt Cloud's CI jobs: no debug (build fails just as clearly), build only.
     Job.SLIM: [Phase.DEPS, Phase.BUILD],
 }
+# Phases that build relations in the warehouse: a job without one never sets state.
+BUILDING_PHASES = {Phase.BUILD, Phase.RUN}
 
 
 class LogFormat(StrEnum):
@@ -77,6 +99,14 @@ class Adapter(StrEnum):
     POSTGRES = "postgres"
     REDSHIFT = "redshift"
     BIGQUERY = "bigquery"
+
+
+class ProfileSource(StrEnum):
+    """Which profiles.yml a run uses."""
+
+    AUTO = "auto"  # DBT_RUNNER_PROFILES_DIR, DBT_PROFILES_DIR, the project's, else rendered
+    RENDERED = "rendered"  # always rendered from DBT_RUNNER_WAREHOUSE__*
+    EXISTING = "existing"  # never rendered: a missing profiles.yml is an error
 
 
 def _split_list(value: Any) -> Any:
@@ -116,47 +146,84 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def http_url(value: str, example: str = "https://hooks.example.com/...") -> str:
+    """The one http(s) URL check every URL setting shares."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https:// (e.g. {example})")
+    return value
+
+
+def _secret_http_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        http_url(value.get_secret_value())
+    return value
+
+
+def _json_object(value: Any, example: str) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"not valid JSON ({exc.msg}); expected an object like {example}"
+            ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object like {example}")
+    return value
+
+
 class WarehouseSettings(BaseModel):
     """Connection fields used when the runner renders profiles.yml for an adapter.
 
-    Ignored when the project (or DBT_RUNNER_PROFILES_DIR) has its own profiles.yml.
+    Ignored when the run uses an existing profiles.yml (see DBT_RUNNER_PROFILE_SOURCE).
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    type: Adapter = Adapter.DUCKDB
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    user: str | None = None
-    password: SecretStr | None = None
-    database: str | None = None
-    schema_: str | None = Field(default=None, alias="schema")
-    # duckdb: the database file; relative paths are taken from the working directory.
-    path: str | None = None
-    # postgres / redshift
-    sslmode: str | None = None
-    # bigquery
-    project: str | None = None
-    location: str | None = None
-    method: str | None = None
-    keyfile: Path | None = None
-    # Any further adapter fields, merged into the rendered output (JSON object).
-    extra: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+    type: Adapter = setting(
+        Adapter.DUCKDB, "adapter of the rendered profile: duckdb, postgres, redshift, bigquery"
+    )
+    host: str | None = setting(None, "server host name (postgres, redshift)")
+    port: int | None = setting(
+        None, "server port (postgres, redshift)", shown="5432 / 5439", ge=1, le=65535
+    )
+    user: str | None = setting(None, "database user (postgres, redshift)")
+    password: SecretStr | None = setting(
+        None,
+        "secret: reaches dbt as DBT_ENV_SECRET_WAREHOUSE_PASSWORD, never written to disk",
+    )
+    database: str | None = setting(None, "database name (postgres, redshift)")
+    schema_: str | None = setting(
+        None,
+        "target schema (postgres, redshift, duckdb) or dataset (bigquery)",
+        shown="`public` (postgres, redshift)",
+        alias="schema",
+    )
+    path: str | None = setting(
+        None,
+        "DuckDB database file; relative paths are taken from the working directory; its "
+        "folder is created",
+        shown="`WORK_DIR/<project>-<env>.duckdb`",
+    )
+    sslmode: str | None = setting(None, "postgres / redshift `sslmode`")
+    project: str | None = setting(None, "BigQuery project id")
+    location: str | None = setting(None, "BigQuery location")
+    method: str | None = setting(
+        None,
+        "BigQuery auth method; `oauth` is application default credentials",
+        shown="`oauth` (`service-account` with a key file)",
+    )
+    keyfile: Path | None = setting(None, "BigQuery service-account key file")
+    extra: Annotated[dict[str, Any], NoDecode] = setting(
+        default_factory=dict,
+        description='JSON object merged into the rendered output (`{"keepalives_idle": 30}`)',
+        shown="`{}`",
+    )
 
     @field_validator("extra", mode="before")
     @classmethod
     def _parse_extra(cls, value: Any) -> Any:
         return _json_object(value, '{"keepalives_idle": 30}')
-
-
-class AwsSettings(BaseModel):
-    """Timeouts for AWS calls. Retries are botocore's own: AWS_RETRY_MODE and
-    AWS_MAX_ATTEMPTS (default here: standard mode, 4 attempts)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    connect_timeout_s: float = Field(default=5, gt=0, le=300)
-    read_timeout_s: float = Field(default=60, gt=0, le=900)
 
 
 class CredentialsSettings(BaseModel):
@@ -166,15 +233,36 @@ class CredentialsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    glue_connection: str | None = None
-    secret_id: str | None = None
-    ssm_path: str | None = None
-    ssm_parameters: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    redshift_cluster_id: str | None = None
-    redshift_workgroup: str | None = None
-    redshift_db_user: str | None = None
-    redshift_auto_create: bool = False
-    redshift_duration_s: int = Field(default=900, ge=900, le=3600)
+    glue_connection: str | None = setting(
+        None, "AWS Glue connection name: host, port, database, user and password"
+    )
+    secret_id: str | None = setting(
+        None,
+        "Secrets Manager secret id or ARN: JSON connection fields or a BigQuery key",
+    )
+    ssm_path: str | None = setting(
+        None, "SSM Parameter Store path whose parameters are named for their field"
+    )
+    ssm_parameters: Annotated[dict[str, str], NoDecode] = setting(
+        default_factory=dict,
+        description='JSON map of field to SSM parameter name (`{"password": "/dbt/pw"}`)',
+        shown="`{}`",
+    )
+    redshift_cluster_id: str | None = setting(
+        None, "provisioned Redshift cluster: temporary credentials from GetClusterCredentials"
+    )
+    redshift_workgroup: str | None = setting(
+        None, "Redshift Serverless workgroup: temporary credentials from GetCredentials"
+    )
+    redshift_db_user: str | None = setting(
+        None, "database user for GetClusterCredentials (required with a cluster id)"
+    )
+    redshift_auto_create: bool = setting(
+        False, "let GetClusterCredentials create the database user"
+    )
+    redshift_duration_s: int = setting(
+        900, "lifetime of Redshift temporary credentials, seconds", ge=900, le=3600
+    )
 
     @field_validator("ssm_parameters", mode="before")
     @classmethod
@@ -185,8 +273,9 @@ class CredentialsSettings(BaseModel):
     def _consistent(self) -> CredentialsSettings:
         if self.redshift_cluster_id and self.redshift_workgroup:
             raise ValueError(
-                "DBT_RUNNER_CREDENTIALS__REDSHIFT_CLUSTER_ID and __REDSHIFT_WORKGROUP are "
-                "exclusive: one is a provisioned cluster, the other Redshift Serverless"
+                "DBT_RUNNER_CREDENTIALS__REDSHIFT_CLUSTER_ID and "
+                "DBT_RUNNER_CREDENTIALS__REDSHIFT_WORKGROUP are exclusive: one is a "
+                "provisioned cluster, the other Redshift Serverless"
             )
         if self.redshift_cluster_id and not self.redshift_db_user:
             raise ValueError(
@@ -229,28 +318,48 @@ class Trigger(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, Any] | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("a trigger URL must start with http:// or https://")
-        return value
+    _http = field_validator("url")(_secret_http_url)
 
 
 class NotifySettings(BaseModel):
-    """Notifications for every run, configured by environment."""
+    """Notifications for every run, configured by environment (DBT_RUNNER_NOTIFY__*)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    slack_webhook_url: SecretStr | None = None
-    slack_policy: Policy = Policy.ALWAYS
-    webhook_url: SecretStr | None = None
-    webhook_secret: SecretStr | None = None
-    webhook_policy: Policy = Policy.ALWAYS
-    triggers: Annotated[list[Trigger], NoDecode] = Field(default_factory=list)
-    timeout_s: float = Field(default=10, gt=0, le=120)
-    retries: int = Field(default=2, ge=0, le=5)
-    max_failures: int = Field(default=10, ge=1, le=100)
+    slack_webhook_url: SecretStr | None = setting(
+        None,
+        "Slack incoming webhook: status, project, env, job, duration, node counts, the first "
+        "failures with their messages, links to docs and run",
+    )
+    slack_policy: Policy = setting(
+        Policy.ALWAYS, "when Slack is told: `always`, `failure`, `success` or `never`"
+    )
+    webhook_url: SecretStr | None = setting(None, "generic webhook: the run summary as JSON")
+    webhook_secret: SecretStr | None = setting(
+        None,
+        "signs the webhook body: `X-Dbt-Runner-Signature-256: sha256=<hex HMAC-SHA256 of the "
+        "raw body>`",
+    )
+    webhook_policy: Policy = setting(
+        Policy.ALWAYS, "when the webhook is called: `always`, `failure`, `success` or `never`"
+    )
+    triggers: Annotated[list[Trigger], NoDecode] = setting(
+        default_factory=list,
+        description="called after a successful run: comma-separated URLs, or JSON "
+        '`[{"url": ..., "method": "POST", "headers": {"Authorization": "env:AIRFLOW_AUTH"}, '
+        '"body": {"conf": {}}}]`; header values are literal, `env:NAME` or '
+        "`secret:SECRET_ID[#key]` (Secrets Manager)",
+        shown="none",
+    )
+    timeout_s: float = setting(10, "per-call timeout, seconds", gt=0, le=120)
+    retries: int = setting(
+        2, "bounded retries per call (backoff; 429, 5xx and connection errors)", ge=0, le=5
+    )
+    max_failures: int = setting(
+        10, "failures listed in a message (the rest are counted)", ge=1, le=100
+    )
+
+    _http = field_validator("slack_webhook_url", "webhook_url")(_secret_http_url)
 
     @field_validator("triggers", mode="before")
     @classmethod
@@ -268,39 +377,24 @@ class NotifySettings(BaseModel):
             return [{"url": url} for url in _split_list(text)]
         return value
 
-    @field_validator("slack_webhook_url", "webhook_url")
-    @classmethod
-    def _http(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
-
-
-def _json_object(value: Any, example: str) -> Any:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"not valid JSON ({exc.msg}); expected an object like {example}"
-            ) from None
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object like {example}")
-    return value
-
 
 class SlimSettings(BaseModel):
     """How a slim job selects and defers (DBT_RUNNER_JOB=slim)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # What changed since the state: `state:modified+` (and children), `state:modified`,
-    # `state:modified+1`, ... DBT_RUNNER_SELECT adds to it, DBT_RUNNER_EXCLUDE removes.
-    select: str = "state:modified+"
-    defer: bool = True
-    favor_state: bool = False
-    # Defer to another environment's state (a CI job deferring to prod); default: own.
-    defer_env: str | None = None
+    select: str = setting(
+        "state:modified+",
+        "what a slim job builds: `state:modified`, `state:modified+1`, ...; "
+        "DBT_RUNNER_SELECT adds to it, DBT_RUNNER_EXCLUDE removes",
+    )
+    defer: bool = setting(True, "dbt's `--defer`: unselected parents come from the state")
+    favor_state: bool = setting(False, "dbt's `--favor-state`")
+    defer_env: str | None = setting(
+        None,
+        "read another environment's state: a CI job deferring to `prod`",
+        shown="the env",
+    )
 
 
 class Settings(BaseSettings):
@@ -313,30 +407,112 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    project_dir: Path = Path()
-    profiles_dir: Path | None = None
-    target: str | None = None
-    env: str = "dev"
-    job: Job = Job.FULL
-    phases: PhaseList | None = None
-    advisory_phases: PhaseList = Field(default_factory=lambda: [Phase.FRESHNESS, Phase.DOCS])
-    select: str | None = None
-    exclude: str | None = None
-    selector: str | None = None
-    threads: int | None = Field(default=None, ge=1, le=256)
-    vars: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
-    full_refresh: bool = False
-    fail_fast: bool = False
-    artifacts_url: str = "out"
-    # An http(s) address serving the artifacts URL (CloudFront, an S3 website): links in
-    # reports and notifications use it instead of s3:// or file:// URLs.
-    artifacts_public_url: str | None = None
-    report_dir: Path | None = None
-    work_dir: Path = Path(tempfile.gettempdir()) / "dbt-runner"
-    log_format: LogFormat = LogFormat.TEXT
-    run_id: str = Field(default_factory=new_run_id)
-    # Where the state of the last good run lives: s3://bucket/prefix or file:///path.
-    state_url: str | None = None
+    project_dir: Path = setting(
+        Path(), "folder holding `dbt_project.yml`", flag="--project-dir", shown="`.`"
+    )
+    profiles_dir: Path | None = setting(
+        None, "folder with a `profiles.yml` to use as is (see Profiles)", flag="--profiles-dir"
+    )
+    profile_source: ProfileSource = setting(
+        ProfileSource.AUTO,
+        "`auto`: DBT_RUNNER_PROFILES_DIR, DBT_PROFILES_DIR, the project's profiles.yml, else "
+        "one rendered from DBT_RUNNER_WAREHOUSE__*; `rendered`: always rendered (an image "
+        "`FROM` the runner whose project ships another profile); `existing`: never rendered",
+        flag="--profile-source",
+    )
+    target: str | None = setting(None, "dbt target", flag="--target", short="-t", shown="the env")
+    env: str = setting(
+        "dev",
+        "environment name (`dev`, `prod`, ...): in paths, reports, notifications",
+        flag="--env",
+    )
+    job: Job = setting(
+        Job.FULL,
+        "`full` (deps, debug, seed, build, freshness, docs), `slim` (deps, build of what "
+        "changed: see Slim jobs), `custom` (DBT_RUNNER_PHASES)",
+        flag="--job",
+    )
+    phases: PhaseList | None = setting(
+        None,
+        "comma-separated phases: `deps, debug, seed, snapshot, run, test, build, freshness, "
+        "docs`; always run in that order",
+        flag="--phases",
+        shown="the job's",
+    )
+    advisory_phases: PhaseList = setting(
+        default_factory=lambda: [Phase.FRESHNESS, Phase.DOCS],
+        description="phases whose failure is reported but does not fail the job (as in dbt "
+        "Cloud); empty to make all count",
+        shown="`freshness,docs`",
+    )
+    select: str | None = setting(
+        None,
+        "dbt selection (space-separated, as dbt's `--select`) for seed, snapshot, run, test, "
+        "build, freshness",
+        flag="--select",
+        short="-s",
+    )
+    exclude: str | None = setting(None, "dbt exclusion", flag="--exclude")
+    selector: str | None = setting(
+        None, "a YAML selector (not with select/exclude)", flag="--selector"
+    )
+    threads: int | None = setting(
+        None, "dbt threads", flag="--threads", shown="profile's (4 when rendered)", ge=1, le=256
+    )
+    vars: Annotated[dict[str, Any], NoDecode] = setting(
+        default_factory=dict,
+        description="JSON or YAML mapping, as dbt's `--vars`",
+        flag="--vars",
+        shown="`{}`",
+    )
+    full_refresh: bool = setting(
+        False, "rebuild incremental models and seeds", flag="--full-refresh"
+    )
+    fail_fast: bool = setting(False, "stop at the first failing node", flag="--fail-fast")
+    timeout_s: float | None = setting(
+        None,
+        "cancel the run after this many seconds, like a SIGTERM: queries cancelled, report "
+        "written, status `timed_out`, exit code 124",
+        flag="--timeout",
+        gt=0,
+    )
+    artifacts_url: str = setting(
+        "out",
+        "`file:///path`, a plain path, or `s3://bucket/prefix`",
+        flag="--artifacts-url",
+        shown="`out`",
+    )
+    artifacts_public_url: str | None = setting(
+        None,
+        "an http(s) address serving the artifacts URL (CloudFront, an S3 website): links in "
+        "reports and notifications use it",
+    )
+    report_dir: Path | None = setting(
+        None,
+        "where `report.json`, `summary.md`, `junit.xml` are written locally",
+        flag="--report-dir",
+        shown="artifacts folder, or `WORK_DIR/report` for S3",
+    )
+    work_dir: Path = setting(
+        Path(tempfile.gettempdir()) / "dbt-runner",
+        "scratch: rendered profiles, each run's target and logs, caches; must be writable",
+        shown="`$TMPDIR/dbt-runner`",
+    )
+    log_format: LogFormat = setting(
+        LogFormat.TEXT,
+        "`json` for JSON lines (CloudWatch): the runner's, dbt's and every library's lines",
+        flag="--log-format",
+    )
+    run_id: str = setting(
+        default_factory=new_run_id,
+        description="the run's id, in paths and reports",
+        flag="--run-id",
+        shown="UTC time + random",
+    )
+    state_url: str | None = setting(
+        None,
+        "where the last good run's state is kept (`s3://` or `file://`): see Slim jobs",
+    )
     slim: SlimSettings = Field(default_factory=SlimSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
@@ -418,11 +594,9 @@ class Settings(BaseSettings):
     @field_validator("artifacts_public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(
-                "must start with http:// or https:// (e.g. https://docs.example.com/dbt)"
-            )
-        return value.rstrip("/") if value else value
+        if value is None:
+            return None
+        return http_url(value, "https://docs.example.com/dbt").rstrip("/")
 
     @field_validator("work_dir", "report_dir")
     @classmethod
@@ -452,17 +626,72 @@ class Settings(BaseSettings):
             )
         return self
 
+    # --- derived values: each defined once, here -----------------------------------
+
     @property
     def job_phases(self) -> list[Phase]:
         """The phases this run executes: the explicit list, else the job's preset."""
         return list(self.phases) if self.phases else list(JOB_PHASES[self.job])
+
+    @property
+    def run_dir(self) -> Path:
+        """This run's scratch folder: rendered profile, dbt's target and logs, secrets."""
+        return self.work_dir / "runs" / self.run_id
+
+    @property
+    def defer_env(self) -> str:
+        """The environment whose state a slim job compares with and defers to."""
+        return self.slim.defer_env or self.env
+
+    @property
+    def selects_whole_project(self) -> bool:
+        """Whether the job's node selection is the whole project: nothing narrowed by a
+        selector, an exclusion or (outside slim jobs, where it adds) a selection."""
+        narrowed = self.selector or self.exclude or (self.select and self.job is not Job.SLIM)
+        return not narrowed
+
+    @property
+    def compiles_whole_project(self) -> bool:
+        """Whether a successful build of this job compiles every node of the project."""
+        return (
+            Phase.BUILD in self.job_phases
+            and self.selects_whole_project
+            and self.job is not Job.SLIM
+        )
+
+    def not_promotable(self) -> str | None:
+        """Why a successful run of this job must not become the state, if it must not:
+        the state claims the warehouse holds every node's code as built."""
+        if not BUILDING_PHASES & set(self.job_phases):
+            return "the job has no build or run phase"
+        if self.selector or self.exclude:
+            return "the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)"
+        if not self.selects_whole_project:
+            return "the job built a selection (DBT_RUNNER_SELECT)"
+        return None
 
     def redacted(self) -> dict[str, Any]:
         """The effective configuration as JSON-ready data, secrets masked."""
         return self.model_dump(mode="json", by_alias=True)
 
 
+class NotifyOnly(BaseSettings):
+    """Just the notification settings, for telling the channels that the rest of the
+    settings did not validate."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, extra="ignore"
+    )
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+
+
 # --- turning validation problems into one line ------------------------------------
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def known_env_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> set[str]:
@@ -471,9 +700,9 @@ def known_env_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX)
     for name, field in model.model_fields.items():
         key = (field.alias or name).upper()
         names.add(prefix + key)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= known_env_names(annotation, prefix + key + NESTED_DELIMITER)
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            names |= known_env_names(nested, prefix + key + NESTED_DELIMITER)
     return names
 
 
@@ -482,10 +711,10 @@ def _dict_fields(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) ->
     found: set[str] = set()
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name).upper()
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found |= _dict_fields(annotation, key + NESTED_DELIMITER)
-        elif "dict" in str(annotation):
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            found |= _dict_fields(nested, key + NESTED_DELIMITER)
+        elif "dict" in str(field.annotation):
             found.add(key + NESTED_DELIMITER)
     return found
 
@@ -561,3 +790,11 @@ def load_settings(
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_error(exc, cli_flags or {})) from None
+
+
+def load_notify_settings() -> NotifySettings | None:
+    """The notification settings alone, None when they do not validate either."""
+    try:
+        return NotifyOnly().notify
+    except ValidationError:
+        return None

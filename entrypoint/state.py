@@ -12,6 +12,10 @@ reader never sees a half-written one; of two racing jobs, the one that started l
 keeps the pointer. A state that cannot be trusted (unreadable, a checksum mismatch,
 another project or adapter) is never used for a partial build: the job builds
 everything instead and says why.
+
+Promotion also needs evidence, not only an exit code: the run's report must show
+that it built everything its job selected (`unbuilt`), so no stopped, partial or
+half-retried run can ever become the state later jobs defer to.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from entrypoint.report import RunReport
-from entrypoint.storage import Storage, join_key
+from entrypoint.report import RunReport, StateInfo
+from entrypoint.settings import Job, Settings
+from entrypoint.storage import Storage, join_key, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,10 @@ class StateStore:
 
     def url(self) -> str:
         return self.storage.url_for(self.prefix)
+
+    def check_writable(self, run_id: str) -> None:
+        """Promotion will be able to write this run's state (preflight)."""
+        self.storage.check_writable(self._key("runs", run_id, ".dbt-runner-preflight"))
 
     def _key(self, *parts: str) -> str:
         return join_key(self.prefix, *parts)
@@ -159,3 +168,99 @@ class StateStore:
             return False
         self.storage.put_bytes(self._key(POINTER), document)
         return True
+
+
+def open_state(settings: Settings, project: str, env: str) -> StateStore | None:
+    """The state store of `env`, None when the job keeps no state."""
+    if settings.state_url is None:
+        return None
+    return StateStore(open_storage(settings.state_url, settings.aws), project, env)
+
+
+def fetch_state(
+    settings: Settings, project_dir: Path, project: str, target_path: Path, report: RunReport
+) -> Path | None:
+    """Fetch the last good state of the environment this job defers to. Returns the
+    folder holding its manifest for a slim build, or None to build everything (no
+    state yet, or one that cannot be trusted). Restores dbt's parse cache from it when
+    it fits this project and dbt."""
+    store = open_state(settings, project, settings.defer_env)
+    if store is None:
+        return None
+    problem: str | None = None
+    try:
+        pointer = store.latest()
+    except StateError as exc:
+        pointer, problem = None, str(exc)
+    info = report.state = StateInfo(url=store.url(), mode="full")
+    state_dir = None
+    if pointer is not None:
+        info.warm_parse = store.restore_partial_parse(
+            pointer, target_path, project_dir, report.dbt_version
+        )
+        if settings.job is Job.SLIM:
+            try:
+                store.fetch_manifest(pointer, settings.run_dir / "state", settings.warehouse.type)
+                state_dir = settings.run_dir / "state"
+                info.mode, info.deferred_to = "slim", pointer.run_id
+            except StateError as exc:
+                problem = str(exc)
+    if settings.job is Job.SLIM and state_dir is None:
+        why = problem or "no state yet"
+        info.reason = f"slim job without usable state at {store.url()} ({why}): building everything"
+        log.warning("%s", info.reason)
+    elif state_dir is not None:
+        log.info("slim: comparing with, and deferring to, run %s (%s)", pointer, store.url())
+    if info.warm_parse:
+        log.info("parse cache restored from the state")
+    return state_dir
+
+
+NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
+
+
+def unbuilt(report: RunReport) -> str | None:
+    """Why the report does not show that the run built everything its job selected,
+    if it does not; None when it may become the state."""
+    if not report.builds_whole_project:
+        return "the job built a selection, not the whole project"
+    if not report.succeeding():
+        return "the run did not succeed"
+    ran = [phase for phase in report.phases if phase.name in NODE_PHASE_NAMES]
+    if not any(
+        phase.status == "success" and phase.name in ("build", "run", "retry") for phase in ran
+    ):
+        return "no build, run or retry phase succeeded"
+    for phase in ran:
+        if phase.status not in ("success", "skipped") or not phase.results_complete:
+            return f"its {phase.name} phase ended {phase.status}"
+    missing = [
+        n.unique_id
+        for n in report.nodes
+        if n.phase in NODE_PHASE_NAMES and n.outcome in ("failed", "skipped")
+    ]
+    if missing:
+        return f"{len(missing)} selected node(s) did not build (first: {missing[0]})"
+    return None
+
+
+def promote_state(
+    settings: Settings, project: str, project_dir: Path, report: RunReport, target_path: Path
+) -> None:
+    """A run that built everything its job selected becomes the state slim jobs
+    compare with and defer to; any other run leaves the last good state untouched."""
+    store = open_state(settings, project, settings.env)
+    if store is None:
+        return
+    # The job's own reason reads best; the report's evidence decides in any case.
+    reason = settings.not_promotable() if not report.builds_whole_project else None
+    blocker = reason or unbuilt(report)
+    if blocker is not None:
+        log.info("state not promoted: %s", blocker)
+        return
+    promoted = store.promote(report, target_path, project_dir)
+    if report.state is None:
+        report.state = StateInfo(url=store.url(), mode="full")
+    report.state.promoted = promoted
+    if promoted:
+        log.info("state promoted: %s now holds run %s", store.url(), report.run_id)

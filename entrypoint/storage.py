@@ -6,6 +6,7 @@ state code; only `open_storage(url)` differs.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 import re
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-    from entrypoint.settings import AwsSettings
+    from entrypoint.aws import AwsSettings
+
+log = logging.getLogger(__name__)
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -89,6 +92,8 @@ class Storage(Protocol):
 
     def delete(self, keys: list[str]) -> None: ...
 
+    def check_writable(self, key: str) -> None: ...
+
 
 class FileStorage:
     """A local folder. Writes go to a temporary file first, then an atomic rename."""
@@ -149,6 +154,11 @@ class FileStorage:
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+    def check_writable(self, key: str) -> None:
+        """Write and remove a marker at `key`: InfraError if the folder is not writable."""
+        self._write(key, b"")
+        self._path(key).unlink(missing_ok=True)
 
 
 class S3Storage:
@@ -229,6 +239,29 @@ class S3Storage:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
             except Exception as exc:
                 raise self._fail("delete under", keys[start], exc) from exc
+
+    def check_writable(self, key: str) -> None:
+        """Write and delete a marker at `key`, before any work depends on it: a missing
+        bucket or a missing permission fails the run in seconds, naming both."""
+        from entrypoint.aws import error_code
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=b"")
+        except Exception as exc:
+            raise InfraError(
+                f"cannot write {self.url_for(key)} ({error_code(exc)}): the bucket "
+                f"'{self.bucket}' must exist and the job's role needs s3:PutObject on "
+                f"arn:aws:s3:::{self.bucket}/{join_key(self.prefix, '*')}"
+            ) from exc
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            log.warning(
+                "cannot delete %s (%s): docs publishing needs s3:DeleteObject to replace "
+                "older files",
+                self.url_for(key),
+                error_code(exc),
+            )
 
 
 def open_storage(url: str, aws_settings: AwsSettings | None = None) -> Storage:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,124 @@ def postgres_server() -> Iterator[Postgres]:
             check=False,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll `condition` until it returns something truthy, for at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def running_queries(postgres: Postgres, fragment: str) -> list[int]:
+    """Backend pids of other sessions whose query contains `fragment`."""
+    rows = postgres.query(
+        "select pid from pg_stat_activity where query like %s and pid <> pg_backend_pid()",
+        f"%{fragment}%",
+    )
+    return [int(pid) for (pid,) in rows]
+
+
+@dataclass
+class Fault:
+    """Answer matching requests with an error instead of forwarding them."""
+
+    status: int
+    code: str
+    method: str | None = None  # any method when None
+    path_contains: str = ""
+    times: int | None = None  # every matching request when None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        return (self.method in (None, method)) and self.path_contains in path
+
+
+class FaultProxy:
+    """A real HTTP proxy in front of moto server that injects S3 faults: boto3 talks to
+    it through AWS_ENDPOINT_URL; it forwards to moto unless a Fault matches."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.faults: list[Fault] = []
+        self.log: list[tuple[str, str, int]] = []  # method, path, status
+        proxy = self
+
+        class Handler(_ProxyHandler):
+            owner = proxy
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def respond(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, path):
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
+    def errors(self) -> list[tuple[str, str, int]]:
+        return [entry for entry in self.log if entry[2] >= 400]
+
+    def __enter__(self) -> FaultProxy:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    owner: FaultProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _handle(self) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fault = self.owner.respond(self.command, self.path)
+        if fault is not None:
+            payload = (
+                f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault.code}</Code>"
+                f"<Message>injected by the test</Message></Error>"
+            ).encode()
+            self.owner.log.append((self.command, self.path, fault.status))
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        target = urlsplit(self.owner.upstream)
+        connection = http.client.HTTPConnection(str(target.hostname), target.port, timeout=30)
+        headers = {key: value for key, value in self.headers.items() if key.lower() != "host"}
+        headers["Host"] = target.netloc
+        connection.request(self.command, self.path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        self.owner.log.append((self.command, self.path, response.status))
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        connection.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from entrypoint import aws
+from entrypoint.aws import AwsSettings
 from entrypoint.credentials import glue, redshift_iam, secrets_manager, ssm
-from entrypoint.settings import AwsSettings, Settings
+from entrypoint.settings import Settings
 
 # The connection fields the runner knows, and the names sources use for them.
 FIELDS = ("host", "port", "user", "password", "database", "schema", "project")

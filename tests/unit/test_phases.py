@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from entrypoint.phases import DbtInvocation, node_results, phase_command, plan
+from entrypoint.phases import node_results, phase_command, plan
 from entrypoint.settings import Phase, Settings
+from entrypoint.workspace import DbtInvocation
 from tests.support import DEMO
 
 

@@ -1,0 +1,63 @@
+"""Preflight: what can be checked before dbt starts, is checked before dbt starts.
+
+A job that would fail after an hour of building because its artifacts bucket is
+missing, its work folder is not writable or its profile names an adapter the image
+lacks, fails in seconds instead, naming the setting and the fix:
+
+- the work folder (DBT_RUNNER_WORK_DIR) is a writable folder (exit 3);
+- the adapter of the profile is installed in this image (exit 3);
+- the artifacts storage, and the state storage when the run may promote, accept a
+  write (exit 4, naming the bucket and the permission).
+"""
+
+from __future__ import annotations
+
+import errno
+import tempfile
+from pathlib import Path
+
+from entrypoint.errors import ConfigError, InfraError
+from entrypoint.profiles import check_adapter
+from entrypoint.project import Project
+from entrypoint.publish import run_key
+from entrypoint.settings import Settings
+from entrypoint.state import open_state
+from entrypoint.storage import Storage, join_key, open_storage
+
+MARKER = ".dbt-runner-preflight"
+
+
+def check_work_dir(settings: Settings) -> None:
+    """DBT_RUNNER_WORK_DIR must be a folder this user can write (the run's scratch)."""
+    folder = settings.run_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=MARKER):
+            pass
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InfraError(
+                f"DBT_RUNNER_WORK_DIR='{settings.work_dir}': no space left on its device; "
+                "give the job more disk or point it at a larger folder"
+            ) from exc
+        raise ConfigError(
+            f"DBT_RUNNER_WORK_DIR='{settings.work_dir}' is not a writable folder "
+            f"({exc.strerror or exc}); point it at one this user can write, such as "
+            f"{Path(tempfile.gettempdir()) / 'dbt-runner'}"
+        ) from exc
+
+
+def check_storage(storage: Storage, project: str, env: str, run_id: str) -> None:
+    """A cheap write-and-delete in this run's own folder, before anything depends on it."""
+    storage.check_writable(join_key(run_key(project, env, run_id), MARKER))
+
+
+def run_preflight(settings: Settings, project: Project, may_promote: bool) -> None:
+    """Every check, cheapest first; the first problem raises ConfigError or InfraError."""
+    check_work_dir(settings)
+    check_adapter(settings, project)
+    artifacts = open_storage(settings.artifacts_url, settings.aws)
+    check_storage(artifacts, project.name, settings.env, settings.run_id)
+    state = open_state(settings, project.name, settings.env)
+    if may_promote and state is not None:
+        state.check_writable(settings.run_id)

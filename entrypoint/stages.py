@@ -1,0 +1,73 @@
+"""Stages: which part of the data path is running, how long each took, and what broke.
+
+Every stage of a run executes inside `Stages.stage(name)`. Whatever it raises (a
+RunnerError with its own message and exit code, a full disk, or any unexpected
+exception) becomes one RunError in the report and one line in the log, then
+`StageFailed`, so the run goes on to publish, report and notify like any other failure.
+Interrupts (KeyboardInterrupt) pass through untouched: the run's guard handles them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from entrypoint.errors import ExitCode, RunnerError, as_runner_error
+from entrypoint.report import RunReport
+
+log = logging.getLogger(__name__)
+
+
+class StageFailed(Exception):
+    """A stage failed; its error is in the report already."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
+class Stages:
+    """Records the current stage, its duration and its failure into a RunReport."""
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+        self.current = "settings"
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Run a stage; a failure is recorded, then raised as StageFailed."""
+        self.current = name
+        started = time.monotonic()
+        try:
+            yield
+        except StageFailed:
+            raise
+        except Exception as exc:
+            self.fail(name, exc)
+            raise StageFailed(name) from exc
+        finally:
+            spent = time.monotonic() - started
+            self.report.timings[name] = round(self.report.timings.get(name, 0.0) + spent, 3)
+
+    def fail(self, name: str, exc: Exception) -> None:
+        """Record `exc` as the failure of stage `name`: one line, one RunError."""
+        error = as_runner_error(exc, name)
+        detail = None
+        if not isinstance(exc, RunnerError):
+            # Unexpected: the traceback goes into the report, not onto the console.
+            detail = "".join(traceback.format_exception(exc))[-8000:]
+        log.error("%s", error.message)
+        self.report.add_error(name, error.message, ExitCode(error.exit_code), detail)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """A finishing step: like `stage`, but a failure is recorded and the run goes
+        on to the next step."""
+        try:
+            with self.stage(name):
+                yield
+        except StageFailed:
+            pass
