@@ -162,6 +162,10 @@ bench: venv ## benchmarks (ratios, same run): the job, slim jobs, start-up, imag
 clean: ## remove local outputs
 	rm -rf out build .pytest_cache .mypy_cache .ruff_cache
 
+.PHONY: docs
+docs: venv ## regenerate the README's settings tables from the settings model
+	$(PY) docs/settings_doc.py
+
 .PHONY: schema
 schema: venv ## regenerate docs/report.schema.json from the RunReport model
 	$(PY) -c "from entrypoint.report import report_schema; print(report_schema(), end='')" > docs/report.schema.json

@@ -55,6 +55,13 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _no_space(stage: str, text: str) -> InfraError:
+    return InfraError(
+        f"no space left on device during {stage} ({text}): give the job more disk "
+        "(ECS ephemeral storage, a larger emptyDir) or point DBT_RUNNER_WORK_DIR elsewhere"
+    )
+
+
 def as_runner_error(exc: Exception, stage: str) -> RunnerError:
     """Any exception as a RunnerError: its own, a full disk (infrastructure), or an
     unexpected error (exit 2), named by the stage it happened in."""
@@ -62,11 +69,15 @@ def as_runner_error(exc: Exception, stage: str) -> RunnerError:
         return exc
     text = " ".join(str(exc).split())[:500] or type(exc).__name__
     if disk_full(exc):
-        return InfraError(
-            f"no space left on device during {stage} ({text}): give the job more disk "
-            "(ECS ephemeral storage, a larger emptyDir) or point DBT_RUNNER_WORK_DIR elsewhere"
-        )
+        return _no_space(stage, text)
     return RunnerError(
         f"unexpected error during {stage}: {type(exc).__name__}: {text} "
         "(a bug in dbt-runner or dbt: please report it with this run's log)"
     )
+
+
+def dbt_error(phase: str, message: str) -> RunnerError:
+    """A dbt phase that could not run, in dbt's words; a full disk is infrastructure."""
+    if "No space left on device" in message:
+        return _no_space(phase, message)
+    return RunnerError(message)

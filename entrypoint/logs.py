@@ -78,6 +78,9 @@ def setup(log_format: str, context: dict[str, Any] | None = None) -> None:
     root.handlers[:] = [progress, errors]
     root.setLevel(logging.WARNING)
     logging.captureWarnings(True)  # Python warnings become log records too
+    # A handler that cannot write (a full disk under dbt's log) must not print a
+    # traceback of its own: the failure is reported where it matters.
+    logging.raiseExceptions = False
     threading.excepthook = _log_thread_exception
 
 

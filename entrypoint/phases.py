@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from entrypoint.errors import ExitCode
+from entrypoint.errors import ExitCode, dbt_error
 from entrypoint.nodes import NodeRecorder, clean
 from entrypoint.report import NodeResult, PhaseResult, PhaseStatus, RunReport, now, outcome_of
 from entrypoint.selection import EXECUTED_TYPES, NOT_RUN, complete_run_results, selected_nodes
@@ -259,9 +259,11 @@ class PhaseRunner:
         )
         self.report.phases.append(phase)
         self.report.nodes.extend(nodes)
-        if status == "error" and not advisory:
-            # dbt's own words, where every reader of the report looks first.
-            self.report.add_error(name, message or f"dbt {name} failed", ExitCode.DBT_ERROR)
+        error = dbt_error(name, message or f"dbt {name} failed") if status == "error" else None
+        if error is not None and (not advisory or error.exit_code == ExitCode.INFRA):
+            # dbt's own words, where every reader of the report (and stderr) looks first.
+            self.report.add_error(name, error.message, error.exit_code)
+            log.error("%s", error.message)
         if advisory and status in ("failed", "error"):
             self.report.warnings.append(f"{name} {status} (advisory: the job goes on): {message}")
         level = logging.INFO if status in ("success", "skipped") else logging.WARNING

@@ -20,7 +20,7 @@ from entrypoint import notify
 from entrypoint.errors import InfraError, RunnerError
 from entrypoint.guard import Guard
 from entrypoint.phases import PhaseRunner
-from entrypoint.preflight import run_preflight
+from entrypoint.preflight import ArtifactsUnwritable, run_preflight
 from entrypoint.project import describe_project
 from entrypoint.publish import publish_artifacts, publish_reports, run_key
 from entrypoint.report import RunReport, append_step_summary, write_report_files
@@ -54,6 +54,7 @@ class Run:
         self.workspace: Workspace | None = None
         self.state_dir: Path | None = None
         self.keep_run_dir = False
+        self.publishable = True
 
     # --- the data path ---------------------------------------------------------
 
@@ -75,7 +76,11 @@ class Run:
         with stage("preflight"):
             project = describe_project(self.settings.project_dir)
             self.report.project = project.name
-            run_preflight(self.settings, project, may_promote=self.report.builds_whole_project)
+            try:
+                run_preflight(self.settings, project, self.report.builds_whole_project)
+            except ArtifactsUnwritable:
+                self.publishable = False  # said once; the report stays local
+                raise
         self.workspace = open_workspace(self.settings, stage)
         self.report.adapter = self.workspace.profile.adapter
         for source in self.workspace.credentials.sources:
@@ -127,7 +132,7 @@ class Run:
         if self.workspace is not None and self.guard.exit_code is None:
             with step("state"):
                 self._promote(self.workspace)
-        if report.project is not None:
+        if report.project is not None and self.publishable:
             with step("publish"):
                 storage = open_storage(self.settings.artifacts_url, self.settings.aws)
                 self._publish(storage, report.project)

@@ -53,11 +53,20 @@ def check_storage(storage: Storage, project: str, env: str, run_id: str) -> None
 
 
 def run_preflight(settings: Settings, project: Project, may_promote: bool) -> None:
-    """Every check, cheapest first; the first problem raises ConfigError or InfraError."""
+    """Every check, cheapest first; the first problem raises ConfigError or InfraError
+    (`ArtifactsUnwritable` when it is the artifacts storage, which then gets no more
+    writes from this run)."""
     check_work_dir(settings)
     check_adapter(settings, project)
     artifacts = open_storage(settings.artifacts_url, settings.aws)
-    check_storage(artifacts, project.name, settings.env, settings.run_id)
+    try:
+        check_storage(artifacts, project.name, settings.env, settings.run_id)
+    except InfraError as exc:
+        raise ArtifactsUnwritable(exc.message) from exc
     state = open_state(settings, project.name, settings.env)
     if may_promote and state is not None:
         state.check_writable(settings.run_id)
+
+
+class ArtifactsUnwritable(InfraError):
+    """The artifacts storage refused a write before dbt started."""

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.support import ROOT, Postgres, read_json, run_cli
+from tests.support import ROOT, Postgres, read_json, run_cli, running_queries, wait_until
 
 
 def test_version_reads_version_file(env: dict[str, str]) -> None:
@@ -130,30 +130,19 @@ def test_sigterm_cancels_the_query_and_reports(
     (demo_project / "models" / "marts" / "slow_model.sql").write_text(
         "select 1 as id from (select pg_sleep(120)) as slow\n"
     )
+    log = out_dir.parent / "run.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "entrypoint", "run", "--phases", "deps,seed,build,docs"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
-    deadline = time.monotonic() + 120
-    assert process.stdout is not None
-    for line in process.stdout:  # bounded by the deadline below and the process's end
-        if "START sql table model" in line and "slow_model" in line:
-            break
-        assert time.monotonic() < deadline, "slow_model never started"
-    time.sleep(1)
-    assert (
-        postgres.query(
-            "select count(*) from pg_stat_activity where query like %s", "%pg_sleep(120)%"
-        )[0][0]
-        >= 1
-    )
+    # Bounded wait on the condition that matters: the query is running in the warehouse.
+    wait_until(lambda: running_queries(postgres, "pg_sleep(120)"), 120, "slow_model's query")
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    rest = process.communicate(timeout=60)[0]
-    assert process.returncode == 143, rest[-3000:]
+    process.wait(timeout=60)
+    assert process.returncode == 143, log.read_text()[-3000:]
     assert time.monotonic() - sent < 30
     report = read_json(out_dir / "report.json")
     assert (report["status"], report["exit_code"]) == ("interrupted", 143)

@@ -45,14 +45,23 @@ def add_slow_model(project: Path, sleep: str = SLOW) -> None:
     (marts / "after_slow.sql").write_text("select * from {{ ref('slow_model') }}\n")
 
 
-def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "entrypoint", "run", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+class Started:
+    """The runner as a background process, its output in a file (a pipe nobody reads
+    while the test waits could fill up and stall it)."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.log = log
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "entrypoint", "run", *args],
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        code = self.process.wait(timeout=timeout)
+        return code, self.log.read_text()
 
 
 def hook(httpserver: HTTPServer) -> dict[str, str]:
@@ -83,11 +92,11 @@ def test_stopped_run_reports_what_finished_and_retry_completes_it(
     state = tmp_path / "state"
     env |= postgres.warehouse_env(schema) | {"DBT_RUNNER_STATE_URL": str(state)}
     add_slow_model(demo_project)
-    process = start(env)
+    started = Started(env, tmp_path / "run.log")
     wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=60)[0]
-    assert process.returncode == 143, output[-3000:]
+    started.process.send_signal(signal.SIGTERM)
+    code, output = started.finish(timeout=60)
+    assert code == 143, output[-3000:]
     stopped = read_json(out_dir / "report.json")
     assert stopped["status"] == "interrupted"
     build = by_id(stopped, "build")
@@ -435,11 +444,11 @@ def test_warehouse_that_drops_the_connection_mid_run(
     good = pointer(state)
     add_slow_model(demo_project)
     env |= hook(httpserver)
-    process = start(env)
+    started = Started(env, tmp_path / "run.log")
     [pid] = wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
     postgres.query("select pg_terminate_backend(%s)", pid)
-    output = process.communicate(timeout=120)[0]
-    assert process.returncode == 1, output[-3000:]
+    code, output = started.finish(timeout=120)
+    assert code == 1, output[-3000:]
     report = read_json(out_dir / "report.json")
     slow = by_id(report, "build")["model.demo.slow_model"]
     assert slow["status"] == "error"

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from tests.sanity.conftest import DOCKER, docker, env_flags, image_of
-from tests.support import DEMO, PHASES_OK, Postgres, copy_project, read_json
+from tests.support import (
+    DEMO,
+    PHASES_OK,
+    Postgres,
+    copy_project,
+    read_json,
+    running_queries,
+    wait_until,
+)
 
 DEMO_IN_IMAGE = "/opt/dbt-runner/examples/demo"
 
@@ -125,6 +133,7 @@ def test_sigterm_stops_the_container_with_a_report(
     env = postgres.warehouse_env("sanity_sigterm")
     flags = env_flags(env)
     name = f"dbt-runner-sigterm-{os.getpid()}"
+    log = tmp_path / "container.log"
     process = subprocess.Popen(
         [
             DOCKER,
@@ -140,22 +149,16 @@ def test_sigterm_stops_the_container_with_a_report(
             *flags,
             image,
         ],
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 180
-        for line in process.stdout:
-            if "slow_model" in line and "START" in line:
-                break
-            assert time.monotonic() < deadline, "slow_model never started"
-        time.sleep(1)
+        # Bounded wait on the condition that matters: the query runs in the warehouse.
+        wait_until(lambda: running_queries(postgres, "pg_sleep(300)"), 180, "slow_model's query")
         sent = time.monotonic()
         docker("kill", "--signal", "TERM", name, check=True)
-        process.communicate(timeout=60)
-        assert time.monotonic() - sent < 30
+        process.wait(timeout=60)
+        assert time.monotonic() - sent < 30, log.read_text()[-3000:]
         state = json.loads(docker("inspect", name, check=True).stdout)[0]["State"]
         assert state["ExitCode"] in (143, 130)
     finally:

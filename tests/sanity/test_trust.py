@@ -1,0 +1,123 @@
+"""The image when things go wrong, the way users run it: their own project mounted
+read-only, images built FROM it, settings that point nowhere, a full disk."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.sanity.conftest import docker, env_flags, image_of
+from tests.support import DEMO, copy_project, read_json
+
+PROJECT_IN_IMAGE = "/opt/dbt-runner/project"
+
+
+def writable_out(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    return out
+
+
+def own_profile(project: Path, path: str) -> None:
+    """The project ships its own profiles.yml: DuckDB, at a path relative to it."""
+    profile = {"demo": {"target": "dev", "outputs": {"dev": {"type": "duckdb", "path": path}}}}
+    (project / "profiles.yml").write_text(yaml.safe_dump(profile))
+
+
+def test_read_only_project_with_its_own_relative_duckdb_path(image: str, tmp_path: Path) -> None:
+    """As the README says to run your project: mounted read-only at the working folder."""
+    project = copy_project(DEMO, tmp_path / "project")
+    own_profile(project, "demo.duckdb")
+    out = writable_out(tmp_path)
+    mounts = ["-v", f"{project}:{PROJECT_IN_IMAGE}:ro", "-v", f"{out}:/out"]
+    plan = docker("run", "--rm", *mounts, image, "plan")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "read-only: dbt runs a copy in /tmp/dbt-runner/projects/demo-" in plan.stdout
+    copy = plan.stdout.split("dbt runs a copy in ")[1].split()[0]
+    assert f"--project-dir {copy}" in plan.stdout and f"--profiles-dir {copy}" in plan.stdout
+    result = docker("run", "--rm", *mounts, image, "run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert read_json(out / "report.json")["status"] == "success"
+    assert not (project / "demo.duckdb").exists()  # nothing written into the mount
+
+
+@pytest.fixture
+def derived_image(tmp_path: Path) -> Iterator[str]:
+    """An image FROM the redshift variant with a project whose profile is DuckDB's."""
+    context = tmp_path / "derived"
+    project = copy_project(DEMO, context / "project")
+    own_profile(project, "demo.duckdb")
+    (context / ".dockerignore").write_text("project/target\nproject/dbt_packages\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {image_of('redshift')}\nCOPY --chown=10001:0 project {PROJECT_IN_IMAGE}\n"
+    )
+    tag = f"dbt-runner-derived:{uuid.uuid4().hex[:8]}"
+    built = docker("build", "-q", "-t", tag, str(context), timeout=300)
+    assert built.returncode == 0, built.stderr
+    try:
+        yield tag
+    finally:
+        docker("rmi", "-f", tag)
+
+
+def test_derived_image_whose_project_profile_needs_another_adapter(derived_image: str) -> None:
+    result = docker("run", "--rm", derived_image)
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "the dbt-duckdb adapter is not installed here" in line
+    assert "(all)" in line and "DBT_RUNNER_PROFILE_SOURCE=rendered" in line
+    # The setting that fixes it: the rendered redshift profile instead of the project's.
+    warehouse = {
+        "DBT_RUNNER_PROFILE_SOURCE": "rendered",
+        "DBT_RUNNER_WAREHOUSE__TYPE": "redshift",
+        "DBT_RUNNER_WAREHOUSE__HOST": "cluster.example",
+        "DBT_RUNNER_WAREHOUSE__USER": "u",
+        "DBT_RUNNER_WAREHOUSE__DATABASE": "dev",
+    }
+    check = docker("run", "--rm", *env_flags(warehouse), derived_image, "check", "--json")
+    assert check.returncode == 0, check.stderr
+    assert '"profile": "rendered for redshift' in check.stdout
+
+
+def test_work_dir_the_image_user_cannot_write(image: str, tmp_path: Path) -> None:
+    out = writable_out(tmp_path)
+    env = {
+        "DBT_RUNNER_PROJECT_DIR": "/opt/dbt-runner/examples/demo",
+        "DBT_RUNNER_WORK_DIR": "/usr/x",
+    }
+    result = docker("run", "--rm", "-v", f"{out}:/out", *env_flags(env), image)
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "DBT_RUNNER_WORK_DIR='/usr/x' is not a writable folder (Permission denied)" in line
+    assert read_json(out / "report.json")["status"] == "config_error"
+
+
+def test_full_disk_under_the_work_folder(image: str, tmp_path: Path) -> None:
+    """A tmpfs too small for dbt's target folder: exit 4, the report on /out, the last
+    good state untouched."""
+    out = writable_out(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    env = {
+        "DBT_RUNNER_PROJECT_DIR": "/opt/dbt-runner/examples/demo",
+        "DBT_RUNNER_WAREHOUSE__PATH": "/out/demo.duckdb",
+        "DBT_RUNNER_STATE_URL": "file:///state",
+    }
+    mounts = ["-v", f"{out}:/out", "-v", f"{state}:/state", *env_flags(env)]
+    good = docker("run", "--rm", *mounts, image)
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr
+    pointer = (state / "demo" / "dev" / "state" / "latest.json").read_bytes()
+    full = docker("run", "--rm", "--tmpfs", "/tmp:rw,size=1m", *mounts, image)
+    assert full.returncode == 4, full.stdout[-3000:] + full.stderr
+    assert "Traceback" not in full.stderr
+    assert "no space left on device" in full.stderr.lower()
+    report = read_json(out / "report.json")
+    assert report["status"] == "infra_error"
+    assert (state / "demo" / "dev" / "state" / "latest.json").read_bytes() == pointer
