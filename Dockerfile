@@ -24,7 +24,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-pip binutils \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-COPY docker/with-ca docker/slim-venv.sh /usr/local/bin/
+COPY docker/build/with-ca docker/build/slim-venv.sh /usr/local/bin/
 ARG UV_VERSION=0.13.8
 RUN --mount=type=secret,id=ca_bundle,required=false \
     with-ca pip install --no-cache-dir --target /opt/uv "uv==${UV_VERSION}"
@@ -34,10 +34,10 @@ ENV PATH=/opt/uv/bin:$PATH \
     VIRTUAL_ENV=/opt/dbt-runner/venv
 RUN uv venv --python /usr/bin/python3 /opt/dbt-runner/venv
 
-# The variant's pinned, hash-checked requirement set (docker/requirements/*.txt,
+# The variant's pinned, hash-checked requirement set (docker/build/requirements/*.txt,
 # exported from uv.lock by `make requirements`).
 ARG VARIANT=all
-COPY docker/requirements/${VARIANT}.txt /tmp/requirements.txt
+COPY docker/build/requirements/${VARIANT}.txt /tmp/requirements.txt
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca_bundle,required=false \
     with-ca uv pip install --require-hashes --compile-bytecode -r /tmp/requirements.txt \

@@ -56,15 +56,15 @@ lint: venv ## ruff, mypy, hadolint, and the requirement sets match uv.lock
 	@for v in $(VARIANTS); do \
 	  diff -q <($(UV) export --frozen --no-dev --extra $$v --no-emit-project \
 	              --format requirements-txt --quiet | grep -v '^#') \
-	          <(grep -v '^#' docker/requirements/$$v.txt) >/dev/null \
-	    || { echo "docker/requirements/$$v.txt is stale: run make requirements"; exit 1; }; \
+	          <(grep -v '^#' docker/build/requirements/$$v.txt) >/dev/null \
+	    || { echo "docker/build/requirements/$$v.txt is stale: run make requirements"; exit 1; }; \
 	done
 
 .PHONY: requirements
 requirements: ## export the image's pinned, hashed requirement sets from uv.lock
 	@for v in $(VARIANTS); do \
 	  $(UV) export --frozen --no-dev --extra $$v --no-emit-project --format requirements-txt --quiet \
-	    -o docker/requirements/$$v.txt; \
+	    -o docker/build/requirements/$$v.txt; \
 	done
 
 .PHONY: format
@@ -82,7 +82,7 @@ integration: venv ## integration tests: real dbt, PostgreSQL
 
 .PHONY: base-offline
 base-offline: ## build $(BASE_IMAGE) from Debian's packages (no registry needed)
-	DOCKER=$(DOCKER) docker/base-offline.sh $(BASE_IMAGE)
+	DOCKER=$(DOCKER) docker/build/base-offline.sh $(BASE_IMAGE)
 
 .PHONY: image
 image: ## build the image: every variant, or VARIANT=redshift; tags IMAGE:VERSION-VARIANT
@@ -92,7 +92,7 @@ image: ## build the image: every variant, or VARIANT=redshift; tags IMAGE:VERSIO
 	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VARIANT=$$v \
 	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 	    --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) \
-	    --build-arg DBT_VERSION=$$(sed -n 's/^dbt-core==\([^ ]*\).*/\1/p' docker/requirements/$$v.txt) \
+	    --build-arg DBT_VERSION=$$(sed -n 's/^dbt-core==\([^ ]*\).*/\1/p' docker/build/requirements/$$v.txt) \
 	    $(if $(BUILD_CA_BUNDLE),--secret id=ca_bundle$(comma)src=$(BUILD_CA_BUNDLE)) \
 	    -t $(IMAGE):$(VERSION)-$$v . >/dev/null || exit 1; \
 	done
@@ -131,7 +131,7 @@ test: lint airflow-venv ## lint, every test, the image and its sanity suite
 REGISTRY ?=
 TICKET ?=
 ENV ?=
-RELEASE := DOCKER=$(DOCKER) $(PY) docker/release.py
+RELEASE := DOCKER=$(DOCKER) $(PY) docker/release/release.py
 
 .PHONY: release
 release: venv ## push VERSION-VARIANT and the immutable VERSION-VARIANT-TICKET (TICKET= REGISTRY=)

@@ -6,7 +6,7 @@ FROM ${BASE_IMAGE}
 # hadolint ignore=DL3008,DL3009,DL3015
 RUN apt-get update && apt-get install -y python3 python3-pip python3-venv git ca-certificates tini
 ARG VARIANT=all
-COPY docker/requirements/${VARIANT}.txt /tmp/requirements.txt
+COPY docker/build/requirements/${VARIANT}.txt /tmp/requirements.txt
 COPY pyproject.toml VERSION README.md /src/
 COPY entrypoint /src/entrypoint
 # hadolint ignore=DL3042

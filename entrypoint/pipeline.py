@@ -23,11 +23,12 @@ from entrypoint.phases import PhaseRunner
 from entrypoint.preflight import ArtifactsUnwritable, run_preflight
 from entrypoint.project import describe_project
 from entrypoint.publish import publish_artifacts, publish_reports, run_key
-from entrypoint.report import RunReport, append_step_summary, write_report_files
+from entrypoint.report import RunReport
+from entrypoint.report_files import append_step_summary, write_report_files
 from entrypoint.settings import Settings
 from entrypoint.stages import StageFailed, Stages
 from entrypoint.state import fetch_state, promote_state
-from entrypoint.storage import FileStorage, Storage, join_key, open_storage
+from entrypoint.storage import Storage, join_key, open_storage
 from entrypoint.versions import dbt_version, runner_version
 from entrypoint.workspace import Workspace, open_workspace
 
@@ -210,7 +211,7 @@ class Run:
     def _write_reports(self, final: bool = False) -> list[Path]:
         """Write the report files locally; if the report folder is not writable, say
         so (exit 4) and write them into the kept scratch folder instead."""
-        folder = self.report_dir()
+        folder = self.settings.report_folder
         try:
             return write_report_files(self.report, folder)
         except OSError as exc:
@@ -228,15 +229,6 @@ class Run:
         except OSError as exc:
             log.error("cannot write the report anywhere: %s", exc)
             return []
-
-    def report_dir(self) -> Path:
-        """Where report.json, summary.md and junit.xml are written locally."""
-        if self.settings.report_dir is not None:
-            return self.settings.report_dir
-        storage = open_storage(self.settings.artifacts_url, self.settings.aws)
-        if isinstance(storage, FileStorage):
-            return storage.root
-        return self.settings.work_dir / "report"
 
     def _clean_up(self) -> None:
         if self.workspace is not None:

@@ -1,16 +1,12 @@
-"""RunReport: one object describing a run, and its three renderings.
-
-`report.json` (schema: docs/report.schema.json), `summary.md` (also appended to
-`$GITHUB_STEP_SUMMARY`) and `junit.xml` (one test case per executed node).
+"""RunReport: one object describing a run: phases, node results, dbt's own errors,
+timings, state, links and notifications. Written as `report.json` (schema:
+docs/report.schema.json); its other renderings are in report_files.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -247,167 +243,6 @@ STATUS_ICONS = {
     "timed_out": "⏱️",
     "skipped": "⏭️",
 }
-
-
-def _md_cell(text: str | None, limit: int = 300) -> str:
-    text = " ".join((text or "").split())
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return text.replace("|", "\\|")
-
-
-def to_markdown(report: RunReport, max_failures: int = 20) -> str:
-    counts = report.counts()
-    lines = [
-        f"## {STATUS_ICONS.get(report.status, '')} {report.headline()}",
-        "",
-        f"Run `{report.run_id}` · exit code {report.exit_code} · {report.duration_s:.1f} s · "
-        f"dbt {report.dbt_version or '?'} · {report.adapter or 'profile'} · "
-        f"runner {report.runner_version}",
-        "",
-        f"**Nodes:** {counts['ok']} ok, {counts['warn']} warn, "
-        f"{counts['failed']} failed, {counts['skipped']} skipped",
-        "",
-    ]
-    if report.phases:
-        lines += ["| Phase | Status | Duration | Nodes | Note |", "|---|---|---:|---|---|"]
-        for phase in report.phases:
-            nodes = ", ".join(f"{n} {k}" for k, n in phase.counts.items() if n) or "-"
-            status = f"{STATUS_ICONS.get(phase.status, '')} {phase.status}"
-            if phase.advisory and phase.status in ("failed", "error"):
-                status += " (advisory)"
-            lines.append(
-                f"| {phase.name} | {status} | {phase.duration_s:.1f} s | {nodes} "
-                f"| {_md_cell(phase.message, 120)} |"
-            )
-        lines.append("")
-    if report.state is not None:
-        state = report.state
-        if state.mode == "slim":
-            lines += [
-                f"**Slim:** {len(state.built)} built, {len(state.skipped)} skipped, "
-                f"{len(state.deferred)} deferred to state `{state.deferred_to}`"
-                + (" (warm parse)" if state.warm_parse else ""),
-                "",
-            ]
-        elif state.reason:
-            lines += [f"**Full build:** {_md_cell(state.reason)}", ""]
-    if report.errors:
-        lines += ["### Errors", ""]
-        lines += [
-            f"- **{e.stage}** (exit {e.exit_code}): {_md_cell(e.message)}" for e in report.errors
-        ]
-        lines.append("")
-    failures = report.failures()
-    if failures:
-        lines += [f"### Failures ({len(failures)})", ""]
-        for node in failures[:max_failures]:
-            lines.append(
-                f"- `{node.unique_id}` ({node.phase}, {node.status}): {_md_cell(node.message)}"
-            )
-        if len(failures) > max_failures:
-            lines.append(f"- … and {len(failures) - max_failures} more (see report.json)")
-        lines.append("")
-    if report.warnings:
-        lines += ["### Warnings", ""] + [f"- {_md_cell(w)}" for w in report.warnings] + [""]
-    links = [
-        (label, url)
-        for label, url in (("Run", report.links.run_url), ("Docs", report.links.docs_url))
-        if url
-    ]
-    if links:
-        lines += ["### Links", ""] + [f"- {label}: {url}" for label, url in links] + [""]
-    return "\n".join(lines)
-
-
-def to_junit(report: RunReport) -> bytes:
-    """JUnit XML: a suite per phase, a case per executed node, a case per failed phase."""
-    root = ET.Element("testsuites", name=f"dbt-runner {report.project}/{report.env}")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for phase in report.phases:
-        nodes = [node for node in report.nodes if node.phase == phase.name]
-        suite = ET.SubElement(root, "testsuite", name=phase.name)
-        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        for node in nodes:
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                name=node.unique_id,
-                classname=f"{report.project}.{node.resource_type}",
-                time=f"{node.execution_time_s:.3f}",
-            )
-            if node.path:
-                case.set("file", node.path)
-            counts["tests"] += 1
-            message = node.message or node.status
-            if node.outcome == "failed":
-                tag = "failure" if node.status == "fail" else "error"
-                counts["failures" if tag == "failure" else "errors"] += 1
-                element = ET.SubElement(
-                    case, tag, message=message.splitlines()[0][:500], type=node.status
-                )
-                element.text = message
-            elif node.outcome == "skipped":
-                counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=message.splitlines()[0][:500])
-        if phase.status in ("error", "interrupted") or (phase.status == "failed" and not nodes):
-            # A phase that failed without node results still shows up as a failure.
-            case = ET.SubElement(
-                suite, "testcase", name=f"phase:{phase.name}", classname="dbt-runner"
-            )
-            counts["tests"] += 1
-            counts["errors"] += 1
-            element = ET.SubElement(case, "error", message=(phase.message or phase.status)[:500])
-            element.text = phase.message or phase.status
-        for key, value in counts.items():
-            suite.set(key, str(value))
-            totals[key] += value
-        suite.set("time", f"{phase.duration_s:.3f}")
-    # A phase's own error already has its case above.
-    errors = [e for e in report.errors if e.stage not in {p.name for p in report.phases}]
-    if errors:
-        suite = ET.SubElement(root, "testsuite", name="runner", tests=str(len(errors)))
-        suite.set("errors", str(len(errors)))
-        for error in errors:
-            case = ET.SubElement(
-                suite, "testcase", name=f"stage:{error.stage}", classname="dbt-runner"
-            )
-            element = ET.SubElement(case, "error", message=error.message[:500])
-            element.text = error.message
-        totals["tests"] += len(errors)
-        totals["errors"] += len(errors)
-    for key, value in totals.items():
-        root.set(key, str(value))
-    root.set("time", f"{report.duration_s:.3f}")
-    ET.indent(root)
-    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return xml + b"\n"
-
-
-REPORT_FILES = ("report.json", "summary.md", "junit.xml")
-
-
-def write_report_files(report: RunReport, folder: Path) -> list[Path]:
-    """Write report.json, summary.md and junit.xml into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    contents = {
-        "report.json": report.model_dump_json(indent=2).encode(),
-        "summary.md": to_markdown(report).encode(),
-        "junit.xml": to_junit(report),
-    }
-    paths = []
-    for name, data in contents.items():
-        path = folder / name
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
-
-
-def append_step_summary(report: RunReport) -> None:
-    """Add the summary to a GitHub Actions job page, when running in one."""
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as handle:
-            handle.write(to_markdown(report) + "\n")
 
 
 def report_schema() -> str:

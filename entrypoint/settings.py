@@ -35,7 +35,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from entrypoint.aws import AwsSettings
 from entrypoint.errors import ConfigError
-from entrypoint.storage import normalise_url
+from entrypoint.storage import local_folder, normalise_url
 
 ENV_PREFIX = "DBT_RUNNER_"
 NESTED_DELIMITER = "__"
@@ -637,6 +637,14 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """This run's scratch folder: rendered profile, dbt's target and logs, secrets."""
         return self.work_dir / "runs" / self.run_id
+
+    @property
+    def report_folder(self) -> Path:
+        """Where report.json, summary.md and junit.xml are written locally: the setting,
+        else the artifacts folder, else (artifacts on S3) the work folder's."""
+        if self.report_dir is not None:
+            return self.report_dir
+        return local_folder(self.artifacts_url) or self.work_dir / "report"
 
     @property
     def defer_env(self) -> str:

@@ -71,6 +71,11 @@ def normalise_url(value: str) -> str:
     return Path(value).expanduser().resolve().as_uri()
 
 
+def local_folder(url: str) -> Path | None:
+    """The folder behind a normalised file:// URL; None for other storage."""
+    return Path(unquote(urlparse(url).path)) if url.startswith("file://") else None
+
+
 def join_key(*parts: str) -> str:
     return "/".join(part.strip("/") for part in parts if part.strip("/"))
 
@@ -100,7 +105,7 @@ class FileStorage:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.root = Path(unquote(urlparse(url).path))
+        self.root = Path(unquote(urlparse(url).path))  # normalised: always file://
 
     def url_for(self, key: str) -> str:
         return (self.root / key).as_uri() if key else self.url

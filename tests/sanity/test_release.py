@@ -214,7 +214,13 @@ def test_release_refuses_bad_input(registry: Registry, args: list[str], message:
 
 def test_release_refuses_a_version_without_changelog(registry: Registry) -> None:
     def release(version: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "docker/release.py", "release", "--registry", registry.reference]
+        command = [
+            sys.executable,
+            "docker/release/release.py",
+            "release",
+            "--registry",
+            registry.reference,
+        ]
         command += ["--ticket", "DATA-1", "--version", version, "--variants", "all"]
         return subprocess.run(
             command, cwd=ROOT, env=registry.env, capture_output=True, text=True, check=False

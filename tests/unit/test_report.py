@@ -7,15 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from entrypoint.errors import ExitCode
-from entrypoint.report import (
-    NodeResult,
-    Outcome,
-    PhaseResult,
-    RunReport,
-    report_schema,
-    to_junit,
-    to_markdown,
-)
+from entrypoint.report import NodeResult, Outcome, PhaseResult, RunReport, report_schema
+from entrypoint.report_files import to_junit, to_markdown
 from tests.support import SCHEMA
 
 

@@ -1,9 +1,9 @@
 """Releases: push ticket-tagged images, and point environments at them by digest.
 
-    python docker/release.py release  --ticket DATA-123 --registry HOST/REPO [--variants ...]
-    python docker/release.py promote  --env prod --ticket DATA-123 --registry HOST/REPO
-    python docker/release.py rollback --env prod --ticket DATA-100 --registry HOST/REPO
-    python docker/release.py releases --registry HOST/REPO
+    python docker/release/release.py release  --ticket DATA-123 --registry HOST/REPO [--variants]
+    python docker/release/release.py promote  --env prod --ticket DATA-123 --registry HOST/REPO
+    python docker/release/release.py rollback --env prod --ticket DATA-100 --registry HOST/REPO
+    python docker/release/release.py releases --registry HOST/REPO
 
 Tags in the registry, per variant:
     <VERSION>-<variant>            the latest build of a version (moves)
@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ("all", "redshift", "bigquery")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 TICKET = re.compile(r"^[A-Z][A-Z0-9]{1,15}-\d{1,9}$")

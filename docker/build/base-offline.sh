@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a stand-in for debian:bookworm-slim from Debian's own packages, for machines
 # that can reach Debian's mirror but no image registry:
-#   docker/base-offline.sh [IMAGE]      (make base-offline)
+#   docker/build/base-offline.sh [IMAGE]      (make base-offline)
 # Like the official slim image: minimal packages, later apt installs skip docs, man
 # pages and locales, no apt lists left behind.
 set -euo pipefail
