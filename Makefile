@@ -11,8 +11,9 @@ VERSION := $(shell cat VERSION)
 # The demo job, without Docker: DuckDB and a local folder.
 OUT ?= $(CURDIR)/out
 
-# The image. DOCKER must be a client with BuildKit (Debian's docker.io has it built in).
-DOCKER ?= docker
+# The image. DOCKER must be a client with BuildKit: Debian's docker.io has it built in
+# at /usr/bin/docker (another client on PATH may lack buildx); elsewhere, `docker`.
+DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
 IMAGE ?= dbt-runner
 VARIANTS := all redshift bigquery
 VARIANT ?=
