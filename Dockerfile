@@ -1,12 +1,18 @@
-# dbt-runner: a heavy base layer (OS, Python, dbt and adapters; rarely changes) and a
+# dbt-runner: a heavy base image (OS, Python, dbt and adapters; rarely changes) and a
 # thin runtime layer (the entrypoint package; changes often). See README, "The image".
 #
-#   DOCKER_BUILDKIT=1 docker build --build-arg VARIANT=redshift -t dbt-runner:0.1.0-redshift .
+#   make image VARIANT=redshift              base (when new) + runtime, this platform
+#   make image PLATFORMS=linux/amd64,linux/arm64
 #
-# No `# syntax=` line on purpose: the engine's built-in BuildKit frontend is used, so
-# builds need no registry beyond the base image (make base-offline makes that too).
+# The base is its own image, dbt-runner-base:<variant>-<hash of what it holds>
+# (`--target base`); the runtime builds FROM it (RUNTIME_BASE), so an entrypoint change
+# rebuilds and pushes one thin layer. Without RUNTIME_BASE it builds FROM this file's
+# own base stage. No `# syntax=` line on purpose: the engine's built-in BuildKit
+# frontend is used, so builds need no registry beyond the OS image (make base-offline
+# makes that too).
 
 ARG BASE_IMAGE=debian:bookworm-slim
+ARG RUNTIME_BASE=base
 
 # ---- os: the packages the final image runs on ----------------------------------------
 FROM ${BASE_IMAGE} AS os
@@ -17,55 +23,85 @@ RUN apt-get update \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 
-# ---- builder: resolves, downloads and compiles; only its venv ships ---------------------
-FROM os AS builder
+# ---- tools: uv and the SBOM generator; never shipped ----------------------------------
+FROM os AS tools
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-pip binutils \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-COPY docker/build/with-ca docker/build/slim-venv.sh /usr/local/bin/
+COPY docker/build/with-ca docker/build/slim-venv.sh docker/build/sbom.py /usr/local/bin/
 ARG UV_VERSION=0.13.8
 RUN --mount=type=secret,id=ca_bundle,required=false \
     with-ca pip install --no-cache-dir --target /opt/uv "uv==${UV_VERSION}"
 ENV PATH=/opt/uv/bin:$PATH \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    VIRTUAL_ENV=/opt/dbt-runner/venv
-RUN uv venv --python /usr/bin/python3 /opt/dbt-runner/venv
-
-# The variant's pinned, hash-checked requirement set (docker/build/requirements/*.txt,
-# exported from uv.lock by `make requirements`).
-ARG VARIANT=all
-COPY docker/build/requirements/${VARIANT}.txt /tmp/requirements.txt
+    UV_PYTHON=/usr/bin/python3 \
+    UV_PROJECT_ENVIRONMENT=/opt/dbt-runner/venv
+WORKDIR /src
+COPY pyproject.toml uv.lock /src/
+# CycloneDX's generator, hash-checked from uv.lock's `sbom` group, in its own venv.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca_bundle,required=false \
-    with-ca uv pip install --require-hashes --compile-bytecode -r /tmp/requirements.txt \
+    uv export --frozen --only-group sbom --no-emit-project --quiet -o /tmp/sbom.txt \
+ && uv venv --quiet /opt/sbom \
+ && with-ca uv pip install --quiet --python /opt/sbom/bin/python --require-hashes -r /tmp/sbom.txt
+
+# ---- venv: the variant's locked requirement set, straight from uv.lock -----------------
+FROM tools AS venv
+ARG VARIANT=all
+# uv sync checks every wheel against the hashes in uv.lock.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca_bundle,required=false \
+    with-ca uv sync --frozen --no-install-project --no-dev --extra "${VARIANT}" --compile-bytecode \
  && slim-venv.sh /opt/dbt-runner/venv
 
-# ---- base: OS + venv, no compilers, no pip, no uv -----------------------------------------
+# ---- base-sbom: the OS packages and the venv, as CycloneDX -----------------------------
+FROM tools AS base-sbom
+COPY --from=venv /opt/dbt-runner/venv /opt/dbt-runner/venv
+COPY --from=os /var/lib/dpkg/status /tmp/dpkg-status
+RUN /opt/sbom/bin/cyclonedx-py environment --output-reproducible --of JSON \
+      -o /tmp/python.cdx.json /opt/dbt-runner/venv/bin/python \
+ && /opt/sbom/bin/python /usr/local/bin/sbom.py base /tmp/python.cdx.json /tmp/dpkg-status \
+      /opt/dbt-runner/sbom.base.cdx.json
+
+# ---- base: OS + venv + its SBOM; no compilers, no pip, no uv (its own image) ------------
 FROM os AS base
 ARG UID=10001
 RUN useradd --uid "${UID}" --gid 0 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin dbt \
  && install -d -m 1777 /out \
  && install -d -m 0755 /opt/dbt-runner/project
-COPY --from=builder /opt/dbt-runner/venv /opt/dbt-runner/venv
+COPY --from=venv /opt/dbt-runner/venv /opt/dbt-runner/venv
+COPY --from=base-sbom /opt/dbt-runner/sbom.base.cdx.json /opt/dbt-runner/sbom.base.cdx.json
 ENV PATH=/opt/dbt-runner/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false
+ARG VARIANT=all
+LABEL io.dbt-runner.variant="${VARIANT}" \
+      org.opencontainers.image.title="dbt-runner-base"
 
-# ---- app: the entrypoint package, installed into a staging tree ---------------------------
-FROM builder AS app
-COPY pyproject.toml VERSION README.md /src/
+# ---- the base the runtime builds on: the stage above, or a published base image -------
+# hadolint ignore=DL3006
+FROM ${RUNTIME_BASE} AS runtime-base
+
+# ---- app: the entrypoint package and the final SBOM, in a staging tree ----------------
+FROM tools AS app
+COPY VERSION README.md /src/
 COPY entrypoint /src/entrypoint
+# An empty venv at the final path: the console script's shebang points there.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca_bundle,required=false \
-    with-ca uv pip install --no-deps --compile-bytecode \
-      --prefix /staging/opt/dbt-runner/venv /src
+    uv venv --quiet /opt/dbt-runner/venv \
+ && with-ca uv pip install --no-deps --compile-bytecode \
+      --python /opt/dbt-runner/venv/bin/python --prefix /staging/opt/dbt-runner/venv /src
+COPY --from=runtime-base /opt/dbt-runner/sbom.base.cdx.json /tmp/sbom.base.cdx.json
+RUN /opt/sbom/bin/python /usr/local/bin/sbom.py runner /tmp/sbom.base.cdx.json \
+      "$(cat /src/VERSION)" /staging/opt/dbt-runner/sbom.cdx.json
 
 # ---- runtime: base + the thin layer ----------------------------------------------------
-FROM base AS runtime
+FROM runtime-base AS runtime
 COPY examples /opt/dbt-runner/examples
 COPY --from=app /staging/ /
 WORKDIR /opt/dbt-runner/project
@@ -83,6 +119,7 @@ ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
 ARG SOURCE=https://github.com/dbt-runner/dbt-runner
 ARG DBT_VERSION=unknown
+ARG BASE_REF=base
 LABEL org.opencontainers.image.title="dbt-runner" \
       org.opencontainers.image.description="Runs a dbt project as a production job: typed settings, run-time credentials, one parse, a run report, notifications." \
       org.opencontainers.image.version="${VERSION}" \
@@ -90,6 +127,7 @@ LABEL org.opencontainers.image.title="dbt-runner" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="debian:bookworm-slim" \
+      org.opencontainers.image.base.name="${BASE_REF}" \
       io.dbt-runner.variant="${VARIANT}" \
-      io.dbt-runner.dbt-core.version="${DBT_VERSION}"
+      io.dbt-runner.dbt-core.version="${DBT_VERSION}" \
+      io.dbt-runner.sbom="/opt/dbt-runner/sbom.cdx.json"

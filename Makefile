@@ -17,6 +17,12 @@ DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
 IMAGE ?= dbt-runner
 VARIANTS := all redshift bigquery
 VARIANT ?=
+HOST_ARCH := $(shell uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')
+# Comma-separated; another platform than this machine's builds under QEMU emulation.
+PLATFORMS ?= linux/$(HOST_ARCH)
+PLATFORM ?=
+# The variant the test suite also builds and runs for arm64 (emulated builds are slow).
+ARM64_VARIANT ?= redshift
 BASE_IMAGE ?= debian:bookworm-slim
 # A CA bundle for builds behind a TLS-intercepting proxy; passed as a build secret.
 BUILD_CA_BUNDLE ?=
@@ -25,6 +31,8 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 CREATED := $(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo 1970-01-01T00:00:00Z)
 SOURCE ?= https://github.com/dbt-runner/dbt-runner
 image_tag = $(IMAGE):$(VERSION)-$(1)
+BUILD_ENV = DOCKER=$(DOCKER) IMAGE=$(IMAGE) VERSION=$(VERSION) BASE_IMAGE=$(BASE_IMAGE) UV=$(UV) \
+  BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) REVISION=$(REVISION) CREATED=$(CREATED) SOURCE=$(SOURCE)
 
 .PHONY: help
 help: ## list the targets
@@ -49,24 +57,11 @@ run-local: venv ## run the demo job on DuckDB without Docker; outputs in ./out
 	$(VENV)/bin/dbt-runner run
 
 .PHONY: lint
-lint: venv ## ruff, mypy, hadolint, and the requirement sets match uv.lock
+lint: venv ## ruff, mypy, hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint Dockerfile
-	@for v in $(VARIANTS); do \
-	  diff -q <($(UV) export --frozen --no-dev --extra $$v --no-emit-project \
-	              --format requirements-txt --quiet | grep -v '^#') \
-	          <(grep -v '^#' docker/build/requirements/$$v.txt) >/dev/null \
-	    || { echo "docker/build/requirements/$$v.txt is stale: run make requirements"; exit 1; }; \
-	done
-
-.PHONY: requirements
-requirements: ## export the image's pinned, hashed requirement sets from uv.lock
-	@for v in $(VARIANTS); do \
-	  $(UV) export --frozen --no-dev --extra $$v --no-emit-project --format requirements-txt --quiet \
-	    -o docker/build/requirements/$$v.txt; \
-	done
 
 .PHONY: format
 format: venv ## apply ruff's formatting and fixes
@@ -82,20 +77,15 @@ integration: venv ## integration tests: real dbt, PostgreSQL
 	$(PY) -m pytest tests/integration
 
 .PHONY: base-offline
-base-offline: ## build $(BASE_IMAGE) from Debian's packages (no registry needed)
-	DOCKER=$(DOCKER) docker/build/base-offline.sh $(BASE_IMAGE)
+base-offline: ## build $(BASE_IMAGE) from Debian's packages (no registry); PLATFORM=linux/arm64 too
+	DOCKER=$(DOCKER) docker/build/base-offline.sh $(BASE_IMAGE) $(PLATFORM)
 
 .PHONY: image
-image: ## build the image: every variant, or VARIANT=redshift; tags IMAGE:VERSION-VARIANT
+image: ## build the image: every variant (or VARIANT=redshift), for PLATFORMS (default: this machine's)
 	@for v in $(or $(VARIANT),$(VARIANTS)); do \
-	  echo "building $(IMAGE):$(VERSION)-$$v"; \
-	  DOCKER_BUILDKIT=1 $(DOCKER) build --quiet \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VARIANT=$$v \
-	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-	    --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) \
-	    --build-arg DBT_VERSION=$$(sed -n 's/^dbt-core==\([^ ]*\).*/\1/p' docker/build/requirements/$$v.txt) \
-	    $(if $(BUILD_CA_BUNDLE),--secret id=ca_bundle$(comma)src=$(BUILD_CA_BUNDLE)) \
-	    -t $(IMAGE):$(VERSION)-$$v . >/dev/null || exit 1; \
+	  for p in $(subst $(comma), ,$(PLATFORMS)); do \
+	    $(BUILD_ENV) docker/build/image.sh $$v $$p || exit 1; \
+	  done; \
 	done
 
 .PHONY: run
@@ -108,8 +98,9 @@ run: ## build the image if needed, run the demo job in it on DuckDB; outputs in 
 	  $(call image_tag,$(or $(VARIANT),all)) run
 
 .PHONY: sanity
-sanity: venv ## the sanity suite against the built images (make image first)
-	DBT_RUNNER_IMAGE=$(IMAGE):$(VERSION) $(PY) -m pytest tests/sanity \
+sanity: venv ## the sanity suite against the built images (make image, and for ARM64_VARIANT PLATFORMS=linux/arm64)
+	DBT_RUNNER_IMAGE=$(IMAGE):$(VERSION) DBT_RUNNER_ARM64_VARIANT=$(ARM64_VARIANT) \
+	  $(BUILD_ENV) $(PY) -m pytest tests/sanity \
 	  --junitxml=build/test-results/sanity.xml
 
 AIRFLOW_VENV := .venv-airflow
@@ -123,9 +114,10 @@ $(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt
 airflow-venv: $(AIRFLOW_VENV)/.synced ## Airflow in its own venv, to validate the example DAG
 
 .PHONY: test
-test: lint airflow-venv ## lint, every test, the image and its sanity suite
+test: lint airflow-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
 	$(PY) -m pytest tests/unit tests/integration
 	$(MAKE) image
+	$(MAKE) image VARIANT=$(ARM64_VARIANT) PLATFORMS=linux/arm64
 	$(MAKE) sanity
 
 # Releases: REGISTRY=host/repository, TICKET=DATA-123, ENV=prod (see README, Releases).
@@ -135,9 +127,9 @@ ENV ?=
 RELEASE := DOCKER=$(DOCKER) $(PY) docker/release/release.py
 
 .PHONY: release
-release: venv ## push VERSION-VARIANT and the immutable VERSION-VARIANT-TICKET (TICKET= REGISTRY=)
+release: venv ## push each variant's index for PLATFORMS, its base when new, and the immutable ticket tag (TICKET= REGISTRY=)
 	$(RELEASE) release --registry "$(REGISTRY)" --ticket "$(TICKET)" --image $(IMAGE) \
-	  --variants $(or $(VARIANT),$(VARIANTS))
+	  --variants $(or $(VARIANT),$(VARIANTS)) --platforms $(PLATFORMS)
 
 .PHONY: promote
 promote: venv ## point ENV-VARIANT at TICKET's image by digest, no rebuild (ENV= TICKET= REGISTRY=)

@@ -1,17 +1,24 @@
 """Benchmark the image. Every figure is a ratio against a baseline built or run in the
 same session (these machines are noisy):
 
-1. Size added above the base image, per variant, against a naive single-stage
-   `pip install` of the same packages (benchmarks/naive.Dockerfile).
-   Goals: redshift <= 300 MB above base, all <= 900 MB above base.
+1. Per variant and platform: the size above the OS image, the compressed size a
+   registry stores (what Fargate pulls on every task start) and the time to pull it
+   from a local registry, against a naive single-stage `pip install` of the same
+   locked packages (benchmarks/naive.Dockerfile; this machine's platform only: a
+   naive build under emulation would measure QEMU). Goals: redshift <= 300 MB above
+   the OS image, all <= 900 MB.
 2. Rebuild after a one-line change to the entrypoint against a cold build (BuildKit's
-   cache pruned first). Goal: ratio <= 0.1. Only the runtime layer may change.
+   cache pruned first). Goal: ratio <= 0.1. The base image is not rebuilt; one layer
+   of the runtime changes.
 3. `docker run --rm IMAGE version` against
    `docker run --rm --entrypoint python IMAGE -c "import dbt.cli.main"`. Goal: <= 1.3.
 
-Usage: python benchmarks/bench_image.py [--variants all redshift bigquery] [--skip-naive]
-Needs a BuildKit-capable client (DOCKER=/usr/bin/docker on Debian's docker.io) and, behind
-a TLS proxy, BUILD_CA_BUNDLE. It prunes BuildKit's cache. Writes build/bench/image.json.
+Usage: python benchmarks/bench_image.py [--variants all redshift bigquery]
+       [--platforms linux/amd64,linux/arm64] [--skip-naive]
+Needs a BuildKit-capable client (DOCKER=/usr/bin/docker on Debian's docker.io), uv,
+Debian's docker-registry and, behind a TLS proxy, BUILD_CA_BUNDLE; for arm64 the
+offline base (make base-offline PLATFORM=linux/arm64). It prunes BuildKit's cache.
+Writes build/bench/image.json.
 """
 
 from __future__ import annotations
@@ -20,17 +27,24 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = os.environ.get("DOCKER", "docker")
 CA_BUNDLE = os.environ.get("BUILD_CA_BUNDLE", "")
 BASE = os.environ.get("BASE_IMAGE", "debian:bookworm-slim")
+UV = os.environ.get("UV", "uv")
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+IMAGE = "dbt-runner-bench"
 MB = 1_000_000
 
 
@@ -41,22 +55,38 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def build(context: Path, tag: str, variant: str, dockerfile: str = "Dockerfile") -> float:
-    args = ["build", "--quiet", "-f", str(context / dockerfile), "-t", tag]
-    args += ["--build-arg", f"VARIANT={variant}", "--build-arg", f"BASE_IMAGE={BASE}"]
-    if CA_BUNDLE:
-        args += ["--secret", f"id=ca_bundle,src={CA_BUNDLE}"]
+def timed(command: list[str], cwd: Path, **env: str) -> float:
     start = time.perf_counter()
     result = subprocess.run(
-        [DOCKER, *args, str(context)],
-        env={**os.environ, "DOCKER_BUILDKIT": "1"},
-        check=False,
-        capture_output=True,
-        text=True,
+        command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        sys.exit(f"building {tag} failed:\n{result.stderr[-3000:]}")
+        sys.exit(f"{' '.join(command[:3])} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
     return time.perf_counter() - start
+
+
+def build(context: Path, variant: str, platform: str) -> float:
+    """The project's own build (base when new, then runtime), in the context copy."""
+    env = {"DOCKER": DOCKER, "IMAGE": IMAGE, "UV": UV, "BUILD_CA_BUNDLE": CA_BUNDLE}
+    return timed([str(context / "docker/build/image.sh"), variant, platform], context, **env)
+
+
+def build_naive(context: Path, variant: str) -> str:
+    requirements = subprocess.run(
+        [UV, "export", "--frozen", "--no-dev", "--extra", variant, "--no-emit-project", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (context / "naive-requirements.txt").write_text(requirements)
+    tag = f"{IMAGE}:naive-{variant}"
+    command = [DOCKER, "build", "--quiet", "-f", "benchmarks/naive.Dockerfile", "-t", tag]
+    command += ["--build-arg", f"BASE_IMAGE={BASE}", "."]
+    if CA_BUNDLE:
+        command[2:2] = ["--secret", f"id=ca_bundle,src={CA_BUNDLE}"]
+    timed(command, context, DOCKER_BUILDKIT="1")
+    return tag
 
 
 def size(tag: str) -> int:
@@ -81,68 +111,179 @@ def median_run(*args: str, repeats: int = 7) -> float:
 
 
 def context_copy(dest: Path) -> Path:
-    """The build context as git tracks it, so the benchmark never touches the tree."""
+    """The build context as git sees it, so the benchmark never touches the tree."""
     files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for name in files:
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
+        if (ROOT / name).is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
     return dest
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (a local, fixed URL)
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def local_registry() -> Iterator[str]:
+    """Debian's docker-registry on a free port, no authentication, thrown away after."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = Path(tempfile.mkdtemp(prefix="dbt-runner-bench-registry-"))
+    config = {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(folder / "data")}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }
+    (folder / "config.yml").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        ["docker-registry", "serve", str(folder / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(f"http://127.0.0.1:{port}/v2/"):
+            if time.monotonic() > deadline:
+                sys.exit("docker-registry did not start")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def registry_figures(registry: str, tag: str, platform: str) -> dict[str, float]:
+    """Push `tag`, then: the compressed size the registry stores, and a cold pull's time."""
+    remote = f"{registry}/bench:{tag.split(':', 1)[1]}"
+    docker("tag", tag, remote)
+    docker("push", "--quiet", remote)
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{remote}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    compressed = sum(layer["size"] for layer in json.loads(raw)["layers"])
+    docker("rmi", remote)
+    start = time.perf_counter()
+    docker("pull", "--quiet", "--platform", platform, remote)
+    pull = time.perf_counter() - start
+    docker("rmi", remote)
+    return {"compressed_mb": round(compressed / MB), "pull_s": round(pull, 1)}
+
+
+def local_tag(variant: str, platform: str) -> str:
+    arch = platform.removeprefix("linux/")
+    return f"{IMAGE}:{(ROOT / 'VERSION').read_text().strip()}-{variant}" + (
+        "" if arch == HOST_ARCH else f"-{arch}"
+    )
+
+
+def os_image(platform: str) -> str:
+    arch = platform.removeprefix("linux/")
+    own = arch == HOST_ARCH or docker("image", "inspect", f"{BASE}-{arch}", check=False).returncode
+    return BASE if own else f"{BASE}-{arch}"
+
+
+def variant_figures(
+    context: Path, registry: str, variant: str, platform: str, naive: bool
+) -> dict[str, object]:
+    build(context, variant, platform)
+    tag = local_tag(variant, platform)
+    ours = registry_figures(registry, tag, platform)
+    entry: dict[str, object] = {
+        "above_base_mb": round((size(tag) - size(os_image(platform))) / MB),
+        **ours,
+    }
+    if naive and platform == f"linux/{HOST_ARCH}":
+        baseline = build_naive(context, variant)
+        theirs = registry_figures(registry, baseline, platform)
+        entry |= {
+            "naive_above_base_mb": round((size(baseline) - size(BASE)) / MB),
+            "naive_compressed_mb": theirs["compressed_mb"],
+            "naive_pull_s": theirs["pull_s"],
+            "compressed_ratio": round(ours["compressed_mb"] / theirs["compressed_mb"], 3),
+            "pull_ratio": round(ours["pull_s"] / theirs["pull_s"], 3),
+        }
+    return entry
+
+
+def sizes(
+    context: Path, variants: list[str], platforms: list[str], naive: bool
+) -> dict[str, dict[str, object]]:
+    results: dict[str, dict[str, object]] = {}
+    with local_registry() as registry:
+        for platform in platforms:
+            for variant in variants:
+                entry = variant_figures(context, registry, variant, platform, naive)
+                results[f"{variant} {platform}"] = entry
+                print(f"size {variant} {platform}:", entry, flush=True)
+    return results
+
+
+def rebuild(context: Path) -> dict[str, object]:
+    """A cold build, then a one-line change to the entrypoint."""
+    docker("builder", "prune", "-af")
+    for tag in (local_tag("all", f"linux/{HOST_ARCH}"),):
+        base = docker(
+            "image",
+            "inspect",
+            "-f",
+            '{{index .Config.Labels "io.dbt-runner.base"}}',
+            tag,
+            check=False,
+        )
+        if base.returncode == 0 and base.stdout.strip():
+            docker("rmi", "-f", base.stdout.strip(), check=False)
+    cold = build(context, "all", f"linux/{HOST_ARCH}")
+    before = layers(local_tag("all", f"linux/{HOST_ARCH}"))
+    cli = context / "entrypoint" / "cli.py"
+    cli.write_text(cli.read_text() + "# a one-line change\n")
+    again = build(context, "all", f"linux/{HOST_ARCH}")
+    after = layers(local_tag("all", f"linux/{HOST_ARCH}"))
+    changed = sum(1 for a, b in zip(before, after, strict=True) if a != b)
+    if changed != 1:
+        sys.exit(f"a one-line entrypoint change changed {changed} layers, not one")
+    return {
+        "cold_s": round(cold, 1),
+        "rebuild_s": round(again, 1),
+        "ratio": round(again / cold, 3),
+        "layers_changed": f"1 of {len(after)}",
+        "goal": 0.1,
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["all", "redshift", "bigquery"])
+    parser.add_argument("--platforms", default=f"linux/{HOST_ARCH}")
     parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args()
-    base = size(BASE)
-    results: dict[str, object] = {"base_image": BASE, "base_mb": round(base / MB, 1)}
-
+    platforms = [p for p in args.platforms.split(",") if p]
+    results: dict[str, object] = {"base_image": BASE, "base_mb": round(size(BASE) / MB, 1)}
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-image-") as tmp:
         context = context_copy(Path(tmp) / "context")
-
-        # 2. cold build, then a one-line change to the entrypoint.
-        docker("builder", "prune", "-af")
-        cold = build(context, "dbt-runner-bench:cold", "all")
-        cli = context / "entrypoint" / "cli.py"
-        cli.write_text(cli.read_text() + "# a one-line change\n")
-        rebuild = build(context, "dbt-runner-bench:rebuilt", "all")
-        before, after = layers("dbt-runner-bench:cold"), layers("dbt-runner-bench:rebuilt")
-        shared = sum(1 for a, b in zip(before, after, strict=False) if a == b)
-        results["rebuild"] = {
-            "cold_s": round(cold, 1),
-            "rebuild_s": round(rebuild, 1),
-            "ratio": round(rebuild / cold, 3),
-            "layers_reused": f"{shared} of {len(after)}",
-            "goal": 0.1,
-        }
+        results["rebuild"] = rebuild(context)
         print("rebuild:", results["rebuild"], flush=True)
-        if shared != len(after) - 1:
-            sys.exit("a one-line entrypoint change rebuilt more than the runtime layer")
+        results["size"] = sizes(context, args.variants, platforms, not args.skip_naive)
+        results["size_goals_mb"] = {"redshift": 300, "all": 900}
 
-        # 1. size above base, ours against the naive build, per variant.
-        sizes = {}
-        for variant in args.variants:
-            build(context, f"dbt-runner-bench:{variant}", variant)
-            ours = (size(f"dbt-runner-bench:{variant}") - base) / MB
-            entry: dict[str, object] = {"above_base_mb": round(ours)}
-            if not args.skip_naive:
-                build(
-                    context,
-                    f"dbt-runner-bench:naive-{variant}",
-                    variant,
-                    "benchmarks/naive.Dockerfile",
-                )
-                naive = (size(f"dbt-runner-bench:naive-{variant}") - base) / MB
-                entry |= {"naive_above_base_mb": round(naive), "ratio": round(ours / naive, 3)}
-            sizes[variant] = entry
-            print(f"size {variant}:", entry, flush=True)
-        results["size"] = sizes | {"goals_mb": {"redshift": 300, "all": 900}}
-
-    # 3. start-up in the container.
-    image = "dbt-runner-bench:rebuilt"
+    image = local_tag("all", f"linux/{HOST_ARCH}")
     version = median_run(image, "version")
     import_dbt = median_run("--entrypoint", "python", image, "-c", "import dbt.cli.main")
     results["version"] = {

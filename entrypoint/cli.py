@@ -71,11 +71,16 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_version(as_json: bool = False) -> int:
-    from entrypoint.versions import adapters, dbt_version, runner_version
+    from entrypoint.versions import adapters, dbt_version, packages, runner_version
 
     installed = adapters()
     if as_json:
-        info = {"dbt-runner": runner_version(), "dbt-core": dbt_version(), "adapters": installed}
+        info = {
+            "dbt-runner": runner_version(),
+            "dbt-core": dbt_version(),
+            "adapters": installed,
+            "packages": packages(),
+        }
         print(json.dumps(info, indent=2))
         return 0
     print(f"dbt-runner {runner_version()}")

@@ -6,6 +6,7 @@ answers faster than `import dbt` alone.
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 DIST = "dbt-runner"
@@ -45,3 +46,17 @@ def adapters() -> dict[str, str]:
             ):
                 found[parts[2]] = dist.version
     return dict(sorted(found.items()))
+
+
+def packages() -> dict[str, str]:
+    """Every Python distribution installed beside the runner, {name: version}: the
+    same list the image's SBOM (/opt/dbt-runner/sbom.cdx.json) carries."""
+    found = {
+        canonical(dist.metadata["Name"] or ""): dist.version for dist in metadata.distributions()
+    }
+    return dict(sorted(item for item in found.items() if item[0]))
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 (and package URLs) spell it."""
+    return re.sub(r"[-_.]+", "-", name).lower()

@@ -23,6 +23,8 @@ VARIANTS = {
     "bigquery": {"bigquery"},
 }
 UID = 10001
+# The variant the suite also builds and runs for arm64, under emulation (make test).
+ARM64_VARIANT = os.environ.get("DBT_RUNNER_ARM64_VARIANT", "redshift")
 
 
 def image_of(variant: str) -> str:
@@ -54,6 +56,17 @@ def inspect_image(variant: str) -> dict[str, Any]:
 def image() -> str:
     inspect_image("all")
     return image_of("all")
+
+
+@pytest.fixture(scope="session")
+def arm64_image() -> str:
+    """This machine builds amd64: the arm64 image carries its architecture in its tag."""
+    tag = f"{image_of(ARM64_VARIANT)}-arm64"
+    result = docker("image", "inspect", "--format", "{{.Architecture}}", tag)
+    if result.returncode != 0:
+        pytest.fail(f"{tag} not found: make image VARIANT={ARM64_VARIANT} PLATFORMS=linux/arm64")
+    assert result.stdout.strip() == "arm64"
+    return tag
 
 
 @pytest.fixture(scope="module")

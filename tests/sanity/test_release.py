@@ -18,11 +18,17 @@ import bcrypt
 import pytest
 import requests
 
-from tests.sanity.conftest import DOCKER, VERSION, docker
+from tests.sanity.conftest import ARM64_VARIANT, DOCKER, VERSION, docker, image_of
 from tests.support import ROOT, free_port
 
 USER, PASSWORD = "releaser", "s3cret-" + os.urandom(4).hex()
 REPOSITORY = "dbt-runner"
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
 
 
 @dataclass
@@ -34,14 +40,26 @@ class Registry:
     def reference(self) -> str:
         return f"{self.host}/{REPOSITORY}"
 
-    def digest(self, tag: str) -> str | None:
-        response = requests.head(
-            f"http://{self.host}/v2/{REPOSITORY}/manifests/{tag}",
+    def manifest(self, tag: str, repository: str = REPOSITORY) -> requests.Response:
+        """What the registry serves for a tag: an image index (one per release) or a
+        platform's manifest."""
+        return requests.get(
+            f"http://{self.host}/v2/{repository}/manifests/{tag}",
             auth=(USER, PASSWORD),
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
             timeout=10,
         )
+
+    def digest(self, tag: str, repository: str = REPOSITORY) -> str | None:
+        response = self.manifest(tag, repository)
         return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
+
+    def platforms(self, tag: str) -> list[str]:
+        """The platforms of the index a tag points at."""
+        index = self.manifest(tag).json()
+        return sorted(
+            f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +118,17 @@ def registry() -> Iterator[Registry]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def make(registry: Registry, *args: str) -> subprocess.CompletedProcess[str]:
+def make(
+    registry: Registry, *args: str, variant: str = "all", image: str = "reltest"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             "make",
             "--no-print-directory",
             *args,
             f"REGISTRY={registry.reference}",
-            "IMAGE=reltest",
-            "VARIANT=all",
+            f"IMAGE={image}",
+            f"VARIANT={variant}",
         ],
         cwd=ROOT,
         env=registry.env,
@@ -232,3 +252,68 @@ def test_release_refuses_a_version_without_changelog(registry: Registry) -> None
     malformed = release("1.0")
     assert malformed.returncode == 2
     assert "VERSION='1.0' is not a semantic version" in malformed.stderr
+
+
+def tag_for_release(
+    source: str, target: str, label: str | None = None, arm64: bool = False
+) -> None:
+    """`target` is `source`, or a new build of it (another image) when `label` is given."""
+    if label is None:
+        docker("tag", source, target, check=True)
+        return
+    platform = ["--platform", "linux/arm64"] if arm64 else []
+    build = subprocess.run(
+        [DOCKER, "build", "-q", *platform, "-t", target, "-"],
+        input=f"FROM {source}\nLABEL io.dbt-runner.build={label}\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+
+
+def test_release_both_platforms_and_move_the_index(registry: Registry, arm64_image: str) -> None:
+    variant, local = ARM64_VARIANT, f"multi:{VERSION}-{ARM64_VARIANT}"
+    platforms = "PLATFORMS=linux/amd64,linux/arm64"
+    tickets = {}
+    for ticket, label in (("DATA-200", None), ("DATA-201", "second")):
+        tag_for_release(image_of(variant), local, label)
+        tag_for_release(arm64_image, f"{local}-arm64", label, arm64=True)
+        released = make(
+            registry, "release", f"TICKET={ticket}", platforms, variant=variant, image="multi"
+        )
+        assert released.returncode == 0, released.stdout + released.stderr
+        tag = f"{VERSION}-{variant}-{ticket}"
+        assert registry.platforms(tag) == ["linux/amd64", "linux/arm64"]
+        tickets[ticket] = registry.digest(tag)
+    # The bases went up once each, with the first release; the second found them there.
+    assert released.stdout.count("(base up to date)") == 2
+    base = docker(
+        "image", "inspect", "--format", '{{index .Config.Labels "io.dbt-runner.base"}}', arm64_image
+    ).stdout.strip()
+    assert registry.digest(base.split(":")[1], repository=f"{REPOSITORY}-base") is not None
+
+    # Either architecture pulls its own image from the same ticket tag.
+    reference = f"{registry.reference}:{VERSION}-{variant}-DATA-200"
+    pulled = subprocess.run(
+        [DOCKER, "pull", "-q", "--platform", "linux/arm64", reference],
+        env=registry.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert (
+        docker("image", "inspect", "--format", "{{.Architecture}}", reference).stdout.strip()
+        == "arm64"
+    )
+    ran = docker("run", "--rm", "--platform", "linux/arm64", reference, "version")
+    assert ran.returncode == 0 and ran.stdout.startswith(f"dbt-runner {VERSION}")
+
+    # Promote and roll back move the whole index, by digest.
+    for verb, ticket in (("promote", "DATA-201"), ("rollback", "DATA-200")):
+        moved = make(registry, verb, "ENV=prod", f"TICKET={ticket}", variant=variant, image="multi")
+        assert moved.returncode == 0, moved.stderr
+        assert registry.digest(f"prod-{variant}") == tickets[ticket]
+        assert registry.platforms(f"prod-{variant}") == ["linux/amd64", "linux/arm64"]
+    docker("rmi", reference, local, f"{local}-arm64")
