@@ -1,4 +1,4 @@
-"""Command line: `dbt-runner [run|retry|check|plan|version|dbt -- ARGS] [flags]`.
+"""Command line: `dbt-runner [run|retry|lint|cleanup|check|plan|version|dbt -- ARGS]`.
 
 Flags override DBT_RUNNER_* variables, so a workflow can change `--select` without a
 new image; each flag is declared on its settings field (settings.py). Heavy imports
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-VERBS = ("run", "retry", "check", "plan", "version", "dbt")
+VERBS = ("run", "retry", "lint", "cleanup", "check", "plan", "version", "dbt")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,13 +61,14 @@ def _parser(verb: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace, **fixed: Any) -> Any:
+    """The settings, flags over the environment; `fixed` values are the verb's own."""
     from entrypoint.settings import load_settings
 
     by_field = {name: flag for flag, name in flags().items()}
     overrides = {name: getattr(args, name) for name in by_field if getattr(args, name) is not None}
     # Name the flag in errors only for values that came from a flag.
-    return load_settings(overrides, {name: by_field[name] for name in overrides})
+    return load_settings(overrides | fixed, {name: by_field[name] for name in overrides})
 
 
 def cmd_version(as_json: bool = False) -> int:
@@ -130,7 +131,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if state_note:
         print(f"# {state_note}")
     for phase, argv in commands:
-        print(f"{phase:<10} dbt {' '.join(argv)}")
+        tool = "" if argv[0] == "sqlfluff" else "dbt "
+        print(f"{phase:<10} {tool}{' '.join(argv)}")
     return 0
 
 
@@ -152,12 +154,13 @@ def _planned_state(settings: Any, project: str) -> tuple[Any, str | None]:
     return folder, f"slim: changes since run {pointer.run_id} ({store.url()}), deferring to it"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _run_settings(args: argparse.Namespace, **fixed: Any) -> Any:
+    """Settings for a verb that runs: a bad one still tells the channels; logs set up."""
     from entrypoint import logs
     from entrypoint.errors import ConfigError
 
     try:
-        settings = _settings(args)
+        settings = _settings(args, **fixed)
     except ConfigError as exc:
         from entrypoint.notify import notify_invalid_settings
 
@@ -167,6 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.log_format.value,
         {"run_id": settings.run_id, "env": settings.env, "job": settings.job.value},
     )
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _run_settings(args)
     if getattr(args, "retry_of", False) is not False:  # the retry verb
         from entrypoint.retry import retry
 
@@ -174,6 +182,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from entrypoint.pipeline import run
 
     return run(settings)
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    """The lint phase alone, for a developer's machine: findings fail it (exit 1)."""
+    from entrypoint.pipeline import run
+
+    return run(_run_settings(args, job="custom", phases="deps,lint", advisory_phases=""))
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from entrypoint.cleanup import cleanup
+
+    return cleanup(_run_settings(args))
 
 
 def cmd_dbt(argv: list[str]) -> int:
@@ -190,7 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_version("--json" in argv)
     if verb == "dbt":
         return _guarded(lambda: cmd_dbt(argv[1:] if argv[:1] == ["--"] else argv))
-    commands = {"run": cmd_run, "retry": cmd_run, "check": cmd_check, "plan": cmd_plan}
+    commands = {
+        "run": cmd_run,
+        "retry": cmd_run,
+        "lint": cmd_lint,
+        "cleanup": cmd_cleanup,
+        "check": cmd_check,
+        "plan": cmd_plan,
+    }
     return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
 
 

@@ -11,6 +11,7 @@ and leaves run results that `dbt retry` can complete.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections import Counter
@@ -20,8 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from entrypoint.errors import ExitCode, dbt_error
+from entrypoint.errors import ConfigError, ExitCode, dbt_error
+from entrypoint.lint import (
+    github_annotations,
+    lint,
+    project_files,
+    repository_prefix,
+    runner_config,
+)
 from entrypoint.nodes import NodeRecorder, clean
+from entrypoint.pr import check_nodes
 from entrypoint.report import NodeResult, PhaseResult, PhaseStatus, RunReport, now, outcome_of
 from entrypoint.selection import EXECUTED_TYPES, NOT_RUN, complete_run_results, selected_nodes
 from entrypoint.settings import Phase, Settings
@@ -35,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # Phases that work on the parsed project (everything but deps and debug).
 NEEDS_MANIFEST = {
+    Phase.LINT,
     Phase.SEED,
     Phase.SNAPSHOT,
     Phase.RUN,
@@ -73,6 +83,13 @@ def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
     return args
 
 
+def _lint_scope(state_dir: Path | None) -> list[str]:
+    """What the lint phase lints: the changed nodes' files in a slim job, else all."""
+    if state_dir is not None:
+        return ["--select", "state:modified", "--state", str(state_dir)]
+    return ["--select", "the project's models and snapshots"]
+
+
 def phase_command(
     phase: Phase,
     settings: Settings,
@@ -93,6 +110,8 @@ def phase_command(
     commands = {
         Phase.DEPS: ["deps"],
         Phase.DEBUG: ["debug"],
+        # Not a dbt command: SQLFluff's dbt templater on the run's manifest (lint.py).
+        Phase.LINT: ["sqlfluff", "lint", "--templater", "dbt", *_lint_scope(state_dir)],
         Phase.SEED: ["seed", *select, *threads, *full_refresh, *fail_fast],
         Phase.SNAPSHOT: ["snapshot", *select, *threads, *fail_fast],
         Phase.RUN: ["run", *select, *threads, *full_refresh, *fail_fast],
@@ -221,6 +240,8 @@ class PhaseRunner:
         self.manifest: Manifest | None = None
         self.phases = settings.job_phases
         self.recorder = NodeRecorder(self._path_of)
+        self.namespace = workspace.profile.namespace
+        self.adapter = workspace.profile.adapter
         # Why the run was stopped, asked when it happens (a signal, or the timeout).
         self.stop_reason: Callable[[], str] = lambda: "interrupted by a signal"
 
@@ -382,6 +403,7 @@ class PhaseRunner:
         stopped: str | None = None  # why nothing runs any more
         remaining = list(phases)
         compiled = False  # every node compiled into the manifest by an earlier phase
+        guarded = False  # the pull-request guard ran
         try:
             while remaining:
                 phase = remaining.pop(0)
@@ -394,8 +416,17 @@ class PhaseRunner:
                     stopped = "skipped: the project did not parse"
                     self._record(phase.value, "skipped", message=stopped)
                     continue
+                if phase in NODE_PHASES and not guarded:
+                    guarded = True
+                    if not self._guard(compiled):
+                        stopped = "skipped: a node would write outside the pull request's schemas"
+                        self._record(phase.value, "skipped", message=stopped)
+                        continue
                 command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
-                result = self._run_job_phase(phase, command, is_advisory)
+                if phase is Phase.LINT:
+                    result = self._lint(command, is_advisory)
+                else:
+                    result = self._run_job_phase(phase, command, is_advisory)
                 if phase is Phase.BUILD and result.status == "success":
                     compiled = self.settings.compiles_whole_project
                 if is_advisory or result.status == "success":
@@ -410,6 +441,54 @@ class PhaseRunner:
             raise
         finally:
             self._restore_job_run_results()
+
+    def _guard(self, compiled: bool) -> bool:
+        """A pull request's run writes only to its own schemas: every node the job's node
+        phases select is checked after the parse and before any of them runs."""
+        if self.namespace is None:
+            return True
+        common = self.invocation.common_args()
+        selected: set[str] = set()
+        for phase in (p for p in self.phases if p in NODE_PHASES):
+            command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
+            selected |= selected_nodes(self._invoke, command, common) or set()
+        try:
+            schemas = check_nodes(self.manifest, selected, self.namespace)
+        except ConfigError as exc:
+            self.report.add_error("pr-guard", exc.message, exc.exit_code)
+            log.error("%s", exc.message)
+            return False
+        if self.report.pr is not None:
+            self.report.pr.schemas = schemas
+        return True
+
+    def _lint(self, command: list[str], advisory: bool) -> PhaseResult:
+        """The lint phase: SQLFluff on the files in scope, with this run's manifest."""
+        clock = _Clock()
+        log.info("phase lint: %s", " ".join(command))
+        selected = None
+        if self.state_dir is not None:  # a slim job: only what changed
+            changed = ["build", "--select", "state:modified", "--state", str(self.state_dir)]
+            selected = selected_nodes(self._invoke, changed, self.invocation.common_args())
+        try:
+            files = project_files(self.manifest, self.project.name, selected)
+            config = runner_config(
+                self.settings.run_dir / "lint",
+                self.project.dir,
+                self.invocation.profiles_dir,
+                self.invocation.target,
+                self.adapter,
+            )
+            info = lint(self.manifest, files, self.project.dir, config, self.adapter)
+        except Exception as exc:  # SQLFluff's own errors: a config it cannot read, ...
+            return self._record("lint", "error", clock, command, clean(str(exc)), (), advisory)
+        info.prefix = repository_prefix(self.project.source_dir)
+        self.report.lint = info
+        if os.environ.get("GITHUB_ACTIONS") == "true" and info.findings:
+            print("\n".join(github_annotations(info)), flush=True)
+        found = f"{len(info.findings)} finding(s) in {len(info.files)} file(s) ({info.config})"
+        status: PhaseStatus = "failed" if info.findings else "success"
+        return self._record("lint", status, clock, command, found, (), advisory)
 
     def _skip(self, phase: Phase) -> str | None:
         if phase is Phase.DEPS and not self.project.has_packages:

@@ -23,7 +23,7 @@ from entrypoint.phases import PhaseRunner
 from entrypoint.preflight import ArtifactsUnwritable, run_preflight
 from entrypoint.project import describe_project
 from entrypoint.publish import publish_artifacts, publish_reports, run_key
-from entrypoint.report import RunReport
+from entrypoint.report import PullRequestInfo, RunReport
 from entrypoint.report_files import append_step_summary, write_report_files
 from entrypoint.settings import Settings
 from entrypoint.stages import StageFailed, Stages
@@ -84,6 +84,9 @@ class Run:
                 raise
         self.workspace = open_workspace(self.settings, stage)
         self.report.adapter = self.workspace.profile.adapter
+        namespace = self.workspace.profile.namespace
+        if namespace is not None:
+            self.report.pr = PullRequestInfo(pr=namespace.pr, namespace=namespace.root)
         for source in self.workspace.credentials.sources:
             log.info("credentials: %s", source)
         self.report.credentials = self.workspace.credentials.sources

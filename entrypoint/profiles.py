@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from entrypoint.errors import ConfigError
+from entrypoint.pr import Namespace, pr_schema, rewrite_profile, valid_root
 from entrypoint.project import Project
 from entrypoint.settings import Adapter, ProfileSource, Settings
 
@@ -47,6 +48,7 @@ class Profile:
     target: str | None
     adapter: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # set before dbt runs; may hold secrets
+    namespace: Namespace | None = None  # a pull request's schemas
 
 
 def adapter_installed(adapter: str) -> bool:
@@ -128,6 +130,11 @@ def _required(value: Any, setting: str, adapter: Adapter, what: str) -> Any:
     return value
 
 
+def _target_schema(settings: Settings, schema: str) -> str:
+    """The target's schema, or a pull request's under DBT_RUNNER_PR_SCHEMA."""
+    return pr_schema(settings.pr_schema, schema, settings.pr) if settings.pr else schema
+
+
 def render_output(
     settings: Settings, project: Project, fetched: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -153,15 +160,15 @@ def render_output(
     if adapter is Adapter.DUCKDB:
         path = fields.get("path") or settings.work_dir / f"{project.name}-{settings.env}.duckdb"
         output["path"] = str(Path(path).expanduser().resolve())
-        if fields.get("schema"):
-            output["schema"] = fields["schema"]
+        if fields.get("schema") or settings.pr:
+            output["schema"] = _target_schema(settings, fields.get("schema") or "main")
     elif adapter in (Adapter.POSTGRES, Adapter.REDSHIFT):
         output.update(
             host=_required(fields.get("host"), "HOST", adapter, "the server's host name"),
             port=int(fields.get("port") or DEFAULT_PORTS[adapter]),
             user=_required(fields.get("user"), "USER", adapter, "the database user"),
             dbname=_required(fields.get("database"), "DATABASE", adapter, "the database name"),
-            schema=fields.get("schema") or "public",
+            schema=_target_schema(settings, fields.get("schema") or "public"),
             password="{{ env_var('" + PASSWORD_ENV + "', '') }}",
         )
         env[PASSWORD_ENV] = str(fields.get("password") or "")
@@ -170,7 +177,9 @@ def render_output(
     elif adapter is Adapter.BIGQUERY:
         output.update(
             project=_required(fields.get("project"), "PROJECT", adapter, "the GCP project id"),
-            dataset=_required(fields.get("schema"), "SCHEMA", adapter, "the BigQuery dataset"),
+            dataset=_target_schema(
+                settings, _required(fields.get("schema"), "SCHEMA", adapter, "the BigQuery dataset")
+            ),
         )
         keyfile = fields.get("keyfile")
         if keyfile:
@@ -195,11 +204,13 @@ def exported_env(fetched: dict[str, Any]) -> dict[str, str]:
 
 
 def describe_profile(settings: Settings, project: Project, run_dir: Path) -> Profile:
-    """Where the run's profile is, or will be rendered, without writing anything."""
+    """Where the run's profile is, or will be rendered, without writing anything. A
+    pull request's copy of an existing profile goes where a rendered one would."""
     existing = existing_profiles_dir(settings, project)
     if existing is not None:
         adapter = existing_adapter(existing, project, settings.target)
-        return Profile(dir=existing, rendered=False, target=settings.target, adapter=adapter)
+        folder = run_dir / "profiles" if settings.pr else existing
+        return Profile(dir=folder, rendered=False, target=settings.target, adapter=adapter)
     target = settings.target or settings.env
     adapter = settings.warehouse.type.value
     return Profile(dir=run_dir / "profiles", rendered=True, target=target, adapter=adapter)
@@ -218,8 +229,12 @@ def prepare_profile(
                 "DBT_RUNNER_PROFILE_SOURCE=rendered to use them instead)",
                 profile.dir,
             )
+        if settings.pr:
+            _pull_request_copy(settings, project, profile)
         return profile
     output, env = render_output(settings, project, fetched)
+    if settings.pr:
+        profile.namespace = Namespace(settings.pr, valid_root(_schema_of(output), settings.pr))
     if "path" in output:  # DuckDB creates its file, not the folder it goes in
         Path(output["path"]).parent.mkdir(parents=True, exist_ok=True)
     target = str(profile.target)  # a rendered profile always names its target
@@ -228,3 +243,20 @@ def prepare_profile(
     (profile.dir / "profiles.yml").write_text(yaml.safe_dump(document, sort_keys=False))
     profile.env |= env
     return profile
+
+
+def _schema_of(output: dict[str, Any]) -> str:
+    return str(output.get("dataset") or output.get("schema"))
+
+
+def _pull_request_copy(settings: Settings, project: Project, profile: Profile) -> None:
+    """An existing profile, copied with its target's schema made the pull request's."""
+    pr = str(settings.pr)
+    source = existing_profiles_dir(settings, project) or project.source_dir
+    if source == project.dir:
+        source = project.source_dir  # the copy's own may not be written yet
+    target, root = rewrite_profile(
+        source, profile.dir, project.profile, settings.target, settings.pr_schema, pr
+    )
+    profile.target = target
+    profile.namespace = Namespace(pr, valid_root(root, pr))

@@ -128,6 +128,39 @@ class StateInfo(BaseModel):
     )
 
 
+class LintFinding(BaseModel):
+    file: str = Field(description="Relative to the project folder")
+    line: int
+    column: int
+    rule: str = Field(description="SQLFluff's rule code, e.g. LT01")
+    name: str = Field(description="SQLFluff's rule name, e.g. layout.spacing")
+    message: str
+
+
+class LintInfo(BaseModel):
+    """The lint phase: what was linted, with which config, and what it found."""
+
+    files: list[str] = Field(default_factory=list)
+    findings: list[LintFinding] = Field(default_factory=list)
+    dialect: str
+    config: str = Field(description="The project's own SQLFluff config, or dbt-runner's default")
+    prefix: str = Field(
+        default="",
+        description="The project folder relative to the repository root (GITHUB_WORKSPACE), "
+        "which SARIF and annotations put before each file",
+    )
+
+
+class PullRequestInfo(BaseModel):
+    """A pull-request run's namespace."""
+
+    pr: str
+    namespace: str = Field(description="The pull request's target schema; its own are under it")
+    schemas: list[str] = Field(
+        default_factory=list, description="The schemas this run's nodes write to"
+    )
+
+
 class RunReport(BaseModel):
     """Everything about one run. Written as report.json."""
 
@@ -160,6 +193,8 @@ class RunReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     state: StateInfo | None = None
     retry_of: str | None = Field(default=None, description="The run a retry re-ran")
+    pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
+    lint: LintInfo | None = Field(default=None, description="SQL lint findings (the lint phase)")
     credentials: list[str] = Field(
         default_factory=list,
         description="Which connection fields came from which source (no values)",

@@ -1,19 +1,31 @@
 """Report files: the RunReport rendered for the places people look.
 
 `report.json` (the model itself), `summary.md` (also appended to
-`$GITHUB_STEP_SUMMARY`) and `junit.xml` (a suite per phase, a case per executed node,
-a failing case for a phase or stage that failed without nodes).
+`$GITHUB_STEP_SUMMARY`), `junit.xml` (a suite per phase, a case per executed node or
+linted file, a failing case for a phase or stage that failed without nodes) and, when
+the run linted, `lint.sarif` (SARIF 2.1.0, for GitHub code scanning).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import xml.etree.ElementTree as ET
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from entrypoint.report import STATUS_ICONS, NodeResult, PhaseResult, RunReport, StateInfo
+from entrypoint.report import (
+    STATUS_ICONS,
+    LintInfo,
+    NodeResult,
+    PhaseResult,
+    RunReport,
+    StateInfo,
+)
 
-REPORT_FILES = ("report.json", "summary.md", "junit.xml")
+REPORT_FILES = ("report.json", "summary.md", "junit.xml", "lint.sarif")
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 # --- summary.md -----------------------------------------------------------------
@@ -61,6 +73,18 @@ def _md_failures(failures: list[NodeResult], limit: int) -> list[str]:
     return [*lines, ""]
 
 
+def _md_lint(lint: LintInfo, limit: int = 20) -> list[str]:
+    found = lint.findings
+    title = f"Lint: {len(found)} finding(s) in {len(lint.files)} file(s), {lint.config}"
+    items = [
+        f"- `{lint.prefix}{f.file}:{f.line}:{f.column}` {f.rule}: {_md_cell(f.message, 200)}"
+        for f in found[:limit]
+    ]
+    if len(found) > limit:
+        items.append(f"- … and {len(found) - limit} more (see lint.sarif)")
+    return [f"### {title}", "", *items, ""]
+
+
 def _md_section(title: str, items: list[str]) -> list[str]:
     return [f"### {title}", "", *items, ""] if items else []
 
@@ -84,6 +108,7 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     lines += _md_section("Errors", errors)
     failures = report.failures()
     lines += _md_failures(failures, max_failures) if failures else []
+    lines += _md_lint(report.lint) if report.lint is not None else []
     lines += _md_section("Warnings", [f"- {_md_cell(w)}" for w in report.warnings])
     links = (("Run", report.links.run_url), ("Docs", report.links.docs_url))
     lines += _md_section("Links", [f"- {label}: {url}" for label, url in links if url])
@@ -124,9 +149,33 @@ def _junit_error_case(suite: ET.Element, name: str, message: str) -> None:
     element.text = message
 
 
+def _junit_lint(suite: ET.Element, lint: LintInfo) -> dict[str, int]:
+    """The lint suite: a case per linted file, failing with that file's findings."""
+    counts = dict.fromkeys(_COUNTS, 0)
+    for file in lint.files:
+        case = ET.SubElement(suite, "testcase", name=f"{lint.prefix}{file}", classname="sqlfluff")
+        case.set("file", f"{lint.prefix}{file}")
+        counts["tests"] += 1
+        found = [f for f in lint.findings if f.file == file]
+        if found:
+            counts["failures"] += 1
+            text = "\n".join(f"{f.line}:{f.column} {f.rule} {f.message}" for f in found)
+            element = ET.SubElement(
+                case, "failure", message=f"{len(found)} finding(s)", type="lint"
+            )
+            element.text = text
+    return counts
+
+
 def _junit_phase(root: ET.Element, report: RunReport, phase: PhaseResult) -> dict[str, int]:
     nodes = [node for node in report.nodes if node.phase == phase.name]
     suite = ET.SubElement(root, "testsuite", name=phase.name)
+    if phase.name == "lint" and report.lint is not None:
+        counts = _junit_lint(suite, report.lint)
+        for key, value in counts.items():
+            suite.set(key, str(value))
+        suite.set("time", f"{phase.duration_s:.3f}")
+        return counts
     counts = dict.fromkeys(_COUNTS, 0)
     for node in nodes:
         counts["tests"] += 1
@@ -169,6 +218,47 @@ def to_junit(report: RunReport) -> bytes:
     return xml + b"\n"
 
 
+# --- lint.sarif -------------------------------------------------------------------
+
+
+def to_sarif(lint: LintInfo, tool_version: str) -> dict[str, Any]:
+    """SARIF 2.1.0, for GitHub code scanning: a result per finding, a rule per code."""
+    codes = sorted({finding.rule for finding in lint.findings})
+    names = {finding.rule: finding.name for finding in lint.findings}
+    rules = [
+        {"id": code, "name": names[code], "shortDescription": {"text": names[code]}}
+        for code in codes
+    ]
+    results = [
+        {
+            "ruleId": finding.rule,
+            "ruleIndex": codes.index(finding.rule),
+            "level": "warning",
+            "message": {"text": finding.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": f"{lint.prefix}{finding.file}"},
+                        "region": {"startLine": finding.line, "startColumn": finding.column},
+                    }
+                }
+            ],
+        }
+        for finding in lint.findings
+    ]
+    driver = {
+        "name": "SQLFluff",
+        "version": tool_version,
+        "informationUri": "https://docs.sqlfluff.com",
+        "rules": rules,
+    }
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": driver}, "results": results}],
+    }
+
+
 # --- the files --------------------------------------------------------------------
 
 
@@ -180,12 +270,22 @@ def write_report_files(report: RunReport, folder: Path) -> list[Path]:
         "summary.md": to_markdown(report).encode(),
         "junit.xml": to_junit(report),
     }
+    if report.lint is not None:
+        sarif = to_sarif(report.lint, _sqlfluff_version())
+        contents["lint.sarif"] = json.dumps(sarif, indent=2).encode()
     paths = []
     for name, data in contents.items():
         path = folder / name
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+def _sqlfluff_version() -> str:
+    try:
+        return metadata.version("sqlfluff")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def append_step_summary(report: RunReport) -> None:

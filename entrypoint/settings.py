@@ -69,6 +69,7 @@ class Phase(StrEnum):
 
     DEPS = "deps"
     DEBUG = "debug"
+    LINT = "lint"
     SEED = "seed"
     SNAPSHOT = "snapshot"
     RUN = "run"
@@ -434,16 +435,16 @@ class Settings(BaseSettings):
     )
     phases: PhaseList | None = setting(
         None,
-        "comma-separated phases: `deps, debug, seed, snapshot, run, test, build, freshness, "
-        "docs`; always run in that order",
+        "comma-separated phases: `deps, debug, lint, seed, snapshot, run, test, build, "
+        "freshness, docs`; always run in that order",
         flag="--phases",
         shown="the job's",
     )
     advisory_phases: PhaseList = setting(
-        default_factory=lambda: [Phase.FRESHNESS, Phase.DOCS],
+        default_factory=lambda: [Phase.LINT, Phase.FRESHNESS, Phase.DOCS],
         description="phases whose failure is reported but does not fail the job (as in dbt "
         "Cloud); empty to make all count",
-        shown="`freshness,docs`",
+        shown="`lint,freshness,docs`",
     )
     select: str | None = setting(
         None,
@@ -513,6 +514,18 @@ class Settings(BaseSettings):
         None,
         "where the last good run's state is kept (`s3://` or `file://`): see Slim jobs",
     )
+    pr: str | None = setting(
+        None,
+        "a pull request's number or branch-safe name: every relation the run creates goes "
+        "into that pull request's schemas (see Pull-request environments); the job defaults "
+        "to slim, deferring to `prod`",
+        flag="--pr",
+    )
+    pr_schema: str = setting(
+        "{schema}_pr_{pr}",
+        "the schema of a pull request's relations: `{schema}` is the target's, `{pr}` the "
+        "pull request; dbt's default generate_schema_name puts custom schemas under it",
+    )
     slim: SlimSettings = Field(default_factory=SlimSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
@@ -538,6 +551,24 @@ class Settings(BaseSettings):
     def _run_id(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
             raise ValueError("use letters, digits, '.', '-' or '_' (it becomes part of paths)")
+        return value
+
+    @field_validator("pr")
+    @classmethod
+    def _pr(cls, value: str | None) -> str | None:
+        if not value:  # unset, or empty (a workflow's push event has no pull request)
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", value):
+            raise ValueError(
+                "use the pull request's number or a branch-safe name (letters, digits, '-', '_')"
+            )
+        return value.lower().replace("-", "_")  # part of schema names
+
+    @field_validator("pr_schema")
+    @classmethod
+    def _pr_schema(cls, value: str) -> str:
+        if "{schema}" not in value or "{pr}" not in value:
+            raise ValueError("must contain {schema} and {pr}, e.g. '{schema}_pr_{pr}'")
         return value
 
     @field_validator("vars", mode="before")
@@ -602,6 +633,17 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _pull_request_defaults(self) -> Settings:
+        """A pull request builds what changed, deferring to production, when it can."""
+        if self.pr is None:
+            return self
+        if "job" not in self.model_fields_set and self.state_url:
+            self.job = Job.SLIM
+        if self.slim.defer_env is None:
+            self.slim.defer_env = "prod"
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -672,6 +714,8 @@ class Settings(BaseSettings):
         the state claims the warehouse holds every node's code as built."""
         if not BUILDING_PHASES & set(self.job_phases):
             return "the job has no build or run phase"
+        if self.pr is not None:
+            return "a pull-request run: its relations live in the pull request's schemas"
         if self.selector or self.exclude:
             return "the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)"
         if not self.selects_whole_project:

@@ -35,7 +35,12 @@ def actionlint() -> str:
 
 def test_workflows_pass_actionlint(tmp_path: Path) -> None:
     workflows = sorted((DEPLOY / "github-actions").glob("*.yml"))
-    assert [w.name for w in workflows] == ["dbt-daily.yml", "dbt-slim.yml", "release.yml"]
+    assert [w.name for w in workflows] == [
+        "dbt-daily.yml",
+        "dbt-pr-cleanup.yml",
+        "dbt-slim.yml",
+        "release.yml",
+    ]
     result = subprocess.run(
         [actionlint(), *map(str, workflows)], capture_output=True, text=True, check=False
     )
@@ -90,6 +95,17 @@ def test_workflows_do_what_the_runbook_says() -> None:
         "--user",
     ):
         assert expected in slim_run
+    # Each pull request in its own namespace, its older run cancelled, its SQL linted.
+    job_env = slim["jobs"]["slim"]["env"]
+    assert job_env["DBT_RUNNER_PR"] == "${{ github.event.pull_request.number }}"
+    assert "pull_request.number" in slim["concurrency"]["group"]
+    assert "lint" in job_env["DBT_RUNNER_PHASES"] and "-e DBT_RUNNER_PR" in slim_run
+    sarif = [s for s in steps_of(slim) if "upload-sarif" in s.get("uses", "")]
+    assert sarif and sarif[0]["with"]["sarif_file"] == "out/lint.sarif"
+    cleanup = workflow("dbt-pr-cleanup.yml")
+    assert cleanup[True]["pull_request"]["types"] == ["closed"]
+    cleanup_run = next(s["run"] for s in steps_of(cleanup) if "docker run" in s.get("run", ""))
+    assert cleanup_run.rstrip().endswith('"$IMAGE" cleanup') and "-e DBT_RUNNER_PR" in cleanup_run
     junit = [
         s for s in steps_of(slim) if s.get("uses", "").startswith("mikepenz/action-junit-report")
     ]

@@ -199,3 +199,23 @@ def test_variant_parses_the_demo_with_its_adapter(variant: str, tmp_path: Path) 
     other = docker("run", "--rm", *env_flags(DEMO_ENV), image_of(variant))
     assert other.returncode == 3
     assert "the dbt-duckdb adapter is not installed here" in other.stderr
+
+
+def test_lint_in_the_image(image: str, tmp_path: Path) -> None:
+    """SQLFluff and its dbt templater are in the image: the demo lints clean, and a
+    badly written model is found."""
+    out = writable_out(tmp_path)
+    clean = docker(*demo_args(out), image, "lint")
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr
+    lint = read_json(out / "report.json")["lint"]
+    assert len(lint["files"]) == 6 and lint["findings"] == []
+    assert (out / "lint.sarif").is_file()
+    project = copy_project(DEMO, tmp_path / "project")
+    (project / "models" / "marts" / "bad_style.sql").write_text(
+        "select\n    order_id,ORDER_DATE\nfrom {{ ref('stg_orders') }}\n"
+    )
+    mount = ["-v", f"{project}:/opt/dbt-runner/project:ro"]
+    dirty = docker("run", "--rm", "-v", f"{out}:/out", *mount, image, "lint")
+    assert dirty.returncode == 1, dirty.stdout[-3000:] + dirty.stderr
+    found = {f["file"] for f in read_json(out / "report.json")["lint"]["findings"]}
+    assert found == {"models/marts/bad_style.sql"}

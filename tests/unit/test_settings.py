@@ -35,7 +35,7 @@ def test_defaults() -> None:
         Phase.FRESHNESS,
         Phase.DOCS,
     ]
-    assert settings.advisory_phases == [Phase.FRESHNESS, Phase.DOCS]
+    assert settings.advisory_phases == [Phase.LINT, Phase.FRESHNESS, Phase.DOCS]
     assert settings.artifacts_url.startswith("file:///") and settings.artifacts_url.endswith("/out")
     assert settings.project_dir == DEMO
 

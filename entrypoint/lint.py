@@ -1,0 +1,141 @@
+"""Lint: the project's SQL through SQLFluff and its dbt templater, on the runner's own
+manifest (no second parse of the project).
+
+The project's own `.sqlfluff` (or other SQLFluff config) is used when present; the
+runner only points the dbt templater at the run's project folder, profile and target,
+and sets the dialect of the profile's adapter when the project's config names none.
+Without one, DEFAULT_CONFIG applies (README, "SQL lint"). A slim job lints only the
+files of the nodes it changed; a full job every model and snapshot of the project.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from entrypoint.report import LintFinding, LintInfo
+
+log = logging.getLogger(__name__)
+
+# The adapter's SQLFluff dialect.
+DIALECTS = {
+    "duckdb": "duckdb",
+    "postgres": "postgres",
+    "redshift": "redshift",
+    "bigquery": "bigquery",
+}
+CONFIG_FILES = (".sqlfluff", "setup.cfg", "tox.ini", "pyproject.toml")
+# The documented default, for projects without a SQLFluff config of their own.
+DEFAULT_CONFIG = """[sqlfluff]
+templater = dbt
+rules = core
+max_line_length = 100
+
+[sqlfluff:indentation]
+tab_space_size = 4
+
+[sqlfluff:rules:capitalisation.keywords]
+capitalisation_policy = lower
+
+[sqlfluff:rules:capitalisation.identifiers]
+extended_capitalisation_policy = lower
+
+[sqlfluff:rules:capitalisation.functions]
+extended_capitalisation_policy = lower
+"""
+LINTED_TYPES = ("model", "snapshot")
+
+
+def has_own_config(project_dir: Path) -> bool:
+    """Whether the project configures SQLFluff itself (a .sqlfluff, or a [sqlfluff]
+    section in setup.cfg, tox.ini or pyproject.toml)."""
+    for name in CONFIG_FILES:
+        path = project_dir / name
+        if path.is_file() and (name == ".sqlfluff" or "sqlfluff" in path.read_text()):
+            return True
+    return False
+
+
+def runner_config(
+    folder: Path, project_dir: Path, profiles_dir: Path, target: str | None, adapter: str | None
+) -> Path:
+    """The config the runner adds: where the dbt templater finds the project, profile
+    and target; the dialect; and the default rules when the project has none."""
+    own = has_own_config(project_dir)
+    lines = [] if own else [DEFAULT_CONFIG]
+    lines += ["[sqlfluff:templater:dbt]", f"project_dir = {project_dir}"]
+    lines += [f"profiles_dir = {profiles_dir}"] + ([f"target = {target}"] if target else [])
+    path = folder / "sqlfluff.cfg"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def project_files(manifest: Any, project: str, selected: set[str] | None = None) -> list[str]:
+    """The SQL files of the project's own models and snapshots (or of `selected`)."""
+    files = set()
+    for unique_id, node in manifest.nodes.items():
+        kind = str(getattr(node.resource_type, "value", node.resource_type))
+        in_scope = selected is None or unique_id in selected
+        sql = node.original_file_path.endswith(".sql")
+        if kind in LINTED_TYPES and node.package_name == project and in_scope and sql:
+            files.add(node.original_file_path)
+    return sorted(files)
+
+
+def lint(
+    manifest: Any, files: list[str], project_dir: Path, extra_config: Path, adapter: str | None
+) -> LintInfo:
+    """Lint `files` (relative to `project_dir`, the current folder) with the manifest the
+    run parsed; every finding, and the config and dialect used."""
+    from sqlfluff.core import FluffConfig, Linter
+
+    overrides: dict[str, Any] = {}
+    if not has_own_config(project_dir):
+        overrides["dialect"] = DIALECTS.get(adapter or "", "ansi")
+    config = FluffConfig.from_path(
+        str(project_dir), extra_config_path=str(extra_config), overrides=overrides
+    )
+    templater = config.get("templater_obj")
+    if templater.name == "dbt":
+        # The runner's own parse: the templater would otherwise parse the project again.
+        templater.__dict__["dbt_manifest"] = manifest
+    result = Linter(config=config).lint_paths(tuple(files), processes=1) if files else None
+    records: list[Any] = result.as_records() if result is not None else []
+    findings = [
+        LintFinding(
+            file=str(record["filepath"]),
+            line=int(violation.get("start_line_no") or 1),
+            column=int(violation.get("start_line_pos") or 1),
+            rule=str(violation["code"]),
+            name=str(violation.get("name") or violation["code"]),
+            message=str(violation["description"]),
+        )
+        for record in records
+        for violation in record["violations"]
+    ]
+    source = ".sqlfluff of the project" if has_own_config(project_dir) else "dbt-runner's default"
+    return LintInfo(
+        files=files, findings=findings, dialect=str(config.get("dialect")), config=source
+    )
+
+
+def repository_prefix(project_path: Path) -> str:
+    """The project folder relative to the repository (GITHUB_WORKSPACE, else here)."""
+    workspace = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+    try:
+        relative = project_path.resolve().relative_to(workspace.resolve())
+    except ValueError:
+        return ""
+    return "" if relative == Path() else relative.as_posix() + "/"
+
+
+def github_annotations(info: LintInfo) -> list[str]:
+    """GitHub Actions annotations, one per finding, with paths from the repository root."""
+    return [
+        f"::warning file={info.prefix}{finding.file},line={finding.line},col={finding.column},"
+        f"title=SQLFluff {finding.rule}::{finding.message}"
+        for finding in info.findings
+    ]

@@ -1,0 +1,154 @@
+"""Pull-request environments: every relation of a pull request's run lives in that
+pull request's schemas, a guard proves it before any node runs, and `cleanup` drops
+them when the pull request closes.
+
+The namespace of pull request 123 is the target schema made by DBT_RUNNER_PR_SCHEMA
+(`{schema}_pr_{pr}`: `analytics_pr_123`) and every schema under it
+(`analytics_pr_123_marts`, which dbt's default generate_schema_name makes of a custom
+schema `marts`). The target schema is set in the profile (rendered, or a rewritten copy
+of an existing one), so the project needs no macro of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from entrypoint.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Nodes whose build creates a relation.
+BUILT_TYPES = {"model", "seed", "snapshot"}
+CLEANUP_MACRO = "dbt_runner_drop_pr_schemas"
+DROPPED = "dbt-runner dropped schema "
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where a pull request's relations live."""
+
+    pr: str
+    root: str  # the target schema of the pull request
+
+    def holds(self, schema: str | None) -> bool:
+        name, root = (schema or "").lower(), self.root.lower()
+        return name == root or name.startswith(root + "_")
+
+
+def pr_schema(pattern: str, schema: str, pr: str) -> str:
+    """The pull request's target schema from the target's own (`{schema}_pr_{pr}`)."""
+    return pattern.replace("{schema}", schema).replace("{pr}", pr)
+
+
+def rendered_value(value: str) -> str:
+    """A profile value as dbt renders it (`{{ env_var('SCHEMA') }}_pr_7`)."""
+    if "{{" not in value:
+        return value
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(dict(os.environ))  # env_var() reads the invocation's environment
+    return str(ProfileRenderer({}).render_value(value))
+
+
+def rewrite_profile(
+    source: Path, destination: Path, profile: str, target: str | None, pattern: str, pr: str
+) -> tuple[str, str]:
+    """A copy of an existing profiles.yml whose target writes to the pull request's
+    schema. Returns the target's name and the namespace root."""
+    data = yaml.safe_load((source / "profiles.yml").read_text())
+    try:
+        chosen = target or data[profile]["target"]
+        output: dict[str, Any] = data[profile]["outputs"][chosen]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"{source / 'profiles.yml'}: no target '{target or '(default)'}' in profile "
+            f"'{profile}' to put pull request {pr}'s schemas under"
+        ) from None
+    key = "dataset" if "dataset" in output else "schema"
+    default = "main" if output.get("type") == "duckdb" else "public"
+    output[key] = pr_schema(pattern, str(output.get(key) or default), pr)
+    destination.mkdir(parents=True, exist_ok=True)
+    (destination / "profiles.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return chosen, rendered_value(output[key])
+
+
+def check_nodes(manifest: Any, selected: set[str], namespace: Namespace) -> list[str]:
+    """The schemas the run will write to; ConfigError naming the first node that would
+    write outside the pull request's namespace."""
+    schemas = set()
+    for unique_id in sorted(selected):
+        node = manifest.nodes.get(unique_id)
+        if node is None or not _creates_relation(node):
+            continue
+        if not namespace.holds(node.schema):
+            raise ConfigError(
+                f"{unique_id} would write to schema '{node.schema}', outside pull request "
+                f"{namespace.pr}'s schemas ('{namespace.root}' and '{namespace.root}_*'): the "
+                "project's generate_schema_name must build on target.schema for pull requests "
+                "(see README, Pull-request environments); nothing was built"
+            )
+        schemas.add(node.schema)
+    return sorted(schemas)
+
+
+def _creates_relation(node: Any) -> bool:
+    kind = str(getattr(node.resource_type, "value", node.resource_type))
+    config = node.config
+    if kind == "test":
+        return bool(getattr(config, "store_failures", False))
+    return kind in BUILT_TYPES and getattr(config, "materialized", "") != "ephemeral"
+
+
+def cleanup_project(folder: Path, profile: str) -> Path:
+    """A project of one macro, on the run's profile: it drops the namespace's schemas
+    through the adapter (its own list_schemas and drop_schema; no SQL of ours)."""
+    (folder / "macros").mkdir(parents=True, exist_ok=True)
+    project = {
+        "name": "dbt_runner_cleanup",
+        "version": "1.0",
+        "config-version": 2,
+        "profile": profile,
+        "macro-paths": ["macros"],
+    }
+    (folder / "dbt_project.yml").write_text(yaml.safe_dump(project))
+    (folder / "macros" / f"{CLEANUP_MACRO}.sql").write_text(
+        f"""{{% macro {CLEANUP_MACRO}(root) %}}
+  {{% if not root or root | lower != target.schema | lower %}}
+    {{{{ exceptions.raise_compiler_error("refusing: the target schema is not " ~ root) }}}}
+  {{% endif %}}
+  {{% set prefix = root | lower ~ '_' %}}
+  {{% for row in list_schemas(target.database) %}}
+    {{% set schema = row[0] %}}
+    {{% if schema | lower == root | lower or (schema | lower).startswith(prefix) %}}
+      {{% do adapter.drop_schema(api.Relation.create(database=target.database, schema=schema)) %}}
+      {{{{ log("{DROPPED}" ~ schema, info=true) }}}}
+    {{% endif %}}
+  {{% endfor %}}
+{{% endmacro %}}
+"""
+    )
+    return folder
+
+
+def cleanup_args(root: str) -> list[str]:
+    return ["run-operation", CLEANUP_MACRO, "--args", json.dumps({"root": root})]
+
+
+def valid_root(root: str, pr: str) -> str:
+    """Refuse a namespace root that does not name the pull request: a pattern that
+    would make cleanup drop a shared schema."""
+    if not re.search(rf"(^|[^a-z0-9]){re.escape(pr)}($|[^a-z0-9])", root.lower()):
+        raise ConfigError(
+            f"pull request {pr}'s schema '{root}' does not name it; check "
+            "DBT_RUNNER_PR_SCHEMA (e.g. '{schema}_pr_{pr}')"
+        )
+    return root
