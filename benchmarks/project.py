@@ -1,8 +1,10 @@
 """A generated dbt project for benchmarks: N models in layers on DuckDB.
 
-Seeds, a source with a freshness rule, staging models, then a DAG of table models each
-reading one or two earlier ones, a not_null test on every tenth model, and a local
-package: every phase of the full job has real work to do.
+Seeds loaded as sources (each with a `loaded_at` column and a freshness rule), a
+staging model per source, then a DAG of table models each reading one or two earlier
+ones of the same source's part of the DAG, a not_null test on every tenth model, and a
+local package: every phase of the full job has real work to do, and new data in one
+source touches one part of the DAG.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ SEEDS = 5
 ROWS = 1_000_000
 
 
-def generate(dest: Path, models: int = 500, seed: int = 42, rows: int = ROWS) -> Path:
+def generate(
+    dest: Path, models: int = 500, seed: int = 42, rows: int = ROWS, sources: int = SEEDS
+) -> Path:
     """Write the project into `dest` (replaced) and return it."""
     rng = random.Random(seed)
     shutil.rmtree(dest, ignore_errors=True)
@@ -47,39 +51,40 @@ def generate(dest: Path, models: int = 500, seed: int = 42, rows: int = ROWS) ->
         "{% macro scaled(column, k) %}({{ column }} * {{ k }} % 1000){% endmacro %}\n"
     )
 
-    for i in range(SEEDS):
+    for i in range(sources):
         lines = ["id,value,category,loaded_at"]
         lines += [
             f"{row},{rng.randint(0, 999)},{rng.choice('abcde')},2026-11-01 00:00:00"
             for row in range(200)
         ]
         (dest / "seeds" / f"seed_{i}.csv").write_text("\n".join(lines) + "\n")
-    tables: list[dict[str, object]] = [{"name": f"seed_{i}"} for i in range(SEEDS)]
-    tables[0]["config"] = {
+    freshness = {
         "loaded_at_field": "loaded_at",
         "freshness": {"warn_after": {"count": 36500, "period": "day"}},
     }
+    tables = [{"name": f"seed_{i}", "config": freshness} for i in range(sources)]
     (dest / "models/staging/_sources.yml").write_text(
         yaml.safe_dump(
             {"sources": [{"name": "raw", "schema": "{{ target.schema }}", "tables": tables}]}
         )
     )
 
-    names = []
-    for i in range(SEEDS):
+    groups: list[list[str]] = []
+    for i in range(sources):
         # Staging tables carry the data volume (generated in the warehouse: seeds go
-        # through Python's CSV reader and stay small); they still read their seed.
+        # through Python's CSV reader and stay small); they still read their source.
         name = f"stg_{i}"
         (dest / "models/staging" / f"{name}.sql").write_text(
-            f"-- depends_on: {{{{ ref('seed_{i}') }}}}\n"
+            f"-- depends_on: {{{{ source('raw', 'seed_{i}') }}}}\n"
             f"select r as id, (r * 7919 + {i}) % 1000 as value,\n"
             f"  chr(cast(97 + r % 5 as integer)) as category\n"
             f"from range({rows}) as t(r)\n"
         )
-        names.append(name)
+        groups.append([name])
     tested = []
-    for i in range(models - SEEDS):
+    for i in range(models - sources):
         name = f"m_{i:04d}"
+        names = groups[i % sources]  # one source's part of the DAG
         parents = rng.sample(names[-60:], k=min(len(names), rng.choice((1, 2))))
         k = i + 2
         if len(parents) == 1:

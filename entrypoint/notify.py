@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from entrypoint.aws import AwsSettings
 from entrypoint.errors import RunnerError
-from entrypoint.report import STATUS_ICONS, Notification, RunReport
+from entrypoint.report import STATUS_ICONS, FreshInfo, Notification, RunReport
 from entrypoint.settings import NotifySettings, Policy, Trigger
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
         "failures_total": len(failures),
         "errors": [{"stage": e.stage, "message": e.message} for e in report.errors],
         "links": report.links.model_dump(),
+        "fresh": report.fresh.model_dump() if report.fresh else None,
     }
 
 
@@ -146,6 +147,9 @@ def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
                 "text": {"type": "mrkdwn", "text": "*Failures*\n" + "\n".join(problems)},
             }
         )
+    if report.fresh is not None:
+        text = _fresh_line(report.fresh)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     links = [
         link
         for link in (
@@ -162,6 +166,17 @@ def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {"text": f"{title} (exit code {report.exit_code})", "blocks": blocks}
+
+
+def _fresh_line(fresh: FreshInfo) -> str:
+    sources = ", ".join(uid.split(".", 2)[-1] for uid in fresh.new_data) or "none"
+    line = (
+        f"*Fresh:* {fresh.models_built} built, {fresh.models_skipped} skipped "
+        f"(~{fresh.time_saved_s:.0f} s saved) · new data in {sources}"
+    )
+    if fresh.assumed:
+        line += f" · {len(fresh.assumed)} source(s) counted as new"
+    return line
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -22,6 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entrypoint.errors import ConfigError, ExitCode, dbt_error
+from entrypoint.fresh import (
+    NODES,
+    SOURCES,
+    compare,
+    read_json,
+    time_saved,
+    too_soon,
+    upstream_sources,
+)
 from entrypoint.lint import (
     github_annotations,
     lint,
@@ -31,9 +40,17 @@ from entrypoint.lint import (
 )
 from entrypoint.nodes import NodeRecorder, clean
 from entrypoint.pr import check_nodes
-from entrypoint.report import NodeResult, PhaseResult, PhaseStatus, RunReport, now, outcome_of
+from entrypoint.report import (
+    FreshInfo,
+    NodeResult,
+    PhaseResult,
+    PhaseStatus,
+    RunReport,
+    now,
+    outcome_of,
+)
 from entrypoint.selection import EXECUTED_TYPES, NOT_RUN, complete_run_results, selected_nodes
-from entrypoint.settings import Phase, Settings
+from entrypoint.settings import Job, Phase, Settings
 from entrypoint.workspace import DbtInvocation, Workspace
 
 if TYPE_CHECKING:
@@ -62,8 +79,11 @@ RETRY = "retry"
 def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
     if state_dir is not None:
         # Slim: what changed since the state (plus any extra selection), deferring
-        # unselected refs to the state's relations.
-        select = settings.slim.select.split() + (settings.select or "").split()
+        # unselected refs to the state's relations; fresh: new data too.
+        changed = settings.slim.select.split()
+        if settings.job is Job.FRESH:
+            changed = ["source_status:fresher+", "state:modified+"]
+        select = changed + (settings.select or "").split()
         args = ["--select", *select]
         if settings.exclude:
             args += ["--exclude", *settings.exclude.split()]
@@ -423,6 +443,8 @@ class PhaseRunner:
                         self._record(phase.value, "skipped", message=stopped)
                         continue
                 command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
+                if phase is Phase.BUILD and self.settings.job is Job.FRESH:
+                    command = self._fresh_build(command)
                 if phase is Phase.LINT:
                     result = self._lint(command, is_advisory)
                 else:
@@ -489,6 +511,66 @@ class PhaseRunner:
         found = f"{len(info.findings)} finding(s) in {len(info.files)} file(s) ({info.config})"
         status: PhaseStatus = "failed" if info.findings else "success"
         return self._record("lint", status, clock, command, found, (), advisory)
+
+    def _fresh_build(self, command: list[str]) -> list[str]:
+        """A fresh job's build: what source_status:fresher+ and state:modified+ select,
+        with every source dbt cannot judge counted as new, less the models waiting
+        under their build_after."""
+        current = read_json(self.target_path / SOURCES)
+        previous = read_json(self.state_dir / SOURCES) if self.state_dir else None
+        failed = {
+            node.unique_id
+            for node in self.report.nodes
+            if node.phase == Phase.FRESHNESS.value and node.status == "runtime error"
+        }
+        changes = compare(self.manifest, self.project.name, previous, current, failed)
+        info = self.report.fresh = FreshInfo(new_data=changes.new_data, assumed=changes.assumed)
+        for source, why in changes.assumed.items():
+            log.info("fresh: %s counts as new data: %s", source, why)
+        if self.state_dir is None:
+            return command  # everything is built (report.state says why)
+        extra = changes.selectors()
+        command = [*command, "--select", *extra] if extra else command
+        waiting = self._waiting(command, self.state_dir)
+        if waiting:
+            info.too_soon, info.held_back = waiting, upstream_sources(self.manifest, list(waiting))
+            names = sorted(
+                ".".join(self.manifest.nodes[uid].fqn) for uid in waiting if self.manifest
+            )
+            command = [*command, "--exclude", *names]
+        return command
+
+    def _waiting(self, command: list[str], state_dir: Path) -> dict[str, str]:
+        """Models that build_after leaves alone: selected for new data only, built lately."""
+        default = self.settings.fresh.build_after
+        models = self.manifest.nodes.values() if self.manifest is not None else []
+        declared = any((node.meta or {}).get("build_after") for node in models)
+        if not default and not declared:
+            return {}  # no lag tolerance anywhere: no need to ask dbt what is selected
+        nodes = read_json(state_dir / NODES) or {}
+        common = self.invocation.common_args()
+        candidates = selected_nodes(self._invoke, command, common) or set()
+        changed_command = ["build", "--select", "state:modified+", "--state", str(state_dir)]
+        changed = selected_nodes(self._invoke, changed_command, common) or set()
+        return too_soon(self.manifest, candidates, changed, nodes, default, now())
+
+    def fresh_summary(self) -> None:
+        """A fresh job's counts: models built and skipped, and the time that saved."""
+        info = self.report.fresh
+        if info is None or self.manifest is None:
+            return
+        models = {
+            uid
+            for uid, node in self.manifest.nodes.items()
+            if _status_of(node.resource_type) == "model" and node.package_name == self.project.name
+        }
+        built = {
+            n.unique_id for n in self.report.nodes if n.phase == "build" and n.outcome != "skipped"
+        }
+        skipped = sorted(models - built)
+        info.models_built, info.models_skipped = len(models & built), len(skipped)
+        nodes = read_json(self.state_dir / NODES) if self.state_dir else None
+        info.time_saved_s = time_saved(nodes or {}, skipped)
 
     def _skip(self, phase: Phase) -> str | None:
         if phase is Phase.DEPS and not self.project.has_packages:

@@ -122,6 +122,7 @@ class Run:
             with self.stages.stage("dbt"), self.workspace.dbt_context():
                 self._execute(runner)
         finally:
+            runner.fresh_summary()
             if self.state_dir is not None and self.report.state is not None:
                 self.report.state = self.report.state.model_copy(update=runner.slim_nodes())
 

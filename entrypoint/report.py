@@ -151,6 +151,27 @@ class LintInfo(BaseModel):
     )
 
 
+class FreshInfo(BaseModel):
+    """A fresh job: which sources had new data, what was built and what was not."""
+
+    new_data: list[str] = Field(default_factory=list, description="Sources with newer rows")
+    assumed: dict[str, str] = Field(
+        default_factory=dict, description="Sources counted as new, and why (cautious)"
+    )
+    too_soon: dict[str, str] = Field(
+        default_factory=dict, description="Models left as they are under their build_after"
+    )
+    held_back: list[str] = Field(
+        default_factory=list,
+        description="Sources whose new data those models still owe: not marked as seen",
+    )
+    models_built: int = 0
+    models_skipped: int = 0
+    time_saved_s: float = Field(
+        default=0.0, description="The skipped models' durations in their last builds"
+    )
+
+
 class PullRequestInfo(BaseModel):
     """A pull-request run's namespace."""
 
@@ -195,6 +216,7 @@ class RunReport(BaseModel):
     retry_of: str | None = Field(default=None, description="The run a retry re-ran")
     pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
     lint: LintInfo | None = Field(default=None, description="SQL lint findings (the lint phase)")
+    fresh: FreshInfo | None = Field(default=None, description="A fresh job's source changes")
     credentials: list[str] = Field(
         default_factory=list,
         description="Which connection fields came from which source (no values)",

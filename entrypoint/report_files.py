@@ -17,6 +17,7 @@ from typing import Any
 
 from entrypoint.report import (
     STATUS_ICONS,
+    FreshInfo,
     LintInfo,
     NodeResult,
     PhaseResult,
@@ -62,6 +63,22 @@ def _md_state(state: StateInfo) -> list[str]:
     return [f"**Full build:** {_md_cell(state.reason)}", ""] if state.reason else []
 
 
+def _md_fresh(fresh: FreshInfo) -> list[str]:
+    def names(ids: list[str]) -> str:
+        return ", ".join(f"`{uid.split('.', 2)[-1]}`" for uid in ids) or "none"
+
+    lines = [
+        f"**Fresh:** {fresh.models_built} model(s) built, {fresh.models_skipped} skipped "
+        f"(about {fresh.time_saved_s:.0f} s saved); new data in {names(fresh.new_data)}",
+        "",
+    ]
+    lines += [
+        f"- counted as new: `{uid.split('.', 2)[-1]}` ({why})" for uid, why in fresh.assumed.items()
+    ]
+    lines += [f"- left for later: `{uid}` ({why})" for uid, why in fresh.too_soon.items()]
+    return [*lines, ""] if len(lines) > 2 else lines
+
+
 def _md_failures(failures: list[NodeResult], limit: int) -> list[str]:
     lines = [f"### Failures ({len(failures)})", ""]
     for node in failures[:limit]:
@@ -104,6 +121,7 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     ]
     lines += _md_phases(report.phases) if report.phases else []
     lines += _md_state(report.state) if report.state is not None else []
+    lines += _md_fresh(report.fresh) if report.fresh is not None else []
     errors = [f"- **{e.stage}** (exit {e.exit_code}): {_md_cell(e.message)}" for e in report.errors]
     lines += _md_section("Errors", errors)
     failures = report.failures()

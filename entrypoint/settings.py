@@ -61,7 +61,12 @@ def setting(
 class Job(StrEnum):
     FULL = "full"
     SLIM = "slim"
+    FRESH = "fresh"
     CUSTOM = "custom"
+
+
+# Jobs that build what changed since the state, deferring the rest to it.
+STATE_JOBS = {Job.SLIM, Job.FRESH}
 
 
 class Phase(StrEnum):
@@ -85,6 +90,8 @@ JOB_PHASES: dict[Job, list[Phase]] = {
     Job.FULL: [Phase.DEPS, Phase.DEBUG, Phase.SEED, Phase.BUILD, Phase.FRESHNESS, Phase.DOCS],
     # As dbt Cloud's CI jobs: no debug (build fails just as clearly), build only.
     Job.SLIM: [Phase.DEPS, Phase.BUILD],
+    # Freshness first: the build selects what has new data (source_status:fresher+).
+    Job.FRESH: [Phase.DEPS, Phase.FRESHNESS, Phase.BUILD],
 }
 # Phases that build relations in the warehouse: a job without one never sets state.
 BUILDING_PHASES = {Phase.BUILD, Phase.RUN}
@@ -398,6 +405,28 @@ class SlimSettings(BaseModel):
     )
 
 
+class FreshSettings(BaseModel):
+    """How a fresh job skips (DBT_RUNNER_JOB=fresh)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    build_after: str | None = setting(
+        None,
+        "the job's lag tolerance: a model whose only reason to build is new data is left "
+        "as it is when it was built within this interval (`4h`, `30m`, `1d`); a model's "
+        "`meta.build_after` wins",
+    )
+
+    @field_validator("build_after")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            from entrypoint.fresh import interval
+
+            interval(value)
+        return value
+
+
 class Settings(BaseSettings):
     """The job: read from DBT_RUNNER_* variables, overridden by CLI flags."""
 
@@ -430,7 +459,8 @@ class Settings(BaseSettings):
     job: Job = setting(
         Job.FULL,
         "`full` (deps, debug, seed, build, freshness, docs), `slim` (deps, build of what "
-        "changed: see Slim jobs), `custom` (DBT_RUNNER_PHASES)",
+        "changed: see Slim jobs), `fresh` (deps, freshness, build of what has new data or "
+        "changed: see Source-aware builds), `custom` (DBT_RUNNER_PHASES)",
         flag="--job",
     )
     phases: PhaseList | None = setting(
@@ -527,6 +557,7 @@ class Settings(BaseSettings):
         "pull request; dbt's default generate_schema_name puts custom schemas under it",
     )
     slim: SlimSettings = Field(default_factory=SlimSettings)
+    fresh: FreshSettings = Field(default_factory=FreshSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -651,14 +682,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DBT_RUNNER_JOB=custom needs DBT_RUNNER_PHASES (e.g. 'deps,seed,build')"
             )
-        if self.job is Job.SLIM and not self.state_url:
+        if self.job in STATE_JOBS and not self.state_url:
             raise ValueError(
-                "DBT_RUNNER_JOB=slim needs DBT_RUNNER_STATE_URL (s3://bucket/prefix or "
-                "file:///path): where the last good run's state is kept"
+                f"DBT_RUNNER_JOB={self.job.value} needs DBT_RUNNER_STATE_URL (s3://bucket/prefix "
+                "or file:///path): where the last good run's state is kept"
             )
-        if self.job is Job.SLIM and self.selector:
+        if self.job in STATE_JOBS and self.selector:
             raise ValueError(
-                "DBT_RUNNER_SELECTOR cannot be combined with DBT_RUNNER_JOB=slim; "
+                f"DBT_RUNNER_SELECTOR cannot be combined with DBT_RUNNER_JOB={self.job.value}; "
                 "use DBT_RUNNER_SLIM__SELECT and DBT_RUNNER_SELECT / DBT_RUNNER_EXCLUDE"
             )
         if self.selector and (self.select or self.exclude):
@@ -697,7 +728,7 @@ class Settings(BaseSettings):
     def selects_whole_project(self) -> bool:
         """Whether the job's node selection is the whole project: nothing narrowed by a
         selector, an exclusion or (outside slim jobs, where it adds) a selection."""
-        narrowed = self.selector or self.exclude or (self.select and self.job is not Job.SLIM)
+        narrowed = self.selector or self.exclude or (self.select and self.job not in STATE_JOBS)
         return not narrowed
 
     @property
@@ -706,7 +737,7 @@ class Settings(BaseSettings):
         return (
             Phase.BUILD in self.job_phases
             and self.selects_whole_project
-            and self.job is not Job.SLIM
+            and self.job not in STATE_JOBS
         )
 
     def not_promotable(self) -> str | None:

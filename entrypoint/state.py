@@ -25,11 +25,13 @@ import json
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from entrypoint.fresh import NODES, SOURCES, merged_nodes, promoted_sources, read_json
 from entrypoint.report import RunReport, StateInfo
-from entrypoint.settings import Job, Settings
+from entrypoint.settings import STATE_JOBS, Job, Settings
 from entrypoint.storage import Storage, join_key, open_storage
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,21 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 POINTER = "latest.json"
 STATE_INFO = "state.json"  # each kept run's own pointer, for retries of older runs
 SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+
+
+def manifest_metadata(data: bytes) -> dict[str, Any] | None:
+    """A manifest's `metadata` object, decoded alone: dbt writes it first, and the rest
+    (megabytes on a large project) is dbt's to read, once."""
+    text = data[:65536].decode("utf-8", errors="ignore")
+    start = text.find('"metadata"')
+    brace = text.find("{", start) if start >= 0 else -1
+    if brace < 0:
+        return None
+    try:
+        metadata, _ = json.JSONDecoder().raw_decode(text, brace)
+    except (ValueError, IndexError):
+        return None
+    return metadata if isinstance(metadata, dict) else None
 
 
 class StateError(Exception):
@@ -57,6 +74,8 @@ class StatePointer(BaseModel):
     project_dir: str
     manifest_sha256: str
     partial_parse: bool
+    sources: bool = False  # sources.json: freshness taken before a build (fresh jobs)
+    nodes: bool = False  # nodes.json: each node's last build and duration
 
 
 class StateStore:
@@ -102,10 +121,9 @@ class StateStore:
             raise StateError(f"the manifest of run {pointer.run_id} is missing")
         if hashlib.sha256(data).hexdigest() != pointer.manifest_sha256:
             raise StateError(f"the manifest of run {pointer.run_id} does not match its checksum")
-        try:
-            metadata = json.loads(data)["metadata"]
-        except (ValueError, KeyError, TypeError):
-            raise StateError(f"run {pointer.run_id}'s manifest is not a dbt manifest") from None
+        metadata = manifest_metadata(data)
+        if metadata is None:
+            raise StateError(f"run {pointer.run_id}'s manifest is not a dbt manifest")
         if metadata.get("project_name") != self.project:
             raise StateError(f"the state is project '{metadata.get('project_name')}'s")
         if metadata.get("dbt_schema_version") != SUPPORTED_MANIFEST:
@@ -133,9 +151,21 @@ class StateStore:
         (target_path / PARTIAL_PARSE).write_bytes(data)
         return True
 
-    def promote(self, report: RunReport, target_path: Path, project_dir: Path) -> bool:
-        """Keep a successful run's state, then point latest at it. False when a newer
-        run's state already holds the pointer, or there is no manifest to keep."""
+    def kept(self, pointer: StatePointer, name: str) -> bytes | None:
+        """Another file a good run kept with its state (sources.json, nodes.json)."""
+        flag = {SOURCES: pointer.sources, NODES: pointer.nodes}.get(name, True)
+        return self.storage.get_bytes(self._key("runs", pointer.run_id, name)) if flag else None
+
+    def promote(
+        self,
+        report: RunReport,
+        target_path: Path,
+        project_dir: Path,
+        extra: dict[str, bytes | None] | None = None,
+    ) -> bool:
+        """Keep a successful run's state (manifest, parse cache, and `extra` files such as
+        sources.json), then point latest at it. False when a newer run's state already
+        holds the pointer, or there is no manifest to keep."""
         manifest = target_path / MANIFEST
         if not manifest.is_file():
             return False
@@ -144,6 +174,9 @@ class StateStore:
         self.storage.put_bytes(self._key("runs", report.run_id, MANIFEST), data)
         if cache.is_file():
             self.storage.put_file(self._key("runs", report.run_id, PARTIAL_PARSE), cache)
+        kept = {name: body for name, body in (extra or {}).items() if body is not None}
+        for name, body in kept.items():
+            self.storage.put_bytes(self._key("runs", report.run_id, name), body)
         pointer = StatePointer(
             run_id=report.run_id,
             job=report.job,
@@ -154,6 +187,8 @@ class StateStore:
             project_dir=str(project_dir),
             manifest_sha256=hashlib.sha256(data).hexdigest(),
             partial_parse=cache.is_file(),
+            sources=SOURCES in kept,
+            nodes=NODES in kept,
         )
         document = pointer.model_dump_json(indent=2).encode()
         self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)
@@ -170,6 +205,28 @@ class StateStore:
         return True
 
 
+def _kept_files(store: StateStore, report: RunReport, target_path: Path) -> dict[str, bytes | None]:
+    """What a promotion keeps beside the manifest: nodes.json (merged with the last
+    state's), and sources.json: a fresh job's own (taken before its build), or the
+    last state's carried over (a freshness taken after a build could hide rows loaded
+    during it; an older one only makes the next fresh job build more)."""
+    try:
+        previous = store.latest()
+    except StateError:
+        previous = None
+    old_nodes = store.kept(previous, NODES) if previous else None
+    nodes = merged_nodes(json.loads(old_nodes) if old_nodes else None, report)
+    old_sources = store.kept(previous, SOURCES) if previous else None
+    sources = old_sources
+    if report.job == Job.FRESH.value:
+        current = read_json(target_path / SOURCES)
+        held_back = report.fresh.held_back if report.fresh else []
+        sources = promoted_sources(
+            current, json.loads(old_sources) if old_sources else None, held_back
+        )
+    return {NODES: json.dumps(nodes).encode(), SOURCES: sources}
+
+
 def open_state(settings: Settings, project: str, env: str) -> StateStore | None:
     """The state store of `env`, None when the job keeps no state."""
     if settings.state_url is None:
@@ -181,9 +238,9 @@ def fetch_state(
     settings: Settings, project_dir: Path, project: str, target_path: Path, report: RunReport
 ) -> Path | None:
     """Fetch the last good state of the environment this job defers to. Returns the
-    folder holding its manifest for a slim build, or None to build everything (no
-    state yet, or one that cannot be trusted). Restores dbt's parse cache from it when
-    it fits this project and dbt."""
+    folder holding its manifest (and, for a fresh job, its sources.json) for a build of
+    what changed, or None to build everything (no state yet, or one that cannot be
+    trusted). Restores dbt's parse cache from it when it fits this project and dbt."""
     store = open_state(settings, project, settings.defer_env)
     if store is None:
         return None
@@ -198,22 +255,44 @@ def fetch_state(
         info.warm_parse = store.restore_partial_parse(
             pointer, target_path, project_dir, report.dbt_version
         )
-        if settings.job is Job.SLIM:
+        if settings.job in STATE_JOBS:
             try:
-                store.fetch_manifest(pointer, settings.run_dir / "state", settings.warehouse.type)
-                state_dir = settings.run_dir / "state"
+                state_dir = _state_folder(store, pointer, settings, report.dbt_version)
                 info.mode, info.deferred_to = "slim", pointer.run_id
             except StateError as exc:
                 problem = str(exc)
-    if settings.job is Job.SLIM and state_dir is None:
+    if settings.job in STATE_JOBS and state_dir is None:
         why = problem or "no state yet"
-        info.reason = f"slim job without usable state at {store.url()} ({why}): building everything"
+        job = settings.job.value
+        info.reason = (
+            f"{job} job without usable state at {store.url()} ({why}): building everything"
+        )
         log.warning("%s", info.reason)
     elif state_dir is not None:
-        log.info("slim: comparing with, and deferring to, run %s (%s)", pointer, store.url())
+        log.info("comparing with, and deferring to, run %s (%s)", info.deferred_to, store.url())
     if info.warm_parse:
         log.info("parse cache restored from the state")
     return state_dir
+
+
+def _state_folder(
+    store: StateStore, pointer: StatePointer, settings: Settings, dbt_version: str | None
+) -> Path:
+    """The state's manifest in the run's folder; a fresh job's also needs sources.json,
+    taken with the same dbt (StateError otherwise: then everything is built)."""
+    folder = settings.run_dir / "state"
+    store.fetch_manifest(pointer, folder, settings.warehouse.type)
+    nodes = store.kept(pointer, NODES)
+    if nodes is not None:
+        (folder / NODES).write_bytes(nodes)
+    if settings.job is Job.FRESH:
+        if pointer.dbt_version != dbt_version:
+            raise StateError(f"dbt changed since it ({pointer.dbt_version} -> {dbt_version})")
+        sources = store.kept(pointer, SOURCES)
+        if sources is None:
+            raise StateError("it keeps no sources.json (taken by a fresh job before its build)")
+        (folder / SOURCES).write_bytes(sources)
+    return folder
 
 
 NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
@@ -258,7 +337,9 @@ def promote_state(
     if blocker is not None:
         log.info("state not promoted: %s", blocker)
         return
-    promoted = store.promote(report, target_path, project_dir)
+    promoted = store.promote(
+        report, target_path, project_dir, _kept_files(store, report, target_path)
+    )
     if report.state is None:
         report.state = StateInfo(url=store.url(), mode="full")
     report.state.promoted = promoted

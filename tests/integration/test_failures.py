@@ -107,7 +107,12 @@ def test_advisory_freshness_failure_keeps_exit_0(
 
 
 BAD_INPUT = [
-    ({"DBT_RUNNER_JOB": "nightly"}, [], "DBT_RUNNER_JOB='nightly'", "'full', 'slim' or 'custom'"),
+    (
+        {"DBT_RUNNER_JOB": "nightly"},
+        [],
+        "DBT_RUNNER_JOB='nightly'",
+        "'full', 'slim', 'fresh' or 'custom'",
+    ),
     (
         {"DBT_RUNNER_PROJECT_DIR": "/no/such/project"},
         [],

@@ -110,7 +110,8 @@ def test_bad_configuration_exits_3_with_one_line(image: str) -> None:
     result = docker("run", "--rm", *env_flags(DEMO_ENV | {"DBT_RUNNER_JOB": "nightly"}), image)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines() == [
-        "dbt-runner: error: DBT_RUNNER_JOB='nightly': input should be 'full', 'slim' or 'custom'"
+        "dbt-runner: error: DBT_RUNNER_JOB='nightly': input should be "
+        "'full', 'slim', 'fresh' or 'custom'"
     ]
     # No project mounted at the image's default folder, and a second problem named too.
     missing = docker("run", "--rm", "-e", "DBT_RUNNER_THREADS=0", image)
