@@ -24,6 +24,7 @@ GROUPS = {
     "": "General",
     "warehouse": "Warehouse (a rendered profile)",
     "slim": "Slim jobs",
+    "fresh": "Fresh jobs",
     "credentials": "Credentials",
     "notify": "Notifications",
     "aws": "AWS",

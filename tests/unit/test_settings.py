@@ -77,7 +77,7 @@ def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             "DBT_RUNNER_JOB",
             "nightly",
-            "DBT_RUNNER_JOB='nightly': input should be 'full', 'slim' or 'custom'",
+            "DBT_RUNNER_JOB='nightly': input should be 'full', 'slim', 'fresh' or 'custom'",
         ),
         (
             "DBT_RUNNER_PHASES",
