@@ -149,6 +149,9 @@ releases: venv ## list tickets, versions, digests and the environments running t
 bench: venv ## benchmarks (ratios, same run): the job, slim jobs, start-up, image size, rebuild
 	$(PY) benchmarks/bench_runner.py
 	$(PY) benchmarks/bench_slim.py
+	$(PY) benchmarks/bench_slim.py --models 2000
+	$(PY) benchmarks/bench_fresh.py
+	$(PY) benchmarks/bench_lint.py
 	DOCKER=$(DOCKER) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) $(PY) benchmarks/bench_image.py
 
 .PHONY: clean

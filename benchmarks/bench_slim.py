@@ -103,7 +103,9 @@ def main() -> None:
         print(f"slim, cold parse: {cold:.1f} s", flush=True)
 
         def phase_times(report: dict[str, Any]) -> dict[str, float]:
-            return {p["name"]: p["duration_s"] for p in report["phases"]}
+            # dbt's import is the "startup" stage, not the first phase's.
+            startup = {"startup": report["timings"].get("startup", 0.0)}
+            return startup | {p["name"]: p["duration_s"] for p in report["phases"]}
 
         results = {
             "models": args.models,
@@ -114,14 +116,14 @@ def main() -> None:
             "slim_cold_s": round(cold, 2),
             "ratio_warm": round(warm / full, 3),
             "ratio_cold": round(cold / full, 3),
-            "goal_warm": 0.15,
+            "goal_warm": 0.06 if args.models <= 500 else 0.08,
             "phases": {
                 "full": phase_times(full_report),
                 "slim_warm": phase_times(warm_report),
                 "slim_cold": phase_times(cold_report),
             },
         }
-    out = Path("build/bench/slim.json")
+    out = Path(f"build/bench/slim-{args.models}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -74,6 +74,16 @@ NEEDS_MANIFEST = {
 NODE_PHASES = (Phase.SEED, Phase.SNAPSHOT, Phase.RUN, Phase.TEST, Phase.BUILD)
 PARSE = "parse"
 RETRY = "retry"
+# dbt writes manifest.json after every command (seconds on a large project): only the
+# job's last dbt phase does; the others get --no-write-json and the runner writes their
+# run_results.json (or sources.json) from dbt's own result object.
+NO_WRITE = "--no-write-json"
+
+
+def writes_manifest(phase: Phase, phases: list[Phase]) -> bool:
+    """Whether `phase` is the job's last dbt phase that works on the parsed project."""
+    dbt_phases = [p for p in phases if p in NEEDS_MANIFEST and p is not Phase.LINT]
+    return bool(dbt_phases) and phase is dbt_phases[-1]
 
 
 def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
@@ -167,11 +177,17 @@ def plan(
     parsed = False
     for phase in phases:
         if phase in NEEDS_MANIFEST and not parsed:
-            commands.append((PARSE, ["parse", *invocation.common_args()]))
+            commands.append((PARSE, ["parse", NO_WRITE, *invocation.common_args()]))
             parsed = True
         # Shown as run will make it when the build succeeds.
         compiled = settings.compiles_whole_project
         command = phase_command(phase, settings, phases, compiled, state_dir)
+        if (
+            phase in NEEDS_MANIFEST
+            and phase is not Phase.LINT
+            and not writes_manifest(phase, phases)
+        ):
+            command = [*command, NO_WRITE]
         commands.append((phase.value, [*command, *invocation.common_args()]))
     return commands
 
@@ -261,6 +277,7 @@ class PhaseRunner:
         self.phases = settings.job_phases
         self.recorder = NodeRecorder(self._path_of)
         self.namespace = workspace.profile.namespace
+        self.manifest_written = False  # by dbt, in the job's last dbt phase
         self.adapter = workspace.profile.adapter
         # Why the run was stopped, asked when it happens (a signal, or the timeout).
         self.stop_reason: Callable[[], str] = lambda: "interrupted by a signal"
@@ -331,6 +348,11 @@ class PhaseRunner:
         if isinstance(result.exception, KeyboardInterrupt):
             self._stopped(name, command, args, clock)
             raise Interrupted(name)
+        outcome: Any = result.result
+        if NO_WRITE in command and hasattr(outcome, "write"):
+            # What dbt would have written, without its manifest.json.
+            written = "sources.json" if name == "freshness" else "run_results.json"
+            outcome.write(str(self.target_path / written))
         nodes = node_results(name, result.result)
         if result.exception is not None:
             message = self.recorder.first_error() or _exception_message(result.exception)
@@ -395,7 +417,7 @@ class PhaseRunner:
                 return
 
     def parse(self) -> bool:
-        args = ["parse", *self.invocation.common_args()]
+        args = ["parse", NO_WRITE, *self.invocation.common_args()]
         clock = _Clock()
         self.recorder.begin(PARSE)
         result = self._invoke(args)
@@ -463,6 +485,7 @@ class PhaseRunner:
             raise
         finally:
             self._restore_job_run_results()
+            self._write_manifest()
 
     def _guard(self, compiled: bool) -> bool:
         """A pull request's run writes only to its own schemas: every node the job's node
@@ -579,11 +602,27 @@ class PhaseRunner:
 
     def _run_job_phase(self, phase: Phase, command: list[str], advisory: bool) -> PhaseResult:
         has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
+        final = writes_manifest(phase, self.phases)
         try:
-            return self.run_phase(phase.value, command, advisory, has_nodes)
+            result = self.run_phase(
+                phase.value, command if final else [*command, NO_WRITE], advisory, has_nodes
+            )
+            self.manifest_written = self.manifest_written or final
+            return result
         finally:
             if phase in NODE_PHASES or phase is Phase.DOCS:
                 self._keep_run_results(phase.value)
+
+    def _write_manifest(self) -> None:
+        """manifest.json once, when no phase of the job wrote it (a run stopped or
+        failed before its last dbt phase): the artifacts and a retry still have it."""
+        if self.manifest is None or self.manifest_written:
+            return
+        from dbt.parser.manifest import write_manifest
+
+        self.target_path.mkdir(parents=True, exist_ok=True)
+        write_manifest(self.manifest, str(self.target_path))
+        self.manifest_written = True
 
     def retry(self, previous: Path) -> None:
         """`dbt retry` of the failed and skipped nodes in `previous`/run_results.json,

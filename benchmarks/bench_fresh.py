@@ -1,0 +1,108 @@
+"""Benchmark fresh jobs against the full job, on a generated N-model DuckDB project with
+several sources (each feeding its own part of the DAG), in one session:
+
+1. The full job (the daily build), then a first fresh job (no sources.json yet: it
+   builds everything and keeps one).
+2. New rows in one source: the fresh job's wall time against the full job's, and the
+   models it built against the models in the project.
+3. Nothing new anywhere: the fresh job's wall time against the full job's
+   (goal <= 0.15 at 500 models).
+
+Usage: python benchmarks/bench_fresh.py [--models 500] [--sources 10] [--rows N]
+Writes build/bench/fresh.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.project import ROWS, generate
+
+BIN = Path(sys.executable).parent
+
+
+def run_job(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(BIN / "dbt-runner"), "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"dbt-runner run {' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    report: dict[str, Any] = json.loads(
+        (Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text()
+    )
+    return elapsed, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--sources", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows per staging table")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-fresh-") as tmp:
+        base = Path(tmp)
+        project = generate(base / "project", args.models, rows=args.rows, sources=args.sources)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+        env |= {
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_RUNNER_PROJECT_DIR": str(project),
+            "DBT_RUNNER_WORK_DIR": str(base / "work"),
+            "DBT_RUNNER_ARTIFACTS_URL": str(base / "out"),
+            "DBT_RUNNER_STATE_URL": str(base / "state"),
+            "DBT_RUNNER_WAREHOUSE__PATH": str(base / "warehouse.duckdb"),
+        }
+        full, _ = run_job(env)
+        print(f"full job: {full:.1f} s", flush=True)
+        run_job(env, "--job", "fresh")  # keeps the first sources.json
+
+        with duckdb.connect(str(base / "warehouse.duckdb")) as con:
+            con.execute("insert into main.seed_3 values (9999, 1, 'a', now()::timestamp)")
+        one, one_report = run_job(env, "--job", "fresh")
+        fresh = one_report["fresh"]
+        assert fresh["new_data"] == ["source.bench.raw.seed_3"], fresh
+        print(f"fresh, new data in one source: {one:.1f} s", flush=True)
+
+        nothing, nothing_report = run_job(env, "--job", "fresh")
+        assert nothing_report["fresh"]["models_built"] == 0, nothing_report["fresh"]
+        print(f"fresh, nothing new: {nothing:.1f} s", flush=True)
+        results = {
+            "models": args.models,
+            "sources": args.sources,
+            "rows": args.rows,
+            "full_s": round(full, 2),
+            "one_source_s": round(one, 2),
+            "one_source_ratio": round(one / full, 3),
+            "models_built": fresh["models_built"],
+            "models_in_project": fresh["models_built"] + fresh["models_skipped"],
+            "time_saved_s": fresh["time_saved_s"],
+            "nothing_new_s": round(nothing, 2),
+            "nothing_new_ratio": round(nothing / full, 3),
+            "goal_nothing_new": 0.15,
+            "timings_nothing_new": nothing_report["timings"],
+        }
+    out = Path("build/bench/fresh.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
