@@ -49,7 +49,13 @@ from entrypoint.report import (
     now,
     outcome_of,
 )
-from entrypoint.selection import EXECUTED_TYPES, NOT_RUN, complete_run_results, selected_nodes
+from entrypoint.selection import (
+    EXECUTED_TYPES,
+    NOT_RUN,
+    complete_run_results,
+    invocation_args,
+    selected_nodes,
+)
 from entrypoint.settings import Job, Phase, Settings
 from entrypoint.workspace import DbtInvocation, Workspace
 
@@ -80,10 +86,20 @@ RETRY = "retry"
 NO_WRITE = "--no-write-json"
 
 
+# The dbt commands that write manifest.json when they finish (docs generate writes it
+# only when it compiles, and reads it for its static page).
+MANIFEST_WRITERS = (*NODE_PHASES, Phase.FRESHNESS)
+
+
 def writes_manifest(phase: Phase, phases: list[Phase]) -> bool:
-    """Whether `phase` is the job's last dbt phase that works on the parsed project."""
-    dbt_phases = [p for p in phases if p in NEEDS_MANIFEST and p is not Phase.LINT]
-    return bool(dbt_phases) and phase is dbt_phases[-1]
+    """Whether `phase` is the job's last dbt phase that writes manifest.json."""
+    writers = [p for p in phases if p in MANIFEST_WRITERS]
+    return bool(writers) and phase is writers[-1]
+
+
+def skips_manifest(phase: Phase, phases: list[Phase]) -> bool:
+    """Whether `phase` runs with --no-write-json: a writer that is not the last one."""
+    return phase in MANIFEST_WRITERS and not writes_manifest(phase, phases)
 
 
 def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
@@ -350,8 +366,11 @@ class PhaseRunner:
             raise Interrupted(name)
         outcome: Any = result.result
         if NO_WRITE in command and hasattr(outcome, "write"):
-            # What dbt would have written, without its manifest.json.
+            # What dbt would have written, without its manifest.json; a `dbt retry` of
+            # these results writes its own.
             written = "sources.json" if name == "freshness" else "run_results.json"
+            if isinstance(getattr(outcome, "args", None), dict):
+                outcome.args["write_json"] = True
             outcome.write(str(self.target_path / written))
         nodes = node_results(name, result.result)
         if result.exception is not None:
@@ -374,13 +393,14 @@ class PhaseRunner:
         nodes = list(self.recorder.nodes)
         complete = command[0] != RETRY  # what dbt retry had selected is its own business
         if self.manifest is not None and command[0] in EXECUTED_TYPES:
+            dbt_args = invocation_args()  # before dbt ls replaces them
             selected = selected_nodes(self._invoke, command, self.invocation.common_args())
             complete = selected is not None
             pending = (selected or set()) - {node.unique_id for node in nodes}
             nodes += [self._not_run(unique_id, name) for unique_id in sorted(pending)]
             outcomes = {node.unique_id: (node.status, node.message) for node in nodes}
             path = self.target_path / "run_results.json"
-            complete_run_results(path, outcomes, self.recorder.run_results_written)
+            complete_run_results(path, outcomes, self.recorder.run_results_written, dbt_args)
         self._record(name, "interrupted", clock, args, self.stop_reason(), nodes, complete=complete)
 
     def _not_run(self, unique_id: str, phase: str) -> NodeResult:
@@ -467,6 +487,8 @@ class PhaseRunner:
                 command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
                 if phase is Phase.BUILD and self.settings.job is Job.FRESH:
                     command = self._fresh_build(command)
+                if phase is Phase.DOCS:
+                    self._write_manifest()  # docs read it (a writer may have failed)
                 if phase is Phase.LINT:
                     result = self._lint(command, is_advisory)
                 else:
@@ -602,12 +624,13 @@ class PhaseRunner:
 
     def _run_job_phase(self, phase: Phase, command: list[str], advisory: bool) -> PhaseResult:
         has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
-        final = writes_manifest(phase, self.phases)
+        skip = skips_manifest(phase, self.phases)
         try:
             result = self.run_phase(
-                phase.value, command if final else [*command, NO_WRITE], advisory, has_nodes
+                phase.value, [*command, NO_WRITE] if skip else command, advisory, has_nodes
             )
-            self.manifest_written = self.manifest_written or final
+            if writes_manifest(phase, self.phases):
+                self.manifest_written = True
             return result
         finally:
             if phase in NODE_PHASES or phase is Phase.DOCS:

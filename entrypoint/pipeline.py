@@ -16,7 +16,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from entrypoint import notify
+from entrypoint import metrics, notify
 from entrypoint.errors import InfraError, RunnerError
 from entrypoint.guard import Guard
 from entrypoint.phases import PhaseRunner
@@ -149,6 +149,8 @@ class Run:
         # Once more, so the report's duration and timings include notifying.
         report.finish(self.guard.exit_code)
         self._write_reports(final=True)
+        with step("metrics"):
+            metrics.emit_for(self.settings, report)
         if storage is not None and paths and not self.keep_run_dir:
             self._republish_report(storage, paths[0])
         level = logging.INFO if report.exit_code == 0 else logging.WARNING

@@ -67,14 +67,14 @@ def selected_nodes(
 
 
 def complete_run_results(
-    path: Path, outcomes: dict[str, tuple[str, str | None]], written: bool
+    path: Path, outcomes: dict[str, tuple[str, str | None]], written: bool, args: dict[str, Any]
 ) -> None:
     """Give every node of `outcomes` (unique id -> status, message) a result in
     run_results.json: dbt wrote the file before the nodes still running had theirs,
     and never lists the ones it had not started. Creates the file with dbt's own
-    classes when dbt stopped before writing it."""
+    classes, and the command's `args`, when dbt did not write it."""
     if not written or not path.is_file():
-        _write_empty_run_results(path)
+        _write_empty_run_results(path, args)
     document = json.loads(path.read_text())
     known = {result["unique_id"] for result in document["results"]}
     for unique_id, (status, message) in sorted(outcomes.items()):
@@ -100,18 +100,27 @@ def _result(unique_id: str, status: str, message: str | None) -> dict[str, Any]:
     }
 
 
-def _write_empty_run_results(path: Path) -> None:
-    """run_results.json with no results and the invocation's own arguments, which
-    `dbt retry` needs to repeat the command."""
-    from dbt.artifacts.schemas.run import RunResultsArtifact
+def invocation_args() -> dict[str, Any]:
+    """The arguments of the dbt command that just ran, as run_results.json records them
+    (`dbt retry` repeats the command from them). Read right after the command: the
+    next invocation replaces them."""
     from dbt.flags import get_flags
     from dbt.utils import args_to_dict
+
+    args: dict[str, Any] = args_to_dict(get_flags())  # type: ignore[no-untyped-call]
+    args["write_json"] = True  # a retry writes its results, whatever this command did
+    return args
+
+
+def _write_empty_run_results(path: Path, args: dict[str, Any]) -> None:
+    """run_results.json with no results and the command's own arguments."""
+    from dbt.artifacts.schemas.run import RunResultsArtifact
 
     artifact = RunResultsArtifact.from_execution_results(
         results=[],
         elapsed_time=0.0,
         generated_at=datetime.now(UTC).replace(tzinfo=None),
-        args=args_to_dict(get_flags()),  # type: ignore[no-untyped-call]
+        args=args,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     artifact.write(str(path))

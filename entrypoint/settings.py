@@ -109,6 +109,12 @@ class Adapter(StrEnum):
     BIGQUERY = "bigquery"
 
 
+class MetricsMode(StrEnum):
+    AUTO = "auto"  # EMF when the log is JSON lines (CloudWatch), else none
+    EMF = "emf"
+    OFF = "off"
+
+
 class ProfileSource(StrEnum):
     """Which profiles.yml a run uses."""
 
@@ -533,6 +539,17 @@ class Settings(BaseSettings):
         LogFormat.TEXT,
         "`json` for JSON lines (CloudWatch): the runner's, dbt's and every library's lines",
         flag="--log-format",
+    )
+    metrics: MetricsMode = setting(
+        MetricsMode.AUTO,
+        "`emf`: the run's metrics in CloudWatch's Embedded Metric Format on stdout (see "
+        "Metrics and alarms); `auto`: `emf` when DBT_RUNNER_LOG_FORMAT=json; `off`",
+    )
+    metrics_namespace: str = setting(
+        "dbt-runner", "the CloudWatch namespace of the run's metrics", min_length=1, max_length=255
+    )
+    metrics_per_node: bool = setting(
+        False, "also a metric document per node (duration, status), with a Node dimension"
     )
     run_id: str = setting(
         default_factory=new_run_id,

@@ -131,6 +131,26 @@ def test_stopped_run_reports_what_finished_and_retry_completes_it(
     assert slim.returncode == 0, slim.stdout[-3000:]
 
 
+def test_retry_of_a_full_job_whose_build_failed(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """The build is not the full job's last phase: its results are the runner's to
+    write, and a retry of them must still write its own and set the state."""
+    orders = demo_project / "models" / "marts" / "orders.sql"
+    good = orders.read_text()
+    orders.write_text(good.replace("o.status,", "o.no_such_column,"))
+    env["DBT_RUNNER_STATE_URL"] = str(tmp_path / "state")
+    assert run_cli("run", env=env).returncode == 1
+    failed = read_json(out_dir / "report.json")
+    orders.write_text(good)
+    retried = run_cli("retry", env=env)
+    assert retried.returncode == 0, retried.stdout[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert report["retry_of"] == failed["run_id"]
+    assert "model.demo.orders" in {n["unique_id"] for n in report["nodes"] if n["outcome"] == "ok"}
+    assert pointer(tmp_path / "state") == report["run_id"]
+
+
 def test_retry_refuses_when_a_later_phase_never_ran(
     env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
 ) -> None:
