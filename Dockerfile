@@ -11,6 +11,8 @@
 # frontend is used, so builds need no registry beyond the OS image (make base-offline
 # makes that too).
 
+# checkov:skip=CKV_DOCKER_2: a batch job, not a service: it runs, reports and exits; ECS and Kubernetes watch the process, there is nothing to probe
+# checkov:skip=CKV_DOCKER_7: the base images are build arguments the Makefile pins (debian:bookworm-slim, the hashed dbt-runner-base tag), never latest
 ARG BASE_IMAGE=debian:bookworm-slim
 ARG RUNTIME_BASE=base
 

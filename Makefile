@@ -113,8 +113,18 @@ $(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt
 .PHONY: airflow-venv
 airflow-venv: $(AIRFLOW_VENV)/.synced ## Airflow in its own venv, to validate the example DAG
 
+CHECKOV_VENV := .venv-checkov
+
+$(CHECKOV_VENV)/.synced: docker/deploy/checkov-requirements.txt
+	$(UV) venv --quiet --allow-existing --python 3.11 $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r $<
+	@touch $@
+
+.PHONY: checkov-venv
+checkov-venv: $(CHECKOV_VENV)/.synced ## checkov in its own venv, to check the stack, Dockerfile, manifests, workflows
+
 .PHONY: test
-test: lint airflow-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
+test: lint airflow-venv checkov-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
 	$(PY) -m pytest tests/unit tests/integration
 	$(MAKE) image
 	$(MAKE) image VARIANT=$(ARM64_VARIANT) PLATFORMS=linux/arm64

@@ -146,7 +146,9 @@ def kubernetes(name: str) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("name", ["serviceaccount.yaml", "job.yaml", "cronjob.yaml"])
+@pytest.mark.parametrize(
+    "name", ["serviceaccount.yaml", "job.yaml", "cronjob.yaml", "networkpolicy.yaml"]
+)
 def test_kubernetes_manifests_match_the_schemas(name: str) -> None:
     kubernetes_validate.validate(kubernetes(name), KUBERNETES_VERSION, strict=True)
 
@@ -231,3 +233,148 @@ def test_airflow_dag_parses_and_waits_for_the_task(tmp_path: Path) -> None:
     source = (folder / "dbt_runner_dag.py").read_text()
     (folder / "dbt_runner_dag.py").write_text(source.replace("reattach=True,", "reatach=True,"))
     assert "reatach" in json.dumps(parse_dags(folder, tmp_path)["errors"])
+
+
+# --- the ECS stack, and checkov on every deployment file --------------------------------
+
+STACK = DEPLOY / "ecs" / "stack.yaml"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+
+
+def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).parent / "cfn-lint"
+    return subprocess.run([str(binary), str(path)], capture_output=True, text=True, check=False)
+
+
+def stack() -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    template, problems = decode(str(STACK))
+    assert not problems and template is not None
+    return dict(template)
+
+
+def test_the_stack_passes_cfn_lint_and_a_broken_copy_does_not(tmp_path: Path) -> None:
+    result = cfn_lint(STACK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "stack.yaml"
+    text = STACK.read_text()
+    parameter = (
+        "  AlarmTopicArn:\n    Type: String\n    Description: The SNS topic every alarm notifies\n"
+    )
+    assert parameter in text
+    broken.write_text(text.replace(parameter, "", 1))
+    failed = cfn_lint(broken)
+    assert failed.returncode != 0 and "AlarmTopicArn" in failed.stdout
+
+
+def test_the_task_role_grants_exactly_what_the_job_needs() -> None:
+    resources = stack()["Resources"]
+    [policy] = resources["TaskRole"]["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    actions = {
+        action
+        for s in statements
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {
+        "glue:GetConnection",
+        "secretsmanager:GetSecretValue",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    }  # no cloudwatch:PutMetricData: the metrics come from the log lines (EMF)
+    for statement in statements:
+        targets = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        assert "*" not in json.dumps(targets).replace("/*", ""), statement["Sid"]
+    container = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    env = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert (env["DBT_RUNNER_LOG_FORMAT"], env["DBT_RUNNER_METRICS"]) == ("json", "emf")
+    assert resources["LogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_schedules_and_alarms_watch_the_run_metrics() -> None:
+    from entrypoint.metrics import RUN_METRICS
+
+    template = stack()
+    resources, parameters = template["Resources"], template["Parameters"]
+    assert parameters["DailySchedule"]["Default"] == "cron(0 8 * * ? *)"
+    assert resources["SlimJobSchedule"]["Condition"] == "HasSlimSchedule"
+    assert resources["FreshJobSchedule"]["Condition"] == "HasFreshSchedule"
+    alarms = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    names = {name for name, _, _ in RUN_METRICS}
+    for alarm in alarms.values():
+        assert alarm["MetricName"] in names
+        assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopicArn"}]
+        assert {d["Name"] for d in alarm["Dimensions"]} == {"Project", "Env", "Job"}
+    assert alarms["NoSuccessAlarm"]["TreatMissingData"] == "breaching"
+    assert alarms["JobFailedAlarm"]["MetricName"] == "ExitCode"
+    assert alarms["DurationAlarm"]["Threshold"] == {"Ref": "DurationThresholdSeconds"}
+
+
+def checkov(target: Path, framework: str) -> dict[str, Any]:
+    assert CHECKOV.exists(), "checkov lives in its own venv: make checkov-venv"
+    flag = "-f" if target.is_file() else "-d"
+    result = subprocess.run(
+        [
+            str(CHECKOV),
+            flag,
+            str(target),
+            "--framework",
+            framework,
+            "-o",
+            "json",
+            "--quiet",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    report = json.loads(result.stdout)
+    data: dict[str, Any] = report[0] if isinstance(report, list) else report
+    return data
+
+
+def workflows_folder(tmp_path: Path) -> Path:
+    """checkov reads GitHub workflows where GitHub does: .github/workflows."""
+    folder = tmp_path / "repository" / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    for path in (DEPLOY / "github-actions").glob("*.yml"):
+        shutil.copy(path, folder)
+    return tmp_path / "repository"
+
+
+def test_checkov_passes_every_deployment_file(tmp_path: Path) -> None:
+    targets = [
+        (STACK, "cloudformation"),
+        (ROOT / "Dockerfile", "dockerfile"),
+        (DEPLOY / "kubernetes", "kubernetes"),
+        (workflows_folder(tmp_path), "github_actions"),
+    ]
+    for target, framework in targets:
+        summary = checkov(target, framework)["summary"]
+        assert summary["failed"] == 0 and summary["passed"] > 0, (framework, summary)
+
+
+def test_checkov_fails_a_task_role_with_a_wildcard(tmp_path: Path) -> None:
+    broken = tmp_path / "stack.yaml"
+    scoped = (
+        "Action: secretsmanager:GetSecretValue\n" + " " * 16 + "Resource: !Ref WarehouseSecretArn"
+    )
+    wildcard = 'Action: "*"\n' + " " * 16 + 'Resource: "*"'
+    broken.write_text(STACK.read_text().replace(scoped, wildcard, 1))
+    assert broken.read_text() != STACK.read_text()
+    failed = checkov(broken, "cloudformation")
+    assert failed["summary"]["failed"] > 0
