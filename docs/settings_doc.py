@@ -27,6 +27,8 @@ GROUPS = {
     "fresh": "Fresh jobs",
     "credentials": "Credentials",
     "notify": "Notifications",
+    "lineage": "Lineage (OpenLineage)",
+    "history": "Run history",
     "aws": "AWS",
 }
 

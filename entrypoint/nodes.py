@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from entrypoint.report import NodeResult, outcome_of
 
@@ -26,6 +26,31 @@ MESSAGE_LIMIT = 2000
 def clean(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """dbt's text as one line: no colour codes, whitespace collapsed."""
     return " ".join(_ANSI.sub("", text).split())[:limit]
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and value >= 0 else None
+
+
+class WarehouseFigures(TypedDict):
+    rows_affected: int | None
+    bytes_processed: int | None
+    bytes_billed: int | None
+
+
+def warehouse_figures(response: Any) -> WarehouseFigures:
+    """Rows affected and bytes processed and billed, from dbt's adapter_response (a
+    dict in run results, a protobuf Struct in events); None where the adapter is silent."""
+    if response is not None and not isinstance(response, dict):
+        from google.protobuf.json_format import MessageToDict
+
+        response = MessageToDict(response)
+    response = response or {}
+    return WarehouseFigures(
+        rows_affected=_count(response.get("rows_affected")),
+        bytes_processed=_count(response.get("bytes_processed")),
+        bytes_billed=_count(response.get("bytes_billed")),
+    )
 
 
 def _timestamp(value: str) -> datetime | None:
@@ -92,6 +117,7 @@ class NodeRecorder:
             started_at=_timestamp(info.node_started_at),
             finished_at=_timestamp(info.node_finished_at),
             thread=result.thread or None,
+            **warehouse_figures(result.adapter_response),
         )
 
     def first_error(self) -> str | None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from entrypoint.aws import AwsSettings
 from entrypoint.errors import RunnerError
-from entrypoint.report import STATUS_ICONS, FreshInfo, Notification, RunReport
+from entrypoint.report import STATUS_ICONS, FreshInfo, HistoryInfo, Notification, RunReport
 from entrypoint.settings import NotifySettings, Policy, Trigger
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,20 @@ def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
             {"name": p.name, "status": p.status, "duration_s": p.duration_s} for p in report.phases
         ],
         "failures": [
-            {"unique_id": n.unique_id, "phase": n.phase, "status": n.status, "message": n.message}
+            {
+                "unique_id": n.unique_id,
+                "phase": n.phase,
+                "status": n.status,
+                "message": n.message,
+                "owner": n.owner,
+            }
             for n in failures[:max_failures]
         ],
         "failures_total": len(failures),
         "errors": [{"stage": e.stage, "message": e.message} for e in report.errors],
         "links": report.links.model_dump(),
         "fresh": report.fresh.model_dump() if report.fresh else None,
+        "history": report.history.model_dump(exclude={"url"}) if report.history else None,
     }
 
 
@@ -114,10 +121,15 @@ def _clip(text: str | None, limit: int = 280) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
+def slack_message(
+    report: RunReport, max_failures: int = 10, owner: str | None = None
+) -> dict[str, Any]:
+    """The run as Slack shows it; `owner`: the message to one owner, about their nodes."""
     counts = report.counts()
     icon = STATUS_ICONS.get(report.status, "")
     title = f"{icon} {report.project or '?'}/{report.env} {report.job}: {report.status}"
+    if owner:
+        title = f"{icon} {owner}: {len(report.nodes)} failure(s) in {title.split(' ', 1)[1]}"
     nodes = " · ".join(f"{n} {k}" for k, n in counts.items() if n) or "no nodes"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
@@ -133,13 +145,7 @@ def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
             ],
         },
     ]
-    problems = [f"• *{e.stage}*: {_clip(e.message)}" for e in report.errors]
-    failures = report.failures()
-    problems += [
-        f"• `{n.unique_id}` ({n.status}): {_clip(n.message)}" for n in failures[:max_failures]
-    ]
-    if len(failures) > max_failures:
-        problems.append(f"… and {len(failures) - max_failures} more")
+    problems = _problem_lines(report, max_failures)
     if problems:
         blocks.append(
             {
@@ -150,6 +156,9 @@ def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
     if report.fresh is not None:
         text = _fresh_line(report.fresh)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    if report.history is not None:
+        for text in _history_lines(report.history, max_failures):
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     links = [
         link
         for link in (
@@ -166,6 +175,61 @@ def slack_message(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {"text": f"{title} (exit code {report.exit_code})", "blocks": blocks}
+
+
+def _problem_lines(report: RunReport, max_failures: int) -> list[str]:
+    """The errors, then the first failed nodes with dbt's message and their owner."""
+    problems = [f"• *{e.stage}*: {_clip(e.message)}" for e in report.errors]
+    failures = report.failures()
+    problems += [
+        f"• `{n.unique_id}` ({n.status}{_owned(n.owner)}): {_clip(n.message)}"
+        for n in failures[:max_failures]
+    ]
+    if len(failures) > max_failures:
+        problems.append(f"… and {len(failures) - max_failures} more")
+    return problems
+
+
+def _owned(owner: str | None) -> str:
+    return f", owner {owner}" if owner else ""
+
+
+def _history_lines(history: HistoryInfo, limit: int) -> list[str]:
+    """Regressions and flaky tests, one Slack section each (when there are any)."""
+    sections = []
+    slower = [
+        f"• `{r.unique_id}` {r.duration_s:.1f} s, median {r.median_s:.1f} s "
+        f"over {r.runs} runs{_owned(r.owner)}"
+        for r in history.regressions[:limit]
+    ]
+    if slower:
+        sections.append("*Slower than usual*\n" + "\n".join(slower))
+    flaky = [
+        f"• `{f.unique_id}` failed in {f.failed} of its last {f.runs} runs{_owned(f.owner)}"
+        for f in history.flaky[:limit]
+    ]
+    if flaky:
+        sections.append("*Flaky tests*\n" + "\n".join(flaky))
+    return sections
+
+
+def owner_reports(report: RunReport, owners: set[str]) -> dict[str, RunReport]:
+    """For each owner in `owners` with failures in this run: the run as they see it,
+    their failed nodes, regressions and flaky tests only."""
+    views = {}
+    for owner in sorted(owners):
+        failed = [node for node in report.failures() if node.owner == owner]
+        if not failed:
+            continue
+        history = None
+        if report.history is not None:
+            history = HistoryInfo(
+                runs_compared=report.history.runs_compared,
+                regressions=[r for r in report.history.regressions if r.owner == owner],
+                flaky=[f for f in report.history.flaky if f.owner == owner],
+            )
+        views[owner] = report.model_copy(update={"nodes": failed, "errors": [], "history": history})
+    return views
 
 
 def _fresh_line(fresh: FreshInfo) -> str:
@@ -258,6 +322,10 @@ def _deliveries(
         deliveries.append(
             Delivery("webhook", settings.webhook_url.get_secret_value(), body, signed)
         )
+    for owner, view in owner_reports(report, set(settings.owners)).items():
+        message = slack_message(view, settings.max_failures, owner)
+        url = settings.owners[owner].get_secret_value()
+        deliveries.append(Delivery(f"owner {owner}", url, _json(message), headers))
     problems: list[str] = []
     for index, trigger in enumerate(settings.triggers if report.exit_code == 0 else []):
         try:

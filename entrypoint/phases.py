@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from entrypoint.attribution import owner_of, tag_query_groups
 from entrypoint.errors import ConfigError, ExitCode, dbt_error
 from entrypoint.fresh import (
     NODES,
@@ -38,7 +39,7 @@ from entrypoint.lint import (
     repository_prefix,
     runner_config,
 )
-from entrypoint.nodes import NodeRecorder, clean
+from entrypoint.nodes import NodeRecorder, clean, warehouse_figures
 from entrypoint.pr import check_nodes
 from entrypoint.report import (
     FreshInfo,
@@ -250,6 +251,7 @@ def node_results(phase: str, result: Any) -> list[NodeResult]:
                 started_at=started_at,
                 finished_at=finished_at,
                 thread=getattr(item, "thread_id", None) or None,
+                **warehouse_figures(getattr(item, "adapter_response", None)),
             )
         )
     return nodes
@@ -319,6 +321,8 @@ class PhaseRunner:
         complete: bool = True,
     ) -> PhaseResult:
         nodes = list(nodes)
+        for node in nodes:
+            node.owner = node.owner or owner_of(self.manifest, node.unique_id)
         counts: Counter[str] = Counter(node.outcome for node in nodes)
         phase = PhaseResult(
             name=name,
@@ -447,6 +451,8 @@ class PhaseRunner:
         manifest = result.result
         if result.success and manifest is not None:
             self.manifest = manifest  # type: ignore[assignment]
+            if self.adapter == "redshift":
+                tag_query_groups(self.manifest)  # type: ignore[arg-type]
             self._record(PARSE, "success", clock, args, f"{len(manifest.nodes)} nodes")  # type: ignore[union-attr]
             return True
         message = self.recorder.first_error() or (

@@ -1,7 +1,8 @@
 """The `run` verb: the data path from validated settings to an exit code.
 
     preflight -> workspace (project, credentials, profile) -> state -> phases
-      -> state promotion -> publish -> report files -> notify -> exit code
+      -> state promotion -> publish -> history -> lineage -> report files -> notify
+      -> exit code
 
 Each stage runs inside `Stages.stage`, so whatever breaks, and wherever, is one line
 in the log and one error in the report, and the run still publishes, reports and
@@ -16,7 +17,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from entrypoint import metrics, notify
+from entrypoint import history, metrics, notify
 from entrypoint.errors import InfraError, RunnerError
 from entrypoint.guard import Guard
 from entrypoint.phases import PhaseRunner
@@ -134,14 +135,25 @@ class Run:
     def _finish(self) -> None:
         report, step = self.report, self.stages.step
         storage: Storage | None = None
-        if self.workspace is not None and self.guard.exit_code is None:
+        space = self.workspace
+        if space is not None and self.guard.exit_code is None:
             with step("state"):
-                self._promote(self.workspace)
+                promote_state(
+                    self.settings, space.project.name, space.project.dir, report, space.target_path
+                )
         if report.project is not None and self.publishable:
             with step("publish"):
                 storage = open_storage(self.settings.artifacts_url, self.settings.aws)
                 self._publish(storage, report.project)
         report.finish(self.guard.exit_code)
+        if storage is not None and self.settings.history.enabled:
+            with self.stages.advisory("history"):
+                history.record(storage, report, self.settings.history)
+        if self.settings.lineage.url and self.workspace is not None:
+            with self.stages.advisory("lineage"):
+                from entrypoint.lineage import emit_for  # a slow import: only when used
+
+                emit_for(self.settings.lineage, report, self.workspace)
         paths = self._reports(storage)
         append_step_summary(report)
         with step("notify"):
@@ -154,24 +166,10 @@ class Run:
         if storage is not None and paths and not self.keep_run_dir:
             self._republish_report(storage, paths[0])
         level = logging.INFO if report.exit_code == 0 else logging.WARNING
-        log.log(
-            level,
-            "%s (exit code %d) in %.1f s",
-            report.headline(),
-            report.exit_code,
-            report.duration_s,
-        )
+        ended = f"{report.headline()} (exit code {report.exit_code}) in {report.duration_s:.1f} s"
+        log.log(level, "%s", ended)
         log.info("report: %s", paths[0] if paths else "not written")
         self._clean_up()
-
-    def _promote(self, workspace: Workspace) -> None:
-        promote_state(
-            self.settings,
-            workspace.project.name,
-            workspace.project.dir,
-            self.report,
-            workspace.target_path,
-        )
 
     def _publish(self, storage: Storage, project: str) -> None:
         target = self.workspace.target_path if self.workspace else self.settings.run_dir / "target"

@@ -66,6 +66,12 @@ class NodeResult(BaseModel):
     started_at: datetime | None = Field(default=None, description="When dbt started the node")
     finished_at: datetime | None = Field(default=None, description="When it finished")
     thread: str | None = Field(default=None, description="dbt's worker thread")
+    owner: str | None = Field(
+        default=None, description="meta.owner, else the dbt group's owner (a test: its model's)"
+    )
+    rows_affected: int | None = Field(default=None, description="As the adapter reports it")
+    bytes_processed: int | None = Field(default=None, description="BigQuery: bytes processed")
+    bytes_billed: int | None = Field(default=None, description="BigQuery: bytes billed")
 
 
 class PhaseResult(BaseModel):
@@ -172,6 +178,42 @@ class FreshInfo(BaseModel):
     )
 
 
+class Regression(BaseModel):
+    """A node markedly slower than its recent successful runs."""
+
+    unique_id: str
+    duration_s: float
+    median_s: float = Field(description="The median of its last successful runs")
+    runs: int = Field(description="How many runs that median is of")
+    owner: str | None = None
+
+
+class Flaky(BaseModel):
+    """A test that failed in more than one recent run, and passed in another."""
+
+    unique_id: str
+    failed: int = Field(description="Runs it failed in, of `runs` (this one included)")
+    runs: int
+    owner: str | None = None
+
+
+class HistoryInfo(BaseModel):
+    """What the run history says about this run (DBT_RUNNER_HISTORY__*)."""
+
+    url: str | None = Field(default=None, description="This run's history file")
+    runs_compared: int = Field(default=0, description="Earlier runs read from the history")
+    regressions: list[Regression] = Field(default_factory=list)
+    flaky: list[Flaky] = Field(default_factory=list)
+
+
+class LineageInfo(BaseModel):
+    """OpenLineage events sent for this run (DBT_RUNNER_LINEAGE__URL)."""
+
+    url: str = Field(description="The endpoint: scheme, host, port and path")
+    events: int = Field(default=0, description="Events the endpoint accepted")
+    error: str | None = Field(default=None, description="Why the rest were not sent")
+
+
 class PullRequestInfo(BaseModel):
     """A pull-request run's namespace."""
 
@@ -217,6 +259,10 @@ class RunReport(BaseModel):
     pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
     lint: LintInfo | None = Field(default=None, description="SQL lint findings (the lint phase)")
     fresh: FreshInfo | None = Field(default=None, description="A fresh job's source changes")
+    history: HistoryInfo | None = Field(
+        default=None, description="Regressions and flaky tests, from the run history"
+    )
+    lineage: LineageInfo | None = Field(default=None, description="OpenLineage events sent")
     credentials: list[str] = Field(
         default_factory=list,
         description="Which connection fields came from which source (no values)",

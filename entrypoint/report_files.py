@@ -18,6 +18,7 @@ from typing import Any
 from entrypoint.report import (
     STATUS_ICONS,
     FreshInfo,
+    HistoryInfo,
     LintInfo,
     NodeResult,
     PhaseResult,
@@ -82,8 +83,9 @@ def _md_fresh(fresh: FreshInfo) -> list[str]:
 def _md_failures(failures: list[NodeResult], limit: int) -> list[str]:
     lines = [f"### Failures ({len(failures)})", ""]
     for node in failures[:limit]:
+        owner = f", owner {node.owner}" if node.owner else ""
         lines.append(
-            f"- `{node.unique_id}` ({node.phase}, {node.status}): {_md_cell(node.message)}"
+            f"- `{node.unique_id}` ({node.phase}, {node.status}{owner}): {_md_cell(node.message)}"
         )
     if len(failures) > limit:
         lines.append(f"- … and {len(failures) - limit} more (see report.json)")
@@ -100,6 +102,20 @@ def _md_lint(lint: LintInfo, limit: int = 20) -> list[str]:
     if len(found) > limit:
         items.append(f"- … and {len(found) - limit} more (see lint.sarif)")
     return [f"### {title}", "", *items, ""]
+
+
+def _md_history(history: HistoryInfo) -> list[str]:
+    slower = [
+        f"- `{r.unique_id}`: {r.duration_s:.1f} s, median {r.median_s:.1f} s over its last "
+        f"{r.runs} successful runs" + (f" (owner {r.owner})" if r.owner else "")
+        for r in history.regressions
+    ]
+    flaky = [
+        f"- `{f.unique_id}`: failed in {f.failed} of its last {f.runs} runs"
+        + (f" (owner {f.owner})" if f.owner else "")
+        for f in history.flaky
+    ]
+    return _md_section("Slower than usual", slower) + _md_section("Flaky tests", flaky)
 
 
 def _md_section(title: str, items: list[str]) -> list[str]:
@@ -127,6 +143,7 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     failures = report.failures()
     lines += _md_failures(failures, max_failures) if failures else []
     lines += _md_lint(report.lint) if report.lint is not None else []
+    lines += _md_history(report.history) if report.history is not None else []
     lines += _md_section("Warnings", [f"- {_md_cell(w)}" for w in report.warnings])
     links = (("Run", report.links.run_url), ("Docs", report.links.docs_url))
     lines += _md_section("Links", [f"- {label}: {url}" for label, url in links if url])

@@ -372,8 +372,28 @@ class NotifySettings(BaseModel):
     max_failures: int = setting(
         10, "failures listed in a message (the rest are counted)", ge=1, le=100
     )
+    owners: Annotated[dict[str, SecretStr], NoDecode] = setting(
+        default_factory=dict,
+        description="JSON map of a node's owner (its `meta.owner`, else its dbt group's "
+        'owner name or email) to a Slack-compatible incoming webhook: `{"finance": '
+        '"https://hooks.slack.com/..."}`; each owner with failures gets one message with '
+        "only theirs (a test's owner is its model's), besides the job's",
+        shown="`{}`",
+    )
 
     _http = field_validator("slack_webhook_url", "webhook_url")(_secret_http_url)
+
+    @field_validator("owners", mode="before")
+    @classmethod
+    def _parse_owners(cls, value: Any) -> Any:
+        return _json_object(value, '{"finance": "https://hooks.slack.com/services/..."}')
+
+    @field_validator("owners")
+    @classmethod
+    def _owner_urls(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for url in value.values():
+            _secret_http_url(url)
+        return value
 
     @field_validator("triggers", mode="before")
     @classmethod
@@ -431,6 +451,50 @@ class FreshSettings(BaseModel):
 
             interval(value)
         return value
+
+
+class LineageSettings(BaseModel):
+    """OpenLineage run events, sent when the run ends (DBT_RUNNER_LINEAGE__*)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = setting(
+        None,
+        "an OpenLineage HTTP endpoint (Marquez, DataHub, ...): events go to "
+        "`<url>/api/v1/lineage`; unset, no events",
+    )
+    api_key: SecretStr | None = setting(None, "sent as `Authorization: Bearer <key>`")
+    namespace: str = setting(
+        "dbt-runner", "the jobs' namespace (datasets are named by their warehouse)"
+    )
+    timeout_s: float = setting(
+        5, "per-event timeout, seconds; the first event that fails stops the rest", gt=0, le=60
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+
+class HistorySettings(BaseModel):
+    """Run history: node results appended under `<artifacts>/<project>/<env>/history/`,
+    read back to find regressions and flaky tests (DBT_RUNNER_HISTORY__*)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = setting(True, "write this run's node results to the history and compare")
+    runs: int = setting(
+        10, "how many recent runs a node is compared with (its median, its failures)", ge=2, le=100
+    )
+    days: int = setting(30, "how far back the history is read for those runs, days", ge=1, le=366)
+    min_runs: int = setting(
+        3, "successful earlier runs a node needs before it can be a regression", ge=1, le=100
+    )
+    slower_ratio: float = setting(
+        2.0, "a regression takes at least this many times the node's median...", gt=1
+    )
+    slower_floor_s: float = setting(30.0, "...and at least this many seconds more than it", ge=0)
 
 
 class Settings(BaseSettings):
@@ -578,6 +642,8 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    lineage: LineageSettings = Field(default_factory=LineageSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
 
     @field_validator("phases", "advisory_phases", mode="before")

@@ -71,3 +71,18 @@ class Stages:
                 yield
         except StageFailed:
             pass
+
+    @contextmanager
+    def advisory(self, name: str) -> Iterator[None]:
+        """A finishing step whose failure costs a warning, never the exit code (history,
+        lineage): timed like the others."""
+        started = time.monotonic()
+        try:
+            yield
+        except Exception as exc:
+            message = f"{name} failed: {as_runner_error(exc, name).message}"
+            log.warning("%s", message)
+            self.report.warnings.append(message)
+        finally:
+            spent = time.monotonic() - started
+            self.report.timings[name] = round(self.report.timings.get(name, 0.0) + spent, 3)

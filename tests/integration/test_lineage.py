@@ -1,0 +1,173 @@
+"""OpenLineage events from real runs, received by a real HTTP server; a dead endpoint."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.integration.test_failures import add_failures
+from tests.support import read_json, run_cli
+
+API_KEY = "ol-key-1234"
+
+# The OpenLineage RunEvent as its spec (spec/OpenLineage.json, 2-0-2) requires it:
+# required fields, their formats, and the base facet every facet carries.
+_FACET = {
+    "type": "object",
+    "required": ["_producer", "_schemaURL"],
+    "properties": {
+        "_producer": {"type": "string", "format": "uri"},
+        "_schemaURL": {"type": "string", "format": "uri"},
+    },
+}
+_FACETS = {"type": "object", "additionalProperties": _FACET}
+_DATASET = {
+    "type": "object",
+    "required": ["namespace", "name"],
+    "properties": {
+        "namespace": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "minLength": 1},
+        "facets": _FACETS,
+        "inputFacets": _FACETS,
+        "outputFacets": _FACETS,
+    },
+}
+RUN_EVENT = {
+    "type": "object",
+    "required": ["eventTime", "producer", "schemaURL", "run", "job"],
+    "properties": {
+        "eventType": {"enum": ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]},
+        "eventTime": {"type": "string", "format": "date-time"},
+        "producer": {"type": "string", "format": "uri"},
+        "schemaURL": {"type": "string", "format": "uri"},
+        "run": {
+            "type": "object",
+            "required": ["runId"],
+            "properties": {"runId": {"type": "string", "format": "uuid"}, "facets": _FACETS},
+        },
+        "job": {
+            "type": "object",
+            "required": ["namespace", "name"],
+            "properties": {
+                "namespace": {"type": "string", "minLength": 1},
+                "name": {"type": "string", "minLength": 1},
+                "facets": _FACETS,
+            },
+        },
+        "inputs": {"type": "array", "items": _DATASET},
+        "outputs": {"type": "array", "items": _DATASET},
+    },
+}
+NODE_PHASES = {"seed", "snapshot", "run", "test", "build"}
+
+
+def receiver(httpserver: HTTPServer) -> list[dict[str, Any]]:
+    """Every event POSTed to /api/v1/lineage, with its Authorization header checked."""
+    events: list[dict[str, Any]] = []
+
+    def handle(request: Request) -> Response:
+        assert request.headers.get("Authorization") == f"Bearer {API_KEY}"
+        events.append(json.loads(request.get_data()))
+        return Response(status=201)
+
+    httpserver.expect_request("/api/v1/lineage", method="POST").respond_with_handler(handle)
+    return events
+
+
+def node_of(event: dict[str, Any]) -> str | None:
+    node = event["job"].get("facets", {}).get("dbt_node")
+    return node["unique_id"] if node else None
+
+
+def test_events_per_node_and_job(
+    env: dict[str, str], demo_project: Path, out_dir: Path, httpserver: HTTPServer
+) -> None:
+    add_failures(demo_project)
+    events = receiver(httpserver)
+    env |= {
+        "DBT_RUNNER_LINEAGE__URL": httpserver.url_for("/"),
+        "DBT_RUNNER_LINEAGE__API_KEY": API_KEY,
+        "DBT_RUNNER_LINEAGE__NAMESPACE": "analytics",
+    }
+    result = run_cli("run", env=env)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
+    report = read_json(out_dir / "report.json")
+    assert report["lineage"] == {
+        "url": httpserver.url_for("/").rstrip("/") + "/",
+        "events": len(events),
+        "error": None,
+    }
+    for event in events:
+        jsonschema.validate(event, RUN_EVENT, format_checker=jsonschema.FormatChecker())
+        assert event["job"]["namespace"] == "analytics"
+
+    # The job: first START, last FAIL (the run failed), the parent of every other event.
+    job, nodes = events[0], events[1:-1]
+    assert (job["eventType"], job["job"]["name"]) == ("START", "dbt-run-demo")
+    assert (events[-1]["eventType"], events[-1]["run"]["runId"]) == ("FAIL", job["run"]["runId"])
+    for event in nodes:
+        parent = event["run"]["facets"]["parent"]
+        assert parent["run"]["runId"] == job["run"]["runId"]
+        assert parent["job"] == {"namespace": "analytics", "name": "dbt-run-demo"}
+
+    # One START and one COMPLETE or FAIL per executed model, seed, snapshot and test.
+    executed = {
+        n["unique_id"]: n["outcome"]
+        for n in report["nodes"]
+        if n["phase"] in NODE_PHASES
+        and n["outcome"] != "skipped"
+        and n["resource_type"] in ("model", "seed", "snapshot", "test")
+    }
+    by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in nodes:
+        by_node[str(node_of(event))].append(event)
+    assert set(by_node) == set(executed)
+    assert {kind.split(".")[0] for kind in executed} == {"model", "seed", "snapshot", "test"}
+    for unique_id, pair in by_node.items():
+        start, end = pair
+        assert start["eventType"] == "START" and start["run"]["runId"] == end["run"]["runId"]
+        assert end["eventType"] == ("FAIL" if executed[unique_id] == "failed" else "COMPLETE")
+    assert by_node["model.demo.broken_model"][1]["eventType"] == "FAIL"
+    assert by_node["test.demo.assert_no_orders"][1]["eventType"] == "FAIL"
+
+    # Datasets named like openlineage-dbt: the warehouse's namespace, database.schema.table.
+    orders = by_node["model.demo.orders"][1]
+    warehouse = f"duckdb://{env['DBT_RUNNER_WAREHOUSE__PATH']}"
+    assert [d["namespace"] for d in orders["outputs"]] == [warehouse]
+    assert orders["outputs"][0]["name"].endswith(".orders")
+    inputs = {d["name"].rsplit(".", 1)[-1] for d in orders["inputs"]}
+    assert inputs == {"stg_orders", "stg_payments"}
+    seed = by_node["seed.demo.raw_orders"][1]
+    assert seed["outputs"][0]["name"].endswith(".raw_orders")
+    kinds = Counter(e["job"]["facets"]["jobType"]["jobType"] for e in nodes)
+    assert set(kinds) == {"MODEL", "SEED", "SNAPSHOT", "TEST"}
+
+
+def test_a_dead_endpoint_is_a_warning_and_bounded(env: dict[str, str], out_dir: Path) -> None:
+    # A server that accepts connections and never answers: the worst kind of down.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        env |= {
+            "DBT_RUNNER_LINEAGE__URL": f"http://127.0.0.1:{port}",
+            "DBT_RUNNER_LINEAGE__TIMEOUT_S": "1",
+            "DBT_RUNNER_JOB": "custom",
+            "DBT_RUNNER_PHASES": "deps,seed",
+        }
+        result = run_cli("run", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    report = read_json(out_dir / "report.json")
+    assert report["status"] == "success"
+    lineage = report["lineage"]
+    assert lineage["events"] == 0 and "timed out" in lineage["error"].lower()
+    assert any(w.startswith("lineage: 0 event(s) sent") for w in report["warnings"])
+    # One event tried, then the rest given up: not a timeout per event.
+    assert report["timings"]["lineage"] < 10, report["timings"]
