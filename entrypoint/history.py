@@ -198,6 +198,7 @@ def record(storage: Storage, report: RunReport, settings: HistorySettings) -> No
         report.warnings.append(f"the run history could not be read: {_why(exc)}")
         runs = []
     info.runs_compared = len(runs)
+    info.previous_run = runs[0][0]["run_id"] if runs and runs[0] else None
     info.regressions = regressions(report.nodes, runs, settings)
     info.flaky = flaky_tests(report.nodes, runs, settings)
     for regression in info.regressions:

@@ -30,6 +30,8 @@ RUN_METRICS = (
     ("TestsFailed", "Count", "data and unit tests that failed or errored"),
     ("FreshnessWarnings", "Count", "sources past their warn_after"),
     ("StatePromoted", "Count", "1 when this run became the state"),
+    ("Regressions", "Count", "nodes markedly slower than their recent median (Run history)"),
+    ("FlakyTests", "Count", "tests that failed in more than one recent run (Run history)"),
 )
 NODE_METRICS = (
     ("NodeDuration", "Seconds", "a node's execution time"),
@@ -67,6 +69,8 @@ def run_values(report: RunReport) -> dict[str, float]:
             n.phase == "freshness" and n.outcome == "warn" for n in report.nodes
         ),
         "StatePromoted": int(bool(report.state and report.state.promoted)),
+        "Regressions": len(report.history.regressions) if report.history else 0,
+        "FlakyTests": len(report.history.flaky) if report.history else 0,
     }
 
 

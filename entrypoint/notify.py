@@ -162,6 +162,7 @@ def slack_message(
     links = [
         link
         for link in (
+            _link("Run page", report.links.report_url),
             _link("Docs", report.links.docs_url),
             _link("Run artifacts", report.links.run_url),
         )

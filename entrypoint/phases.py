@@ -85,6 +85,8 @@ RETRY = "retry"
 # job's last dbt phase does; the others get --no-write-json and the runner writes their
 # run_results.json (or sources.json) from dbt's own result object.
 NO_WRITE = "--no-write-json"
+# A failed node's compiled SQL in the report (the run page folds it): enough to read.
+COMPILED_SQL_LIMIT = 20_000
 
 
 # The dbt commands that write manifest.json when they finish (docs generate writes it
@@ -225,6 +227,11 @@ def _timing(item: Any) -> tuple[datetime | None, datetime | None]:
     return (min(starts) if starts else None, max(ends) if ends else None)
 
 
+def _compiled_sql(node: Any) -> str | None:
+    sql = getattr(node, "compiled_code", None)
+    return sql[:COMPILED_SQL_LIMIT] if isinstance(sql, str) and sql.strip() else None
+
+
 def node_results(phase: str, result: Any) -> list[NodeResult]:
     """NodeResults from a dbt result (run, test, build, seed, snapshot or freshness)."""
     nodes: list[NodeResult] = []
@@ -252,6 +259,7 @@ def node_results(phase: str, result: Any) -> list[NodeResult]:
                 finished_at=finished_at,
                 thread=getattr(item, "thread_id", None) or None,
                 **warehouse_figures(getattr(item, "adapter_response", None)),
+                compiled_sql=_compiled_sql(node) if outcome_of(status) == "failed" else None,
             )
         )
     return nodes

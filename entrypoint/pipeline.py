@@ -23,13 +23,13 @@ from entrypoint.guard import Guard
 from entrypoint.phases import PhaseRunner
 from entrypoint.preflight import ArtifactsUnwritable, run_preflight
 from entrypoint.project import describe_project
-from entrypoint.publish import publish_artifacts, publish_reports, run_key
+from entrypoint.publish import publish_artifacts, publish_reports
 from entrypoint.report import PullRequestInfo, RunReport
 from entrypoint.report_files import append_step_summary, write_report_files
 from entrypoint.settings import Settings
 from entrypoint.stages import StageFailed, Stages
 from entrypoint.state import fetch_state, promote_state
-from entrypoint.storage import Storage, join_key, open_storage
+from entrypoint.storage import Storage, open_storage
 from entrypoint.versions import dbt_version, runner_version
 from entrypoint.workspace import Workspace, open_workspace
 
@@ -164,7 +164,7 @@ class Run:
         with step("metrics"):
             metrics.emit_for(self.settings, report)
         if storage is not None and paths and not self.keep_run_dir:
-            self._republish_report(storage, paths[0])
+            self._republish_report(storage, paths)
         level = logging.INFO if report.exit_code == 0 else logging.WARNING
         ended = f"{report.headline()} (exit code {report.exit_code}) in {report.duration_s:.1f} s"
         log.log(level, "%s", ended)
@@ -186,16 +186,13 @@ class Run:
         self.keep_run_dir = True
         log.warning("local artifacts kept in %s", target)
 
-    def _republish_report(self, storage: Storage, path: Path) -> None:
-        """The final report.json, with notifying timed; the copy published before
-        notifying stays if this fails (the exit code was sent already)."""
-        key = join_key(
-            run_key(str(self.report.project), self.report.env, self.report.run_id), path.name
-        )
+    def _republish_report(self, storage: Storage, paths: list[Path]) -> None:
+        """The final report.json and page, with notifying timed; the copies published
+        before notifying stay if this fails (the exit code was sent already)."""
         try:
-            storage.put_file(key, path)
+            publish_reports(storage, str(self.report.project), self.report, paths, final=True)
         except RunnerError as exc:
-            log.warning("the final report.json was not published: %s", exc.message)
+            log.warning("the final report was not published: %s", exc.message)
 
     def _reports(self, storage: Storage | None) -> list[Path]:
         """Write the report files, then publish them beside the artifacts; a storage

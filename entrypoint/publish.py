@@ -2,7 +2,8 @@
 
 Layout under the artifacts URL:
     <project>/<env>/runs/<run_id>/   every run: dbt artifacts, dbt.log, reports
-    <project>/<env>/docs/            the latest docs site, replaced only when generated
+    <project>/<env>/docs/            the latest docs site, replaced only when generated,
+                                     and the latest run's page (report.html)
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ ARTIFACTS = (
     "static_index.html",
 )
 DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+PAGE = "report.html"  # the run page: in the run's folder, and the latest beside the docs
+FINAL = ("report.json", PAGE)  # rewritten once notifying is timed
 
 
 def run_key(project: str, env: str, run_id: str) -> str:
@@ -53,6 +56,7 @@ def publish_artifacts(
     """Upload this run's dbt artifacts and log; replace the docs if they were generated."""
     prefix = run_key(project, report.env, report.run_id)
     report.links.run_url = link(storage, prefix, public_url)
+    report.links.report_url = link(storage, join_key(prefix, PAGE), public_url)
     files = [(name, target_path / name) for name in ARTIFACTS]
     files += [
         (path.relative_to(target_path).as_posix(), path)
@@ -76,19 +80,27 @@ def publish_artifacts(
             storage.put_file(join_key(docs_prefix, name), path)
             published.append(join_key(docs_prefix, name))
     # Files of an older docs site that this one no longer has.
-    stale = [key for key in storage.list_keys(docs_prefix) if key not in published]
+    keep = {*published, join_key(docs_prefix, PAGE)}  # the latest run's page stays
+    stale = [key for key in storage.list_keys(docs_prefix) if key not in keep]
     storage.delete(stale)
     report.links.docs_url = link(storage, join_key(docs_prefix, "index.html"), public_url)
     log.info("docs published to %s", report.links.docs_url)
 
 
-def publish_reports(storage: Storage, project: str, report: RunReport, paths: list[Path]) -> None:
-    """Upload report.json, summary.md and junit.xml next to the run's artifacts, then
-    point last_run.json at the run (what `dbt-runner retry` starts from)."""
+def publish_reports(
+    storage: Storage, project: str, report: RunReport, paths: list[Path], final: bool = False
+) -> None:
+    """Upload the report files next to the run's artifacts, and the run page beside the
+    docs too; then point last_run.json at the run (what `dbt-runner retry` starts
+    from). `final`: only the files rewritten once notifying is timed."""
     prefix = run_key(project, report.env, report.run_id)
     for path in paths:
+        if final and path.name not in FINAL:
+            continue
         storage.put_file(join_key(prefix, path.name), path)
-    if report.phases:  # a run that reached dbt
+        if path.name == PAGE:
+            storage.put_file(join_key(docs_key(project, report.env), PAGE), path)
+    if report.phases and not final:  # a run that reached dbt
         last = {"run_id": report.run_id, "status": report.status, "job": report.job}
         storage.put_bytes(last_run_key(project, report.env), json.dumps(last).encode())
 

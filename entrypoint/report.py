@@ -72,6 +72,9 @@ class NodeResult(BaseModel):
     rows_affected: int | None = Field(default=None, description="As the adapter reports it")
     bytes_processed: int | None = Field(default=None, description="BigQuery: bytes processed")
     bytes_billed: int | None = Field(default=None, description="BigQuery: bytes billed")
+    compiled_sql: str | None = Field(
+        default=None, description="A failed node's compiled SQL, as dbt ran (or tried) it"
+    )
 
 
 class PhaseResult(BaseModel):
@@ -115,6 +118,7 @@ class Notification(BaseModel):
 class Links(BaseModel):
     run_url: str | None = Field(default=None, description="This run's artifacts and reports")
     docs_url: str | None = Field(default=None, description="The latest docs site")
+    report_url: str | None = Field(default=None, description="This run's page, report.html")
 
 
 class StateInfo(BaseModel):
@@ -202,6 +206,7 @@ class HistoryInfo(BaseModel):
 
     url: str | None = Field(default=None, description="This run's history file")
     runs_compared: int = Field(default=0, description="Earlier runs read from the history")
+    previous_run: str | None = Field(default=None, description="The latest earlier run's id")
     regressions: list[Regression] = Field(default_factory=list)
     flaky: list[Flaky] = Field(default_factory=list)
 

@@ -25,8 +25,9 @@ from entrypoint.report import (
     RunReport,
     StateInfo,
 )
+from entrypoint.report_html import render
 
-REPORT_FILES = ("report.json", "summary.md", "junit.xml", "lint.sarif")
+REPORT_FILES = ("report.json", "report.html", "summary.md", "junit.xml", "lint.sarif")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
@@ -118,6 +119,10 @@ def _md_history(history: HistoryInfo) -> list[str]:
     return _md_section("Slower than usual", slower) + _md_section("Flaky tests", flaky)
 
 
+def _md_link(label: str, url: str) -> str:
+    return f"- [{label}]({url})" if url.startswith(("https://", "http://")) else f"- {label}: {url}"
+
+
 def _md_section(title: str, items: list[str]) -> list[str]:
     return [f"### {title}", "", *items, ""] if items else []
 
@@ -145,8 +150,12 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     lines += _md_lint(report.lint) if report.lint is not None else []
     lines += _md_history(report.history) if report.history is not None else []
     lines += _md_section("Warnings", [f"- {_md_cell(w)}" for w in report.warnings])
-    links = (("Run", report.links.run_url), ("Docs", report.links.docs_url))
-    lines += _md_section("Links", [f"- {label}: {url}" for label, url in links if url])
+    links = (
+        ("Run page", report.links.report_url),
+        ("Run", report.links.run_url),
+        ("Docs", report.links.docs_url),
+    )
+    lines += _md_section("Links", [_md_link(label, url) for label, url in links if url])
     return "\n".join(lines)
 
 
@@ -298,10 +307,11 @@ def to_sarif(lint: LintInfo, tool_version: str) -> dict[str, Any]:
 
 
 def write_report_files(report: RunReport, folder: Path) -> list[Path]:
-    """Write report.json, summary.md and junit.xml into `folder`."""
+    """Write report.json, report.html, summary.md, junit.xml (and lint.sarif) into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     contents = {
         "report.json": report.model_dump_json(indent=2).encode(),
+        "report.html": render(report).encode(),
         "summary.md": to_markdown(report).encode(),
         "junit.xml": to_junit(report),
     }

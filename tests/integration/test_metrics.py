@@ -140,6 +140,8 @@ def test_a_successful_run_reports_its_metrics(env: dict[str, str], out_dir: Path
         "TestsFailed": 0,
         "FreshnessWarnings": 0,
         "StatePromoted": 0,  # no state URL
+        "Regressions": 0,  # a first run: no history to compare with
+        "FlakyTests": 0,
     }
     assert {name: document[name] for name in expected} == expected
     assert 0 < document["RunDuration"] <= report["duration_s"] + 1

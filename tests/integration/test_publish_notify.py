@@ -48,10 +48,12 @@ def test_docs_and_artifacts_land_on_s3(env: dict[str, str], moto: Moto, tmp_path
     assert report["links"] == {
         "run_url": f"s3://{name}/{run}",
         "docs_url": f"s3://{name}/dbt/demo/prod/docs/index.html",
+        "report_url": f"s3://{name}/{run}/report.html",
     }
     run_keys = keys(moto, name, run + "/")
     for file in (
         "report.json",
+        "report.html",
         "summary.md",
         "junit.xml",
         "manifest.json",
@@ -65,8 +67,15 @@ def test_docs_and_artifacts_land_on_s3(env: dict[str, str], moto: Moto, tmp_path
         assert f"{run}/{file}" in run_keys, file
     assert keys(moto, name, "dbt/demo/prod/docs/") == [
         f"dbt/demo/prod/docs/{file}"
-        for file in ("catalog.json", "index.html", "manifest.json", "static_index.html")
+        for file in (
+            "catalog.json",
+            "index.html",
+            "manifest.json",
+            "report.html",  # the latest run's page, beside the docs
+            "static_index.html",
+        )
     ]
+    assert content_type(moto, name, f"{run}/report.html") == "text/html; charset=utf-8"
     assert content_type(moto, name, "dbt/demo/prod/docs/index.html") == "text/html; charset=utf-8"
     assert content_type(moto, name, f"{run}/manifest.json") == "application/json"
     assert content_type(moto, name, f"{run}/junit.xml") == "application/xml"
