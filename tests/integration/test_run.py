@@ -132,15 +132,18 @@ def test_demo_job_on_duckdb(env: dict[str, str], out_dir: Path, tmp_path: Path) 
         daily = con.execute("select count(*), sum(revenue) from main.daily_revenue").fetchone()
         assert daily == (expected["order_dates"], expected["revenue"])
         assert con.execute("select count(*) from main.customers_snapshot").fetchone() == (12,)
-    # Both runs are kept; the docs folder holds one site.
+    # Both runs are kept; the docs folder holds one site and the latest run's page.
     runs = sorted(p.name for p in (out_dir / "demo" / "dev" / "runs").iterdir())
     assert len(runs) == 2 and "second-run" in runs
-    assert sorted(p.name for p in (out_dir / "demo" / "dev" / "docs").iterdir()) == [
+    docs = out_dir / "demo" / "dev" / "docs"
+    assert sorted(p.name for p in docs.iterdir()) == [
         "catalog.json",
         "index.html",
         "manifest.json",
+        "report.html",
         "static_index.html",
     ]
+    assert "second-run" in (docs / "report.html").read_text()
 
 
 def test_demo_job_on_postgres(
