@@ -156,13 +156,16 @@ releases: venv ## list tickets, versions, digests and the environments running t
 	$(RELEASE) releases --registry "$(REGISTRY)"
 
 .PHONY: bench
-bench: venv ## benchmarks (ratios, same run): the job, slim jobs, start-up, image size, rebuild
+bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-up, image, run page
 	$(PY) benchmarks/bench_runner.py
 	$(PY) benchmarks/bench_slim.py
 	$(PY) benchmarks/bench_slim.py --models 2000
+	$(PY) benchmarks/bench_slim.py --cpus 1
+	$(PY) benchmarks/bench_slim.py --models 2000 --cpus 1
 	$(PY) benchmarks/bench_fresh.py
 	$(PY) benchmarks/bench_lint.py
-	DOCKER=$(DOCKER) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) $(PY) benchmarks/bench_image.py
+	DOCKER=$(DOCKER) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) $(PY) benchmarks/bench_image.py --platforms linux/amd64,linux/arm64
+	$(PY) benchmarks/bench_report_html.py
 
 .PHONY: clean
 clean: ## remove local outputs

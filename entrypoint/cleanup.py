@@ -16,6 +16,7 @@ from entrypoint.errors import ConfigError, ExitCode
 from entrypoint.nodes import NodeRecorder
 from entrypoint.pr import DROPPED, cleanup_args, cleanup_project
 from entrypoint.settings import Settings
+from entrypoint.startup import import_dbt
 from entrypoint.workspace import dbt_environment, open_workspace
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class _Dropped(NodeRecorder):
 
 
 def cleanup(settings: Settings) -> int:
+    import_dbt()
     from dbt.cli.main import dbtRunner
 
     if settings.pr is None:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from entrypoint.startup import skip_final_collection
+
 VERBS = ("run", "retry", "lint", "cleanup", "check", "plan", "version", "dbt")
 
 
@@ -219,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": cmd_check,
         "plan": cmd_plan,
     }
-    return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
+    try:
+        return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
+    finally:
+        skip_final_collection()
 
 
 def _guarded(command: Callable[[], int]) -> int:

@@ -12,6 +12,7 @@ import shutil
 
 from entrypoint.errors import ExitCode
 from entrypoint.settings import load_settings
+from entrypoint.startup import import_dbt
 from entrypoint.workspace import dbt_environment, open_workspace
 
 # Arguments that need no project at all.
@@ -19,6 +20,7 @@ _STANDALONE = {"--version", "-v", "--help", "-h", "init"}
 
 
 def run_dbt(args: list[str]) -> int:
+    import_dbt()
     from dbt.cli.main import dbtRunner
 
     stats = os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
