@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from entrypoint.startup import skip_final_collection
+from entrypoint.startup import thaw
 
 VERBS = ("run", "retry", "lint", "cleanup", "check", "plan", "version", "dbt")
 
@@ -211,6 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = argv.pop(0) if argv and argv[0] in VERBS else "run"
     if verb == "version":
         return cmd_version("--json" in argv)
+    try:
+        return _verb(verb, argv)
+    finally:
+        thaw()  # see startup.py
+
+
+def _verb(verb: str, argv: list[str]) -> int:
     if verb == "dbt":
         return _guarded(lambda: cmd_dbt(argv[1:] if argv[:1] == ["--"] else argv))
     commands = {
@@ -221,10 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": cmd_check,
         "plan": cmd_plan,
     }
-    try:
-        return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
-    finally:
-        skip_final_collection()
+    return _guarded(lambda: commands[verb](_parser(verb).parse_args(argv)))
 
 
 def _guarded(command: Callable[[], int]) -> int:

@@ -1,11 +1,17 @@
-"""dbt's import and the process's exit, without the garbage collector's overhead.
+"""dbt's import without the garbage collector's overhead.
 
 Importing dbt builds thousands of classes (mashumaro generates their (de)serialisers)
 and objects that live as long as the process. The cyclic collector would walk all of
-them on each full collection during the parse and the build, and once more at exit,
-by then with the whole manifest: on the 500-model benchmark project that is about a
-fifth of a slim job (`benchmarks/bench_slim.py`). gc.freeze() moves what exists into a
-permanent generation the collector skips; collection itself stays on.
+them during the import and again on each full collection during the parse and the
+build: on the 500-model benchmark project that is about a sixth of a slim job
+(`benchmarks/bench_slim.py`). gc.freeze() moves what exists into a permanent
+generation the collector skips; collection itself stays on.
+
+Before exit the frozen objects are handed back (`thaw`): the interpreter's final
+collection must free every DuckDB object, or DuckDB's bindings print "nanobind: leaked
+..." on stderr at exit, which breaks JSON log mode
+(tests/integration/test_trust.py::test_json_mode_writes_only_json_lines). dbt's
+adapter registry, created by the import and so frozen, holds the connections.
 """
 
 from __future__ import annotations
@@ -28,8 +34,6 @@ def import_dbt() -> None:
     gc.freeze()
 
 
-def skip_final_collection() -> None:
-    """Called as the process ends: the interpreter's last collection would walk every
-    object still alive (the manifest and its nodes) only to free memory the exit
-    frees anyway. atexit handlers and stream flushes still run."""
-    gc.freeze()
+def thaw() -> None:
+    """Give the frozen objects back to the collector, for the final collection."""
+    gc.unfreeze()

@@ -7,7 +7,7 @@ import sys
 
 CHECK = """
 import gc, sys
-from entrypoint.startup import import_dbt, skip_final_collection
+from entrypoint.startup import import_dbt
 {before}
 import_dbt()
 assert "dbt.cli.main" in sys.modules
