@@ -16,39 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate
-
-BIN = Path(sys.executable).parent
-
-
-def run_job(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [str(BIN / "dbt-runner"), "run", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"dbt-runner run {' '.join(args)} failed:\n{result.stdout[-3000:]}")
-    report: dict[str, Any] = json.loads(
-        (Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text()
-    )
-    return elapsed, report
+from benchmarks.project import ROWS, generate, run_job, runner_env
 
 
 def main() -> None:
@@ -60,15 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-fresh-") as tmp:
         base = Path(tmp)
         project = generate(base / "project", args.models, rows=args.rows, sources=args.sources)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
-        env |= {
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_RUNNER_PROJECT_DIR": str(project),
-            "DBT_RUNNER_WORK_DIR": str(base / "work"),
-            "DBT_RUNNER_ARTIFACTS_URL": str(base / "out"),
-            "DBT_RUNNER_STATE_URL": str(base / "state"),
-            "DBT_RUNNER_WAREHOUSE__PATH": str(base / "warehouse.duckdb"),
-        }
+        env = runner_env(base, project)
         full, _ = run_job(env)
         print(f"full job: {full:.1f} s", flush=True)
         run_job(env, "--job", "fresh")  # keeps the first sources.json

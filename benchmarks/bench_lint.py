@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,10 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import generate, profile
+from benchmarks.project import BIN, generate, profile, runner_env
 from entrypoint.lint import DEFAULT_CONFIG
-
-BIN = Path(sys.executable).parent
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
@@ -58,15 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-lint-") as tmp:
         base = Path(tmp)
         project = generate(base / "project", args.models, rows=1000)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
-        env |= {
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_RUNNER_PROJECT_DIR": str(project),
-            "DBT_RUNNER_WORK_DIR": str(base / "work"),
-            "DBT_RUNNER_ARTIFACTS_URL": str(base / "out"),
-            "DBT_RUNNER_STATE_URL": str(base / "state"),
-            "DBT_RUNNER_WAREHOUSE__PATH": str(base / "warehouse.duckdb"),
-        }
+        env = runner_env(base, project)
         runner = timed([str(BIN / "dbt-runner"), "lint"], env)
         full = report(env)
         files = len(full["lint"]["files"])

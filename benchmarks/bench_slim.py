@@ -16,36 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate
-
-BIN = Path(sys.executable).parent
-
-
-def run_job(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [str(BIN / "dbt-runner"), "run", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    report: dict[str, Any] = json.loads(
-        (Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text()
-    )
-    if result.returncode != 0:
-        sys.exit(f"dbt-runner run {' '.join(args)} failed:\n{result.stdout[-3000:]}")
-    return elapsed, report
+from benchmarks.project import ROWS, generate, run_job, runner_env
 
 
 def change(model: Path, marker: str) -> None:
@@ -67,14 +45,8 @@ def main() -> None:
         project = generate(base / "project", args.models, rows=args.rows)
         # The last generated model has no children: a leaf.
         leaf = sorted((project / "models" / "layers").glob("m_*.sql"))[-1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+        env = runner_env(base, project)
         env |= {
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_RUNNER_PROJECT_DIR": str(project),
-            "DBT_RUNNER_WORK_DIR": str(base / "work"),
-            "DBT_RUNNER_ARTIFACTS_URL": str(base / "out"),
-            "DBT_RUNNER_STATE_URL": str(base / "state"),
-            "DBT_RUNNER_WAREHOUSE__PATH": str(base / "warehouse.duckdb"),
             "DBT_RUNNER_THREADS": str(args.threads),
         }
         full, full_report = run_job(env)

@@ -9,9 +9,15 @@ source touches one part of the DAG.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -131,3 +137,39 @@ def profile(dest: Path, database: Path, threads: int) -> Path:
         )
     )
     return dest
+
+
+BIN = Path(sys.executable).parent
+
+
+def runner_env(base: Path, project: Path) -> dict[str, str]:
+    """A runner job on the generated project, its folders under `base`; none of the
+    caller's own DBT_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+    return env | {
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_RUNNER_PROJECT_DIR": str(project),
+        "DBT_RUNNER_WORK_DIR": str(base / "work"),
+        "DBT_RUNNER_ARTIFACTS_URL": str(base / "out"),
+        "DBT_RUNNER_STATE_URL": str(base / "state"),
+        "DBT_RUNNER_WAREHOUSE__PATH": str(base / "warehouse.duckdb"),
+    }
+
+
+def run_job(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
+    """`dbt-runner run ARGS`: its wall time and its report; a failed job ends the benchmark."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(BIN / "dbt-runner"), "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"dbt-runner run {' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    report: dict[str, Any] = json.loads(
+        (Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text()
+    )
+    return elapsed, report
