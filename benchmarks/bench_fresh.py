@@ -15,7 +15,6 @@ Writes build/bench/fresh.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate, run_job, runner_env
+from benchmarks.project import ROWS, generate, run_job, runner_env, write_results
 
 
 def main() -> None:
@@ -66,10 +65,7 @@ def main() -> None:
             "goal_nothing_new": 0.15,
             "timings_nothing_new": nothing_report["timings"],
         }
-    out = Path("build/bench/fresh.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results("fresh", results)
 
 
 if __name__ == "__main__":

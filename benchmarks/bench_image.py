@@ -40,6 +40,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.project import write_results  # noqa: E402 (after the path is set)
+
 DOCKER = os.environ.get("DOCKER", "docker")
 CA_BUNDLE = os.environ.get("BUILD_CA_BUNDLE", "")
 BASE = os.environ.get("BASE_IMAGE", "debian:bookworm-slim")
@@ -304,10 +308,7 @@ def main() -> None:
         "ratio": round(version / import_dbt, 3),
         "goal": 1.3,
     }
-    out = ROOT / "build" / "bench" / "image.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results("image", results)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import BIN, generate, profile, runner_env
+from benchmarks.project import BIN, generate, profile, runner_env, write_results
 from entrypoint.lint import DEFAULT_CONFIG
 
 
@@ -93,10 +93,7 @@ def main() -> None:
             "one_file_lint_phase_s": lint_phase(slim),
             "one_file_ratio": round(lint_phase(slim) / lint_phase(full), 4),
         }
-    out = Path("build/bench/lint.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results("lint", results)
 
 
 if __name__ == "__main__":

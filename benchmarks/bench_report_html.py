@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.project import write_results
 from entrypoint.report import NodeResult, PhaseResult, RunReport
 from entrypoint.report_html import render
 from tests.browser import headless
@@ -113,10 +113,7 @@ def main() -> None:
         "chromium_page_vs_blank": round(page_s / blank_s, 2),
         "chromium_page_over_blank_s": round(page_s - blank_s, 2),
     }
-    out = Path("build/bench/report_html.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_results("report_html", result)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate, profile
+from benchmarks.project import ROWS, generate, profile, write_results
 
 BIN = Path(sys.executable).parent
 
@@ -128,10 +128,7 @@ def main() -> None:
         "goal": 1.3,
     }
 
-    out = Path("build/bench/runner.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results("runner", results)
 
 
 if __name__ == "__main__":

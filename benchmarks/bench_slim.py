@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate, run_job, runner_env
+from benchmarks.project import ROWS, generate, run_job, runner_env, write_results
 
 
 def change(model: Path, marker: str) -> None:
@@ -103,10 +103,7 @@ def main() -> None:
             },
         }
     pinned = f"-{args.cpus}cpu" if args.cpus else ""
-    out = Path(f"build/bench/slim-{args.models}{pinned}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(f"slim-{args.models}{pinned}", results)
 
 
 if __name__ == "__main__":

@@ -173,3 +173,11 @@ def run_job(env: dict[str, str], *args: str) -> tuple[float, dict[str, Any]]:
         (Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text()
     )
     return elapsed, report
+
+
+def write_results(name: str, results: dict[str, Any]) -> None:
+    """Print a benchmark's figures and keep them in build/bench/NAME.json."""
+    out = Path(__file__).resolve().parents[1] / "build" / "bench" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
