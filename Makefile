@@ -139,7 +139,7 @@ RELEASE := DOCKER=$(DOCKER) $(PY) docker/release/release.py
 .PHONY: release
 release: venv ## push each variant's index for PLATFORMS, its base when new, and the immutable ticket tag (TICKET= REGISTRY=)
 	$(RELEASE) release --registry "$(REGISTRY)" --ticket "$(TICKET)" --image $(IMAGE) \
-	  --variants $(or $(VARIANT),$(VARIANTS)) --platforms $(PLATFORMS)
+	  --version $(VERSION) --variants $(or $(VARIANT),$(VARIANTS)) --platforms $(PLATFORMS)
 
 .PHONY: promote
 promote: venv ## point ENV-VARIANT at TICKET's image by digest, no rebuild (ENV= TICKET= REGISTRY=)

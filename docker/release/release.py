@@ -7,7 +7,8 @@ them by digest.
     python docker/release/release.py releases --registry HOST/REPO
 
 Tags in the registry, per variant (each an image index holding every platform built):
-    <VERSION>-<variant>            the latest release of a version (moves)
+    <VERSION>-<variant>            immutable: a version names one image (bump VERSION
+                                   to release another)
     <VERSION>-<variant>-<TICKET>   immutable: never overwritten with another image
     <env>-<variant>                what an environment runs; promote/rollback move it
     ...-<TICKET>-<arch>            one platform's image, which the index lists
@@ -159,6 +160,17 @@ def check_version(version: str) -> None:
         raise ReleaseError(f"CHANGELOG.md has no '## {version}' entry: describe the release first")
 
 
+def check_built_as(tag: str, version: str) -> None:
+    """The image says it is `version` (its OCI label, from VERSION at build time)."""
+    label = '{{index .Config.Labels "org.opencontainers.image.version"}}'
+    built = docker("image", "inspect", "--format", label, tag)
+    if built != version:
+        raise ReleaseError(
+            f"{tag} was built as version '{built}', not {version}: rebuild it (make image) "
+            "after setting VERSION"
+        )
+
+
 def check_ticket(ticket: str) -> None:
     if not TICKET.match(ticket):
         raise ReleaseError(f"TICKET='{ticket}' is not a ticket key like DATA-123")
@@ -239,6 +251,8 @@ def release(
     for variant in variants:
         images = local_images(image, version, variant, platforms)
         ids = {docker("image", "inspect", "--format", "{{.Id}}", tag) for tag in images.values()}
+        for tag in images.values():
+            check_built_as(tag, version)
         immutable = f"{version}-{variant}-{ticket}"
         existing = registry.image_ids(immutable)
         if existing and existing != ids:
@@ -246,6 +260,23 @@ def release(
                 f"{registry.reference}:{immutable} exists with another image "
                 f"({registry.digest(immutable)}); ticket tags are immutable: release under a "
                 "new ticket"
+            )
+        elsewhere = [
+            tag
+            for tag in registry.tags()
+            if tag.endswith(f"-{variant}-{ticket}") and tag != immutable
+        ]
+        if elsewhere:
+            raise ReleaseError(
+                f"{ticket} was released already ({registry.reference}:{elsewhere[0]}); a "
+                "ticket names one release: release under a new ticket"
+            )
+        released = registry.image_ids(f"{version}-{variant}")
+        if released and released != ids:
+            raise ReleaseError(
+                f"{registry.reference}:{version}-{variant} already holds another image "
+                f"({registry.digest(f'{version}-{variant}')}); a released version's tags never "
+                "move: bump VERSION (and its CHANGELOG entry) to release this code"
             )
         planned.append((variant, images, bool(existing)))
     for variant, images, already in planned:

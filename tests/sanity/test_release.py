@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import requests
 from tests.sanity.conftest import ARM64_VARIANT, DOCKER, VERSION, docker, image_of
 from tests.support import ROOT, free_port
 
+# The version before this one in CHANGELOG.md: releases of two versions, as a team makes.
+EARLIER = re.findall(r"^## (\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M)[1]
 USER, PASSWORD = "releaser", "s3cret-" + os.urandom(4).hex()
 REPOSITORY = "dbt-runner"
 MANIFEST_TYPES = (
@@ -140,36 +143,46 @@ def make(
 
 
 def test_release_promote_rollback_and_pull(registry: Registry, image: str) -> None:
-    local = f"reltest:{VERSION}-all"
-    # Release 1: the image as built.
-    docker("tag", image, local, check=True)
-    first = make(registry, "release", "TICKET=DATA-100")
+    # Release 1: the image as built at the earlier version in CHANGELOG.md.
+    build_as(image, f"reltest:{EARLIER}-all", EARLIER)
+    first = make(registry, "release", "TICKET=DATA-100", f"VERSION={EARLIER}")
     assert first.returncode == 0, first.stdout + first.stderr
-    digest_100 = registry.digest(f"{VERSION}-all-DATA-100")
+    digest_100 = registry.digest(f"{EARLIER}-all-DATA-100")
     assert digest_100 and digest_100 in first.stdout
-    assert registry.digest(f"{VERSION}-all") == digest_100
+    assert registry.digest(f"{EARLIER}-all") == digest_100
 
-    # Release 2: a new build (another image under the same local tag).
-    build = subprocess.run(
-        [DOCKER, "build", "-q", "-t", local, "-"],
-        input=f"FROM {image}\nLABEL io.dbt-runner.build=second\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
+    # Another build under the same version is refused: a released version's tags never
+    # move to other code, whatever the ticket.
+    build_as(image, f"reltest:{EARLIER}-all", EARLIER, label="second")
+    moved = make(registry, "release", "TICKET=DATA-123", f"VERSION={EARLIER}")
+    assert moved.returncode != 0
+    assert f"{EARLIER}-all already holds another image" in moved.stderr
+    assert "bump VERSION" in moved.stderr
+    assert registry.digest(f"{EARLIER}-all-DATA-123") is None
+    assert registry.digest(f"{EARLIER}-all") == digest_100
+
+    # An image that says it is another version is refused too.
+    docker("tag", f"reltest:{EARLIER}-all", f"reltest:{VERSION}-all", check=True)
+    mislabelled = make(registry, "release", "TICKET=DATA-123")
+    assert mislabelled.returncode != 0
+    assert f"was built as version '{EARLIER}', not {VERSION}" in mislabelled.stderr
+
+    # Release 2: the next version's build.
+    build_as(image, f"reltest:{VERSION}-all", VERSION, label="second")
     second = make(registry, "release", "TICKET=DATA-123")
     assert second.returncode == 0, second.stdout + second.stderr
     digest_123 = registry.digest(f"{VERSION}-all-DATA-123")
     assert digest_123 and digest_123 != digest_100
     assert registry.digest(f"{VERSION}-all") == digest_123
+    assert registry.digest(f"{EARLIER}-all") == digest_100
 
-    # A ticket tag is immutable: releasing another image under DATA-100 is refused,
-    # and nothing moves.
+    # A ticket names one release: DATA-100 again, under this version, is refused, and
+    # nothing moves.
     again = make(registry, "release", "TICKET=DATA-100")
     assert again.returncode != 0
-    assert "DATA-100 exists with another image" in again.stderr and "new ticket" in again.stderr
-    assert registry.digest(f"{VERSION}-all-DATA-100") == digest_100
+    assert "DATA-100 was released already" in again.stderr and "new ticket" in again.stderr
+    assert registry.digest(f"{VERSION}-all-DATA-100") is None
+    assert registry.digest(f"{EARLIER}-all-DATA-100") == digest_100
     assert registry.digest(f"{VERSION}-all") == digest_123
 
     # Promote, then roll back: the environment tag follows the tickets' digests.
@@ -186,11 +199,11 @@ def test_release_promote_rollback_and_pull(registry: Registry, image: str) -> No
     rows = {
         line.split()[0]: line.split() for line in listing.stdout.splitlines()[2:] if line.strip()
     }
-    assert rows["DATA-100"][1:3] == [VERSION, "all"] and rows["DATA-100"][-1] == "prod"
+    assert rows["DATA-100"][1:3] == [EARLIER, "all"] and rows["DATA-100"][-1] == "prod"
     assert rows["DATA-123"][3] == digest_123[:19] and len(rows["DATA-123"]) == 4  # no env
 
     # Pull by ticket tag and by environment tag: the digests, and the image works.
-    for tag in (f"{VERSION}-all-DATA-100", "prod-all"):
+    for tag in (f"{EARLIER}-all-DATA-100", "prod-all"):
         reference = f"{registry.reference}:{tag}"
         docker("rmi", reference)
         pulled = subprocess.run(
@@ -208,10 +221,14 @@ def test_release_promote_rollback_and_pull(registry: Registry, image: str) -> No
         )
         assert f"{registry.reference}@{digest_100}" in digests
     ran = docker("run", "--rm", f"{registry.reference}:prod-all", "version")
-    assert ran.returncode == 0 and ran.stdout.startswith(f"dbt-runner {VERSION}")
+    assert ran.returncode == 0 and ran.stdout.startswith("dbt-runner ")
+    label = '{{index .Config.Labels "org.opencontainers.image.version"}}'
+    pulled_as = docker("image", "inspect", "--format", label, f"{registry.reference}:prod-all")
+    assert pulled_as.stdout.strip() == EARLIER
     docker(
         "rmi",
-        local,
+        f"reltest:{EARLIER}-all",
+        f"reltest:{VERSION}-all",
         f"{registry.reference}:{VERSION}-all",
         f"{registry.reference}:{VERSION}-all-DATA-123",
     )
@@ -254,17 +271,18 @@ def test_release_refuses_a_version_without_changelog(registry: Registry) -> None
     assert "VERSION='1.0' is not a semantic version" in malformed.stderr
 
 
-def tag_for_release(
-    source: str, target: str, label: str | None = None, arm64: bool = False
+def build_as(
+    source: str, target: str, version: str, label: str | None = None, arm64: bool = False
 ) -> None:
-    """`target` is `source`, or a new build of it (another image) when `label` is given."""
-    if label is None:
-        docker("tag", source, target, check=True)
-        return
+    """`target`: `source` as built at `version` (its OCI label), another image again when
+    `label` is given."""
     platform = ["--platform", "linux/arm64"] if arm64 else []
+    lines = [f"FROM {source}", f"LABEL org.opencontainers.image.version={version}"]
+    if label is not None:
+        lines.append(f"LABEL io.dbt-runner.build={label}")
     build = subprocess.run(
         [DOCKER, "build", "-q", *platform, "-t", target, "-"],
-        input=f"FROM {source}\nLABEL io.dbt-runner.build={label}\n",
+        input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
         check=False,
@@ -273,17 +291,24 @@ def tag_for_release(
 
 
 def test_release_both_platforms_and_move_the_index(registry: Registry, arm64_image: str) -> None:
-    variant, local = ARM64_VARIANT, f"multi:{VERSION}-{ARM64_VARIANT}"
+    variant = ARM64_VARIANT
     platforms = "PLATFORMS=linux/amd64,linux/arm64"
     tickets = {}
-    for ticket, label in (("DATA-200", None), ("DATA-201", "second")):
-        tag_for_release(image_of(variant), local, label)
-        tag_for_release(arm64_image, f"{local}-arm64", label, arm64=True)
+    for ticket, label, version in (("DATA-200", None, EARLIER), ("DATA-201", "second", VERSION)):
+        local = f"multi:{version}-{variant}"
+        build_as(image_of(variant), local, version, label)
+        build_as(arm64_image, f"{local}-arm64", version, label, arm64=True)
         released = make(
-            registry, "release", f"TICKET={ticket}", platforms, variant=variant, image="multi"
+            registry,
+            "release",
+            f"TICKET={ticket}",
+            f"VERSION={version}",
+            platforms,
+            variant=variant,
+            image="multi",
         )
         assert released.returncode == 0, released.stdout + released.stderr
-        tag = f"{VERSION}-{variant}-{ticket}"
+        tag = f"{version}-{variant}-{ticket}"
         assert registry.platforms(tag) == ["linux/amd64", "linux/arm64"]
         tickets[ticket] = registry.digest(tag)
     # The bases went up once each, with the first release; the second found them there.
@@ -294,7 +319,7 @@ def test_release_both_platforms_and_move_the_index(registry: Registry, arm64_ima
     assert registry.digest(base.split(":")[1], repository=f"{REPOSITORY}-base") is not None
 
     # Either architecture pulls its own image from the same ticket tag.
-    reference = f"{registry.reference}:{VERSION}-{variant}-DATA-200"
+    reference = f"{registry.reference}:{EARLIER}-{variant}-DATA-200"
     pulled = subprocess.run(
         [DOCKER, "pull", "-q", "--platform", "linux/arm64", reference],
         env=registry.env,
@@ -308,7 +333,7 @@ def test_release_both_platforms_and_move_the_index(registry: Registry, arm64_ima
         == "arm64"
     )
     ran = docker("run", "--rm", "--platform", "linux/arm64", reference, "version")
-    assert ran.returncode == 0 and ran.stdout.startswith(f"dbt-runner {VERSION}")
+    assert ran.returncode == 0 and ran.stdout.startswith("dbt-runner ")
 
     # Promote and roll back move the whole index, by digest.
     for verb, ticket in (("promote", "DATA-201"), ("rollback", "DATA-200")):
@@ -316,4 +341,6 @@ def test_release_both_platforms_and_move_the_index(registry: Registry, arm64_ima
         assert moved.returncode == 0, moved.stderr
         assert registry.digest(f"prod-{variant}") == tickets[ticket]
         assert registry.platforms(f"prod-{variant}") == ["linux/amd64", "linux/arm64"]
-    docker("rmi", reference, local, f"{local}-arm64")
+    for version in (EARLIER, VERSION):
+        docker("rmi", f"multi:{version}-{variant}", f"multi:{version}-{variant}-arm64")
+    docker("rmi", reference)

@@ -57,3 +57,16 @@ def test_settings_named_in_messages_exist() -> None:
         mentioned |= set(re.findall(r"DBT_RUNNER_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
     assert mentioned, "the scan found nothing: the check would pass vacuously"
     assert sorted(mentioned - known) == []
+
+
+def newest_changelog_version(text: str) -> str | None:
+    found = re.search(r"^## +(\d+\.\d+\.\d+\S*)", text, re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def test_version_moves_with_the_newest_changelog_entry() -> None:
+    """VERSION names the code: the image built from main says what CHANGELOG says."""
+    version = (ROOT / "VERSION").read_text().strip()
+    assert newest_changelog_version((ROOT / "CHANGELOG.md").read_text()) == version
+    # The check can fail: a changelog whose newest entry is another version.
+    assert newest_changelog_version("# Changelog\n\n## 9.9.9 — unreleased\n\n## 0.1.0\n") != version
