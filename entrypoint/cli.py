@@ -117,12 +117,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from entrypoint.phases import plan
+    from entrypoint.state import look_up_state
+    from entrypoint.versions import dbt_version
     from entrypoint.workspace import describe_workspace
 
     settings = _settings(args)
     workspace = describe_workspace(settings)
     name = workspace.project.name
-    state_dir, state_note = _planned_state(settings, name)
+    target = workspace.identify_target()
+    found = look_up_state(settings, name, target, dbt_version())
+    state_dir = settings.run_dir / "state" if found is not None and found.usable else None
     commands = plan(settings, workspace.invocation(), state_dir)
     if args.as_json:
         print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
@@ -130,30 +134,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
     if workspace.project.dir != workspace.project.source_dir:
         print(f"# the project folder is read-only: dbt runs a copy in {workspace.project.dir}")
-    if state_note:
-        print(f"# {state_note}")
+    for note in _plan_notes(settings, name, target, found):
+        print(f"# {note}")
     for phase, argv in commands:
         tool = "" if argv[0] == "sqlfluff" else "dbt "
         print(f"{phase:<10} {tool}{' '.join(argv)}")
     return 0
 
 
-def _planned_state(settings: Any, project: str) -> tuple[Any, str | None]:
-    """For a slim job: the state folder run would use, and a note on the state found."""
-    from entrypoint.settings import Job
-    from entrypoint.state import StateError, open_state
+def _plan_notes(settings: Any, project: str, target: Any, found: Any) -> list[str]:
+    """What `run` would find before dbt starts: the target, the state, the last run."""
+    from entrypoint import ledger
+    from entrypoint.publish import RUNNING, read_last_run
+    from entrypoint.settings import STATE_JOBS
+    from entrypoint.storage import open_storage
 
-    store = open_state(settings, project, settings.defer_env)
-    if settings.job is not Job.SLIM or store is None:
-        return None, None
-    try:
-        pointer = store.latest()
-    except StateError as exc:
-        return None, f"slim: the state at {store.url()} is unusable ({exc}): run builds everything"
-    if pointer is None:
-        return None, f"slim: no state yet at {store.url()}: run builds everything"
-    folder = settings.run_dir / "state"
-    return folder, f"slim: changes since run {pointer.run_id} ({store.url()}), deferring to it"
+    notes = [f"target: {target.describe() if target else 'known at run time'}"]
+    vanishing = ledger.vanishing(target, settings)
+    notes += [f"warning: {vanishing}"] if vanishing else []
+    if found is not None and found.usable:
+        run_id, url = found.pointer.run_id, found.store.url()
+        notes.append(f"{settings.job.value}: changes since run {run_id} ({url}), deferring to it")
+    elif found is not None and settings.job in STATE_JOBS:
+        notes.append(found.why_not(settings.job))
+    last = read_last_run(open_storage(settings.artifacts_url, settings.aws), project, settings.env)
+    if last is not None and last["status"] == RUNNING:
+        notes.append(
+            f"the last run, {last['run_id']}, did not finish (killed, or still running): "
+            "retry would refuse it"
+        )
+    return notes
 
 
 def _run_settings(args: argparse.Namespace, **fixed: Any) -> Any:

@@ -661,13 +661,25 @@ class PhaseRunner:
         write_manifest(self.manifest, str(self.target_path))
         self.manifest_written = True
 
+    def prepare_retry(self) -> bool:
+        """What a retry needs before dbt retry: packages (a fresh container has none) and
+        the project parsed, to compare with the run it repairs. False when either failed
+        (recorded as a phase)."""
+        deps = self.project.has_packages and self.run_phase(Phase.DEPS.value, ["deps"])
+        if deps and deps.status != "success":
+            return False
+        return self.parse()
+
+    def modified_since(self, manifest_dir: Path) -> set[str] | None:
+        """The executed nodes whose code or config changed since the manifest in
+        `manifest_dir`, and their children (dbt's own state:modified+); None when dbt
+        cannot say."""
+        command = ["build", "--select", "state:modified+", "--state", str(manifest_dir)]
+        return selected_nodes(self._invoke, command, self.invocation.common_args())
+
     def retry(self, previous: Path) -> None:
-        """`dbt retry` of the failed and skipped nodes in `previous`/run_results.json,
-        after installing packages (a fresh container has none)."""
+        """`dbt retry` of the failed and skipped nodes in `previous`/run_results.json."""
         try:
-            deps = self.project.has_packages and self.run_phase(Phase.DEPS.value, ["deps"])
-            if deps and deps.status != "success":
-                return
             command = [RETRY, "--state", str(previous)]
             if self.settings.threads:
                 command += ["--threads", str(self.settings.threads)]

@@ -17,19 +17,20 @@ import logging
 import shutil
 from pathlib import Path
 
-from entrypoint import history, metrics, notify
+from entrypoint import history, ledger, metrics, notify
 from entrypoint.errors import InfraError, RunnerError
 from entrypoint.guard import Guard
+from entrypoint.lease import Holder, Lease, busy_message
 from entrypoint.phases import PhaseRunner
 from entrypoint.preflight import ArtifactsUnwritable, run_preflight
 from entrypoint.project import describe_project
-from entrypoint.publish import publish_artifacts, publish_reports
+from entrypoint.publish import mark_started, publish_artifacts, publish_reports
 from entrypoint.report import PullRequestInfo, RunReport
 from entrypoint.report_files import append_step_summary, write_report_files
 from entrypoint.settings import Settings
 from entrypoint.stages import StageFailed, Stages
 from entrypoint.startup import import_dbt
-from entrypoint.state import fetch_state, promote_state
+from entrypoint.state import fetch_state, look_up_state, promote_state
 from entrypoint.storage import Storage, open_storage
 from entrypoint.versions import dbt_version, runner_version
 from entrypoint.workspace import Workspace, open_workspace
@@ -58,6 +59,8 @@ class Run:
         self.state_dir: Path | None = None
         self.keep_run_dir = False
         self.publishable = True
+        self.marked = False  # this run's start is in last_run.json: its end goes there too
+        self.lease: Lease | None = None
 
     # --- the data path ---------------------------------------------------------
 
@@ -71,7 +74,11 @@ class Run:
             except KeyboardInterrupt:
                 log.warning("run stopped during %s: %s", self.stages.current, self.guard.reason)
             self.guard.disarm()  # from here on, finish whatever happens
-            self._finish()
+            try:
+                self._finish()
+            finally:
+                if self.lease is not None:
+                    self.lease.release()  # last: the env is this run's until it has said all
         return self.report.exit_code
 
     def _prepare(self) -> None:
@@ -80,10 +87,18 @@ class Run:
             project = describe_project(self.settings.project_dir)
             self.report.project = project.name
             try:
-                run_preflight(self.settings, project, self.report.builds_whole_project)
+                whole, job = self.report.builds_whole_project, self.report.job
+                taken = run_preflight(self.settings, project, whole, job)
             except ArtifactsUnwritable:
                 self.publishable = False  # said once; the report stays local
                 raise
+        if isinstance(taken, Holder):  # another run holds the env: DBT_RUNNER_CONCURRENCY=skip
+            self.report.skipped = f"skipped: {busy_message(self.settings, project.name, taken)}"
+            log.warning("%s", self.report.skipped)
+            raise StageFailed("preflight")
+        self.lease = taken
+        with stage("startup"):
+            import_dbt()  # timed on its own, not charged to the first phase
         self.workspace = open_workspace(self.settings, stage)
         self.report.adapter = self.workspace.profile.adapter
         namespace = self.workspace.profile.namespace
@@ -92,23 +107,39 @@ class Run:
         for source in self.workspace.credentials.sources:
             log.info("credentials: %s", source)
         self.report.credentials = self.workspace.credentials.sources
+        with stage("target"):
+            target = self.report.target = self.workspace.identify_target()
+            log.info("target: %s", target.describe() if target else "not identified")
+            warning = ledger.vanishing(target, self.settings)
+            if warning is not None:
+                log.warning("%s", warning)
+                self.report.warnings.append(warning)
         with stage("state"):
             self._prepare_state(self.workspace)
 
     def _prepare_state(self, workspace: Workspace) -> None:
         """A slim job's state to compare with and defer to; the parse cache."""
-        self.state_dir = fetch_state(
-            self.settings,
-            workspace.project.dir,
-            workspace.project.name,
-            workspace.target_path,
-            self.report,
+        project = workspace.project
+        found = look_up_state(
+            self.settings, project.name, self.report.target, self.report.dbt_version
         )
+        self.state_dir = fetch_state(
+            self.settings, found, project.dir, workspace.target_path, self.report
+        )
+
+    def _has_work(self) -> bool:
+        """Whether dbt has anything to run (a retry of a run that succeeded has not)."""
+        return True
 
     def _run_dbt(self) -> None:
         assert self.workspace is not None  # noqa: S101 (set by _prepare)
-        with self.stages.stage("startup"):
-            import_dbt()  # timed on its own, not charged to the first phase
+        if not self._has_work():
+            return
+        if self.publishable:
+            with self.stages.stage("publish"):
+                storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+                mark_started(storage, self.workspace.project.name, self.report)
+                self.marked = True
         runner = PhaseRunner(self.settings, self.workspace, self.report, self.state_dir)
         runner.stop_reason = lambda: self.guard.reason
         phases = ", ".join(phase.value for phase in self.settings.job_phases)
@@ -138,16 +169,15 @@ class Run:
         storage: Storage | None = None
         space = self.workspace
         if space is not None and self.guard.exit_code is None:
+            lost = self.lease is not None and self.lease.lost
             with step("state"):
-                promote_state(
-                    self.settings, space.project.name, space.project.dir, report, space.target_path
-                )
+                promote_state(self.settings, space, report, lease_lost=lost)
         if report.project is not None and self.publishable:
             with step("publish"):
                 storage = open_storage(self.settings.artifacts_url, self.settings.aws)
                 self._publish(storage, report.project)
         report.finish(self.guard.exit_code)
-        if storage is not None and self.settings.history.enabled:
+        if storage is not None and self.settings.history.enabled and not report.skipped:
             with self.stages.advisory("history"):
                 history.record(storage, report, self.settings.history)
         if self.settings.lineage.url and self.workspace is not None:
@@ -203,7 +233,9 @@ class Run:
             return paths
         try:
             with self.stages.stage("report"):
-                publish_reports(storage, str(self.report.project), self.report, paths)
+                publish_reports(
+                    storage, str(self.report.project), self.report, paths, last_run=self.marked
+                )
         except StageFailed:
             self._keep_local_artifacts(self.settings.run_dir / "target")
             self.report.finish(self.guard.exit_code)

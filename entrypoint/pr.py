@@ -59,26 +59,39 @@ def rendered_value(value: str) -> str:
     return str(ProfileRenderer({}).render_value(value))
 
 
-def rewrite_profile(
-    source: Path, destination: Path, profile: str, target: str | None, pattern: str, pr: str
-) -> tuple[str, str]:
-    """A copy of an existing profiles.yml whose target writes to the pull request's
-    schema. Returns the target's name and the namespace root."""
-    data = yaml.safe_load((source / "profiles.yml").read_text())
+def pull_request_profile(
+    data: Any, where: Path, profile: str, target: str | None, pattern: str, pr: str
+) -> tuple[dict[str, Any], str, str]:
+    """A copy of an existing profiles.yml's content (`data`, read from `where`) whose
+    target writes to the pull request's schema. Returns it, the target's name and the
+    namespace root."""
     try:
         chosen = target or data[profile]["target"]
-        output: dict[str, Any] = data[profile]["outputs"][chosen]
+        output: dict[str, Any] = dict(data[profile]["outputs"][chosen])
     except (KeyError, TypeError):
         raise ConfigError(
-            f"{source / 'profiles.yml'}: no target '{target or '(default)'}' in profile "
+            f"{where}: no target '{target or '(default)'}' in profile "
             f"'{profile}' to put pull request {pr}'s schemas under"
         ) from None
     key = "dataset" if "dataset" in output else "schema"
     default = "main" if output.get("type") == "duckdb" else "public"
     output[key] = pr_schema(pattern, str(output.get(key) or default), pr)
+    outputs = {**data[profile]["outputs"], chosen: output}
+    document = {**data, profile: {**data[profile], "outputs": outputs}}
+    return document, chosen, rendered_value(output[key])
+
+
+def rewrite_profile(
+    source: Path, destination: Path, profile: str, target: str | None, pattern: str, pr: str
+) -> tuple[str, str]:
+    """`pull_request_profile` of `source`/profiles.yml, written to `destination`."""
+    data = yaml.safe_load((source / "profiles.yml").read_text())
+    document, chosen, root = pull_request_profile(
+        data, source / "profiles.yml", profile, target, pattern, pr
+    )
     destination.mkdir(parents=True, exist_ok=True)
-    (destination / "profiles.yml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return chosen, rendered_value(output[key])
+    (destination / "profiles.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return chosen, root
 
 
 def check_nodes(manifest: Any, selected: set[str], namespace: Namespace) -> list[str]:

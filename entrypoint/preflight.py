@@ -7,7 +7,8 @@ lacks, fails in seconds instead, naming the setting and the fix:
 - the work folder (DBT_RUNNER_WORK_DIR) is a writable folder (exit 3);
 - the adapter of the profile is installed in this image (exit 3);
 - the artifacts storage, and the state storage when the run may promote, accept a
-  write (exit 4, naming the bucket and the permission).
+  write (exit 4, naming the bucket and the permission);
+- the env's lease is taken, for a run that writes to the warehouse (lease.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import tempfile
 from pathlib import Path
 
 from entrypoint.errors import ConfigError, InfraError
-from entrypoint.profiles import check_adapter
+from entrypoint.lease import Holder, Lease, take_lease
+from entrypoint.profiles import check_profile
 from entrypoint.project import Project
 from entrypoint.publish import run_key
-from entrypoint.settings import Settings
+from entrypoint.settings import WRITING_PHASES, Settings
 from entrypoint.state import open_state
 from entrypoint.storage import Storage, join_key, open_storage
 
@@ -52,12 +54,15 @@ def check_storage(storage: Storage, project: str, env: str, run_id: str) -> None
     storage.check_writable(join_key(run_key(project, env, run_id), MARKER))
 
 
-def run_preflight(settings: Settings, project: Project, may_promote: bool) -> None:
+def run_preflight(
+    settings: Settings, project: Project, may_promote: bool, job: str
+) -> Lease | Holder | None:
     """Every check, cheapest first; the first problem raises ConfigError or InfraError
     (`ArtifactsUnwritable` when it is the artifacts storage, which then gets no more
-    writes from this run)."""
+    writes from this run). Returns the env's lease for a run that writes to the
+    warehouse, or the run that holds it when this one is to be skipped."""
     check_work_dir(settings)
-    check_adapter(settings, project)
+    check_profile(settings, project)
     artifacts = open_storage(settings.artifacts_url, settings.aws)
     try:
         check_storage(artifacts, project.name, settings.env, settings.run_id)
@@ -66,6 +71,9 @@ def run_preflight(settings: Settings, project: Project, may_promote: bool) -> No
     state = open_state(settings, project.name, settings.env)
     if may_promote and state is not None:
         state.check_writable(settings.run_id)
+    if not WRITING_PHASES & set(settings.job_phases):
+        return None
+    return take_lease(settings, project.name, job)
 
 
 class ArtifactsUnwritable(InfraError):

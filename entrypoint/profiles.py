@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from entrypoint.errors import ConfigError
-from entrypoint.pr import Namespace, pr_schema, rewrite_profile, valid_root
+from entrypoint.pr import Namespace, pr_schema, pull_request_profile, valid_root
 from entrypoint.project import Project
 from entrypoint.settings import Adapter, ProfileSource, Settings
 
@@ -49,6 +50,7 @@ class Profile:
     adapter: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # set before dbt runs; may hold secrets
     namespace: Namespace | None = None  # a pull request's schemas
+    document: dict[str, Any] | None = None  # profiles.yml as the runner writes it
 
 
 def adapter_installed(adapter: str) -> bool:
@@ -101,6 +103,13 @@ def _missing_adapter(adapter: str, where: str, fix: str) -> ConfigError:
         else ("no dbt-runner variant has it: build an image FROM dbt-runner that installs it")
     )
     return ConfigError(f"{where}: the dbt-{adapter} adapter is not installed here; {has_it}{fix}")
+
+
+def check_profile(settings: Settings, project: Project) -> None:
+    """Fail before anything runs when the profile would leave warehouse settings unused,
+    or names an adapter the image lacks."""
+    check_profile_source(settings, project)
+    check_adapter(settings, project)
 
 
 def check_adapter(settings: Settings, project: Project) -> None:
@@ -205,15 +214,22 @@ def exported_env(fetched: dict[str, Any]) -> dict[str, str]:
 
 def describe_profile(settings: Settings, project: Project, run_dir: Path) -> Profile:
     """Where the run's profile is, or will be rendered, without writing anything. A
-    pull request's copy of an existing profile goes where a rendered one would."""
+    pull request's copy of an existing profile goes where a rendered one would. The
+    profile's content is known ahead (`document`) unless it is the project's own file,
+    or a rendered one that waits for credentials fetched at run time."""
     existing = existing_profiles_dir(settings, project)
     if existing is not None:
         adapter = existing_adapter(existing, project, settings.target)
-        folder = run_dir / "profiles" if settings.pr else existing
-        return Profile(dir=folder, rendered=False, target=settings.target, adapter=adapter)
+        profile = Profile(dir=existing, rendered=False, target=settings.target, adapter=adapter)
+        if settings.pr:
+            _pull_request_copy(settings, project, profile, run_dir / "profiles")
+        return profile
     target = settings.target or settings.env
     adapter = settings.warehouse.type.value
-    return Profile(dir=run_dir / "profiles", rendered=True, target=target, adapter=adapter)
+    profile = Profile(dir=run_dir / "profiles", rendered=True, target=target, adapter=adapter)
+    with suppress(ConfigError):  # a field a credentials source provides at run time
+        _render(settings, project, profile)
+    return profile
 
 
 def prepare_profile(
@@ -222,41 +238,63 @@ def prepare_profile(
     """Use an existing profiles.yml, or render one into the run's scratch folder."""
     profile = describe_profile(settings, project, run_dir)
     profile.env = exported_env(fetched or {})
-    if not profile.rendered:
-        if settings.warehouse.model_fields_set:
-            log.warning(
-                "DBT_RUNNER_WAREHOUSE__* settings are ignored: using %s/profiles.yml (set "
-                "DBT_RUNNER_PROFILE_SOURCE=rendered to use them instead)",
-                profile.dir,
-            )
-        if settings.pr:
-            _pull_request_copy(settings, project, profile)
-        return profile
+    if profile.rendered:
+        output = _render(settings, project, profile, fetched)
+        if "path" in output:  # DuckDB creates its file, not the folder it goes in
+            Path(output["path"]).parent.mkdir(parents=True, exist_ok=True)
+    if profile.document is not None:
+        profile.dir.mkdir(parents=True, exist_ok=True)
+        (profile.dir / "profiles.yml").write_text(yaml.safe_dump(profile.document, sort_keys=False))
+    return profile
+
+
+def _render(
+    settings: Settings, project: Project, profile: Profile, fetched: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Render the profile for DBT_RUNNER_WAREHOUSE__* into `profile`; its output."""
     output, env = render_output(settings, project, fetched)
     if settings.pr:
         profile.namespace = Namespace(settings.pr, valid_root(_schema_of(output), settings.pr))
-    if "path" in output:  # DuckDB creates its file, not the folder it goes in
-        Path(output["path"]).parent.mkdir(parents=True, exist_ok=True)
     target = str(profile.target)  # a rendered profile always names its target
-    document = {project.profile: {"target": target, "outputs": {target: output}}}
-    profile.dir.mkdir(parents=True, exist_ok=True)
-    (profile.dir / "profiles.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    profile.document = {project.profile: {"target": target, "outputs": {target: output}}}
     profile.env |= env
-    return profile
+    return output
 
 
 def _schema_of(output: dict[str, Any]) -> str:
     return str(output.get("dataset") or output.get("schema"))
 
 
-def _pull_request_copy(settings: Settings, project: Project, profile: Profile) -> None:
-    """An existing profile, copied with its target's schema made the pull request's."""
+def _pull_request_copy(
+    settings: Settings, project: Project, profile: Profile, folder: Path
+) -> None:
+    """An existing profile, copied into `folder` with its target's schema made the pull
+    request's."""
     pr = str(settings.pr)
-    source = existing_profiles_dir(settings, project) or project.source_dir
+    source = profile.dir
     if source == project.dir:
         source = project.source_dir  # the copy's own may not be written yet
-    target, root = rewrite_profile(
-        source, profile.dir, project.profile, settings.target, settings.pr_schema, pr
+    path = source / "profiles.yml"
+    data = yaml.safe_load(path.read_text())
+    document, target, root = pull_request_profile(
+        data, path, project.profile, settings.target, settings.pr_schema, pr
     )
-    profile.target = target
+    profile.dir, profile.target, profile.document = folder, target, document
     profile.namespace = Namespace(pr, valid_root(root, pr))
+
+
+def check_profile_source(settings: Settings, project: Project) -> None:
+    """Warehouse settings that an existing profile would leave unused are an error: a
+    job set up for PostgreSQL must not run on the project's DuckDB and exit 0."""
+    existing = existing_profiles_dir(settings, project)
+    explicit = sorted(settings.warehouse.model_fields_set)
+    if existing is None or not explicit:
+        return
+    names = ", ".join(f"DBT_RUNNER_WAREHOUSE__{name.rstrip('_').upper()}" for name in explicit)
+    shown = project.source_dir if existing == project.dir else existing
+    raise ConfigError(
+        f"{names} would be ignored: the run uses {shown / 'profiles.yml'} "
+        f"(DBT_RUNNER_PROFILE_SOURCE={settings.profile_source.value}); set "
+        "DBT_RUNNER_PROFILE_SOURCE=rendered to use the DBT_RUNNER_WAREHOUSE__* settings, or "
+        "unset them to use that file"
+    )

@@ -30,6 +30,7 @@ ARTIFACTS = (
 DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
 PAGE = "report.html"  # the run page: in the run's folder, and the latest beside the docs
 FINAL = ("report.json", PAGE)  # rewritten once notifying is timed
+RUNNING = "running"  # last_run.json's status while a run has not finished
 
 
 def run_key(project: str, env: str, run_id: str) -> str:
@@ -88,11 +89,17 @@ def publish_artifacts(
 
 
 def publish_reports(
-    storage: Storage, project: str, report: RunReport, paths: list[Path], final: bool = False
+    storage: Storage,
+    project: str,
+    report: RunReport,
+    paths: list[Path],
+    final: bool = False,
+    last_run: bool = False,
 ) -> None:
     """Upload the report files next to the run's artifacts, and the run page beside the
-    docs too; then point last_run.json at the run (what `dbt-runner retry` starts
-    from). `final`: only the files rewritten once notifying is timed."""
+    docs too; then, for a run that marked its start (`last_run`), record how it ended
+    in last_run.json (what `dbt-runner retry` starts from). `final`: only the files
+    rewritten once notifying is timed."""
     prefix = run_key(project, report.env, report.run_id)
     for path in paths:
         if final and path.name not in FINAL:
@@ -100,9 +107,30 @@ def publish_reports(
         storage.put_file(join_key(prefix, path.name), path)
         if path.name == PAGE:
             storage.put_file(join_key(docs_key(project, report.env), PAGE), path)
-    if report.phases and not final:  # a run that reached dbt
-        last = {"run_id": report.run_id, "status": report.status, "job": report.job}
-        storage.put_bytes(last_run_key(project, report.env), json.dumps(last).encode())
+    if last_run and not final:
+        _write_last_run(storage, project, report, report.status)
+
+
+def mark_started(storage: Storage, project: str, report: RunReport) -> None:
+    """Before dbt starts: this run is the last one, and has not finished. A run killed
+    outright (SIGKILL, out of memory) leaves this mark, so a retry knows it."""
+    _write_last_run(storage, project, report, RUNNING)
+
+
+def _write_last_run(storage: Storage, project: str, report: RunReport, status: str) -> None:
+    last = {
+        "run_id": report.run_id,
+        "status": status,
+        "job": report.job,
+        "started_at": report.started_at.isoformat(),
+    }
+    storage.put_bytes(last_run_key(project, report.env), json.dumps(last).encode())
+
+
+def read_last_run(storage: Storage, project: str, env: str) -> dict[str, str] | None:
+    """The last run that reached dbt: run_id, status ("running" until it finished), job."""
+    data = storage.get_bytes(last_run_key(project, env))
+    return json.loads(data) if data is not None else None
 
 
 def last_run_key(project: str, env: str) -> str:

@@ -12,13 +12,21 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from entrypoint.errors import ExitCode
+from entrypoint.target import Target
 
 SCHEMA_VERSION = 1
 
 Outcome = Literal["ok", "warn", "failed", "skipped"]
 PhaseStatus = Literal["success", "failed", "error", "skipped", "interrupted"]
 RunStatus = Literal[
-    "success", "failed", "error", "config_error", "infra_error", "interrupted", "timed_out"
+    "success",
+    "failed",
+    "error",
+    "config_error",
+    "infra_error",
+    "interrupted",
+    "timed_out",
+    "skipped",
 ]
 # The exit codes of a run stopped from outside, and the status each gives.
 STOPPED: dict[int, RunStatus] = {
@@ -236,6 +244,10 @@ class RunReport(BaseModel):
     runner_version: str
     dbt_version: str | None = None
     adapter: str | None = None
+    target: Target | None = Field(
+        default=None,
+        description="Where the run's relations go, as dbt resolves the profile (no secret)",
+    )
     project: str | None = None
     env: str
     job: str
@@ -259,6 +271,11 @@ class RunReport(BaseModel):
     nodes: list[NodeResult] = Field(default_factory=list)
     errors: list[RunError] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    skipped: str | None = Field(
+        default=None,
+        description="Why the run did nothing: another run holds its env's lease "
+        "(DBT_RUNNER_CONCURRENCY=skip)",
+    )
     state: StateInfo | None = None
     retry_of: str | None = Field(default=None, description="The run a retry re-ran")
     pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
@@ -309,6 +326,8 @@ class RunReport(BaseModel):
             return ExitCode.DBT_ERROR, "error"
         if any(p.status == "failed" for p in strict):
             return ExitCode.DBT_FAILURES, "failed"
+        if self.skipped is not None:
+            return ExitCode.SUCCESS, "skipped"
         return ExitCode.SUCCESS, "success"
 
     # --- reading -------------------------------------------------------------

@@ -8,6 +8,10 @@ cover the rest (a run that stopped before a later build phase ran, or whose unfi
 nodes are unknown), the retry refuses with the command to run instead: a retry never
 runs less than the run it repairs, and the state is promoted only when the earlier
 run's job covered the whole project and everything it owed has now built.
+
+What a retry may complete is the ledger's rule (ledger.py): never a run that did not
+finish (killed: it left only its start mark), one made for another target, or one
+whose project changed under nodes it had already built.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ import logging
 import shutil
 from pathlib import Path
 
+from entrypoint import ledger
 from entrypoint.errors import ConfigError, InfraError
 from entrypoint.phases import NODE_PHASES, RETRY, PhaseRunner
 from entrypoint.pipeline import Run
-from entrypoint.publish import last_run_key, run_key
+from entrypoint.publish import RUNNING, read_last_run, run_key
 from entrypoint.report import PhaseResult, RunReport, StateInfo
 from entrypoint.settings import Settings
 from entrypoint.state import StateError, open_state
-from entrypoint.storage import Storage, join_key, open_storage
+from entrypoint.storage import join_key, open_storage
 from entrypoint.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -66,14 +71,21 @@ class Retry(Run):
         self.retry_of = retry_of
         self.retry_dir: Path | None = None
         self.recreated_state: Path | None = None
+        self.retried: set[str] = set()  # what dbt retry will run again
 
     def _prepare_state(self, workspace: Workspace) -> None:
         project, env = workspace.project.name, self.settings.env
         storage = open_storage(self.settings.artifacts_url, self.settings.aws)
-        run_id = self.retry_of or self._last_run(storage, project, env)
+        last = read_last_run(storage, project, env)
+        run_id = self.retry_of or self._last_run_id(last, project, env)
         self.report.retry_of = run_id
         prefix = run_key(project, env, run_id)
         document = storage.get_bytes(join_key(prefix, "report.json"))
+        if last is not None and last["run_id"] == run_id and last["status"] == RUNNING:
+            raise ConfigError(
+                f"run {run_id} did not finish: it was killed (or is still running), so what "
+                "it built is unknown; run the job again (dbt-runner run)"
+            )
         if document is None:
             raise ConfigError(f"--from-run {run_id}: no such run under {storage.url_for(prefix)}")
         previous = RunReport.model_validate_json(document)
@@ -81,25 +93,30 @@ class Retry(Run):
         if previous.status == "success":
             log.info("run %s succeeded: nothing to retry", run_id)
             return
+        blocker = ledger.retry_blocker(previous, self.report.target)
+        if blocker is not None:
+            raise ConfigError(blocker)
         phase = retried_phase(previous)
         key = join_key(prefix, "phases", phase.name, "run_results.json")
         results = storage.get_bytes(key) or storage.get_bytes(join_key(prefix, "run_results.json"))
-        if results is None:
+        manifest = storage.get_bytes(join_key(prefix, "manifest.json"))
+        if results is None or manifest is None:
             raise ConfigError(f"run {run_id} left no run results to retry: run the job again")
         self.retry_dir = self.settings.run_dir / "retry"
-        self.retry_dir.mkdir(parents=True, exist_ok=True)
+        (self.retry_dir / "built").mkdir(parents=True, exist_ok=True)
         (self.retry_dir / "run_results.json").write_bytes(results)
+        (self.retry_dir / "built" / "manifest.json").write_bytes(manifest)
+        self.retried = ledger.retried_nodes(json.loads(results))
         log.info("retrying the failed, skipped and unfinished nodes of run %s", run_id)
         self._recreate_state(previous, json.loads(results).get("args", {}).get("state"))
 
-    def _last_run(self, storage: Storage, project: str, env: str) -> str:
-        last = storage.get_bytes(last_run_key(project, env))
+    def _last_run_id(self, last: dict[str, str] | None, project: str, env: str) -> str:
         if last is None:
             raise ConfigError(
                 f"no earlier run of {project}/{env} under {self.settings.artifacts_url} to "
                 "retry; pass --from-run RUN_ID"
             )
-        return str(json.loads(last)["run_id"])
+        return str(last["run_id"])
 
     def _recreate_state(self, previous: RunReport, state_path: str | None) -> None:
         """dbt retry reuses the earlier run's --state: put that state back where it was."""
@@ -114,15 +131,33 @@ class Retry(Run):
                 "kept under DBT_RUNNER_STATE_URL"
             )
         try:
-            store.fetch_manifest(pointer, Path(state_path), self.settings.warehouse.type.value)
+            manifest, _ = store.manifest(pointer)  # trusted by that run: still intact?
         except StateError as exc:
             raise InfraError(f"the state run {previous.run_id} deferred to: {exc}") from None
         self.recreated_state = Path(state_path)
+        self.recreated_state.mkdir(parents=True, exist_ok=True)
+        (self.recreated_state / "manifest.json").write_bytes(manifest)
         self.report.state = StateInfo(url=store.url(), mode="slim", deferred_to=deferred_to)
 
+    def _has_work(self) -> bool:
+        return self.retry_dir is not None
+
     def _execute(self, runner: PhaseRunner) -> None:
-        if self.retry_dir is not None:
-            runner.retry(self.retry_dir)
+        if self.retry_dir is None:
+            return
+        if not runner.prepare_retry():
+            return
+        modified = runner.modified_since(self.retry_dir / "built")
+        run_id = str(self.report.retry_of)
+        if modified is None:
+            raise ConfigError(
+                f"dbt could not compare the project with run {run_id}'s manifest: run the job "
+                "again (dbt-runner run)"
+            )
+        changed = ledger.changed_since(run_id, modified, self.retried)
+        if changed is not None:
+            raise ConfigError(changed)
+        runner.retry(self.retry_dir)
 
     def _clean_up(self) -> None:
         if self.recreated_state is not None:

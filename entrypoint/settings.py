@@ -95,6 +95,8 @@ JOB_PHASES: dict[Job, list[Phase]] = {
 }
 # Phases that build relations in the warehouse: a job without one never sets state.
 BUILDING_PHASES = {Phase.BUILD, Phase.RUN}
+# Phases that write to the warehouse at all.
+WRITING_PHASES = {Phase.SEED, Phase.SNAPSHOT, *BUILDING_PHASES}
 
 
 class LogFormat(StrEnum):
@@ -113,6 +115,14 @@ class MetricsMode(StrEnum):
     AUTO = "auto"  # EMF when the log is JSON lines (CloudWatch), else none
     EMF = "emf"
     OFF = "off"
+
+
+class Concurrency(StrEnum):
+    """What a run does when another run of its env holds the lease."""
+
+    SKIP = "skip"  # end at once: status skipped, exit 0
+    WAIT = "wait"  # wait for it, at most DBT_RUNNER_CONCURRENCY_WAIT_S
+    FAIL = "fail"  # exit 4
 
 
 class ProfileSource(StrEnum):
@@ -625,11 +635,29 @@ class Settings(BaseSettings):
         None,
         "where the last good run's state is kept (`s3://` or `file://`): see Slim jobs",
     )
+    concurrency: Concurrency = setting(
+        Concurrency.SKIP,
+        "when another run of the same project and env (and pull request) holds its lease: "
+        "`skip` (end at once, status `skipped`, exit 0), `wait` (for it), `fail` (exit 4); "
+        "runs that only lint or read take no lease",
+        flag="--concurrency",
+    )
+    concurrency_wait_s: float = setting(
+        3600, "how long `wait` waits for the lease before failing (exit 4), seconds", gt=0
+    )
+    lease_ttl_s: float = setting(
+        120,
+        "a lease its run stopped renewing (a killed run's) expires after this many seconds "
+        "and is taken over; a run renews its lease every third of it",
+        ge=3,
+        le=3600,
+    )
     pr: str | None = setting(
         None,
         "a pull request's number or branch-safe name: every relation the run creates goes "
         "into that pull request's schemas (see Pull-request environments); the job defaults "
-        "to slim, deferring to `prod`",
+        "to slim, deferring to `prod`; lower-cased, '-' and '_' dropped (`Feature_2` is "
+        "`feature2`), so no pull request's schemas start with another's",
         flag="--pr",
     )
     pr_schema: str = setting(
@@ -676,7 +704,9 @@ class Settings(BaseSettings):
             raise ValueError(
                 "use the pull request's number or a branch-safe name (letters, digits, '-', '_')"
             )
-        return value.lower().replace("-", "_")  # part of schema names
+        # Part of schema names, and never an underscore: then no pull request's schemas
+        # can start with another's (`feature` and `feature_2` would: pr.py).
+        return re.sub(r"[-_]", "", value.lower())
 
     @field_validator("pr_schema")
     @classmethod

@@ -9,13 +9,11 @@ Layout under DBT_RUNNER_STATE_URL:
 Promotion writes a successful run's files under runs/<run_id>/ first and moves the
 pointer last, so a failed or interrupted run never replaces the last good state and a
 reader never sees a half-written one; of two racing jobs, the one that started later
-keeps the pointer. A state that cannot be trusted (unreadable, a checksum mismatch,
-another project or adapter) is never used for a partial build: the job builds
-everything instead and says why.
+keeps the pointer. Each pointer records the target its run built into.
 
-Promotion also needs evidence, not only an exit code: the run's report must show
-that it built everything its job selected (`unbuilt`), so no stopped, partial or
-half-retried run can ever become the state later jobs defer to.
+What a run may trust and when the pointer moves are the ledger's rules (ledger.py):
+this module keeps the files, looks a state up (`look_up_state`, the same answer for
+`run` and `plan`), and fetches or promotes it when the ledger says so.
 """
 
 from __future__ import annotations
@@ -23,16 +21,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from entrypoint import ledger
 from entrypoint.fresh import NODES, SOURCES, merged_nodes, promoted_sources, read_json
 from entrypoint.report import RunReport, StateInfo
 from entrypoint.settings import STATE_JOBS, Job, Settings
 from entrypoint.storage import Storage, join_key, open_storage
+from entrypoint.target import Target
+
+if TYPE_CHECKING:
+    from entrypoint.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,6 @@ MANIFEST = "manifest.json"
 PARTIAL_PARSE = "partial_parse.msgpack"
 POINTER = "latest.json"
 STATE_INFO = "state.json"  # each kept run's own pointer, for retries of older runs
-SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 
 
 def manifest_metadata(data: bytes) -> dict[str, Any] | None:
@@ -76,6 +79,7 @@ class StatePointer(BaseModel):
     partial_parse: bool
     sources: bool = False  # sources.json: freshness taken before a build (fresh jobs)
     nodes: bool = False  # nodes.json: each node's last build and duration
+    target: Target | None = None  # where its relations are (None: written before 0.2.0)
 
 
 class StateStore:
@@ -114,8 +118,8 @@ class StateStore:
         except ValidationError:
             raise StateError(f"run {run_id}'s {STATE_INFO} is unreadable") from None
 
-    def fetch_manifest(self, pointer: StatePointer, folder: Path, adapter: str | None) -> Path:
-        """The state's manifest.json in `folder`, checked; StateError if untrustworthy."""
+    def manifest(self, pointer: StatePointer) -> tuple[bytes, dict[str, Any]]:
+        """The state's manifest.json and its metadata, intact; StateError otherwise."""
         data = self.storage.get_bytes(self._key("runs", pointer.run_id, MANIFEST))
         if data is None:
             raise StateError(f"the manifest of run {pointer.run_id} is missing")
@@ -124,17 +128,7 @@ class StateStore:
         metadata = manifest_metadata(data)
         if metadata is None:
             raise StateError(f"run {pointer.run_id}'s manifest is not a dbt manifest")
-        if metadata.get("project_name") != self.project:
-            raise StateError(f"the state is project '{metadata.get('project_name')}'s")
-        if metadata.get("dbt_schema_version") != SUPPORTED_MANIFEST:
-            raise StateError(f"the state's manifest is {metadata.get('dbt_schema_version')}")
-        if adapter and metadata.get("adapter_type") not in (None, adapter):
-            built_on = metadata.get("adapter_type")
-            raise StateError(f"the state was built on {built_on}, not {adapter}")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / MANIFEST
-        path.write_bytes(data)
-        return path
+        return data, metadata
 
     def restore_partial_parse(
         self, pointer: StatePointer, target_path: Path, project_dir: Path, dbt_version: str | None
@@ -189,6 +183,7 @@ class StateStore:
             partial_parse=cache.is_file(),
             sources=SOURCES in kept,
             nodes=NODES in kept,
+            target=report.target,
         )
         document = pointer.model_dump_json(indent=2).encode()
         self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)
@@ -234,111 +229,121 @@ def open_state(settings: Settings, project: str, env: str) -> StateStore | None:
     return StateStore(open_storage(settings.state_url, settings.aws), project, env)
 
 
-def fetch_state(
-    settings: Settings, project_dir: Path, project: str, target_path: Path, report: RunReport
-) -> Path | None:
-    """Fetch the last good state of the environment this job defers to. Returns the
-    folder holding its manifest (and, for a fresh job, its sources.json) for a build of
-    what changed, or None to build everything (no state yet, or one that cannot be
-    trusted). Restores dbt's parse cache from it when it fits this project and dbt."""
+@dataclass
+class FoundState:
+    """The last good state of the environment a job defers to, and whether this run
+    may use it: the same answer for `run` (which then fetches it) and `plan`."""
+
+    store: StateStore
+    pointer: StatePointer | None = None
+    manifest: bytes | None = None
+    problem: str | None = None  # why it is not used; None with a pointer: usable
+
+    @property
+    def usable(self) -> bool:
+        return self.pointer is not None and self.manifest is not None and self.problem is None
+
+    def why_not(self, job: Job) -> str:
+        why = self.problem or "no state yet"
+        url = self.store.url()
+        return f"{job.value} job without usable state at {url} ({why}): building everything"
+
+
+def look_up_state(
+    settings: Settings, project: str, target: Target | None, dbt_version: str | None
+) -> FoundState | None:
+    """The state this job would compare with and defer to, checked by the ledger; None
+    when the job keeps no state. Reads, never writes."""
     store = open_state(settings, project, settings.defer_env)
     if store is None:
         return None
-    problem: str | None = None
+    found = FoundState(store)
     try:
-        pointer = store.latest()
+        found.pointer = store.latest()
     except StateError as exc:
-        pointer, problem = None, str(exc)
-    info = report.state = StateInfo(url=store.url(), mode="full")
-    state_dir = None
+        found.problem = str(exc)
+        return found
+    if found.pointer is None or settings.job not in STATE_JOBS:
+        return found
+    try:
+        data, metadata = store.manifest(found.pointer)
+    except StateError as exc:
+        found.problem = str(exc)
+        return found
+    found.problem = ledger.distrust(
+        found.pointer,
+        metadata,
+        project=project,
+        target=target,
+        own_env=settings.defer_env == settings.env,
+        job=settings.job,
+        dbt_version=dbt_version,
+    )
+    found.manifest = data if found.problem is None else None
+    return found
+
+
+def fetch_state(
+    settings: Settings,
+    found: FoundState | None,
+    project_dir: Path,
+    target_path: Path,
+    report: RunReport,
+) -> Path | None:
+    """Put the found state where dbt reads it. Returns the folder holding its manifest
+    (and, for a fresh job, its sources.json) for a build of what changed, or None to
+    build everything (no state yet, or one the ledger does not trust). Restores dbt's
+    parse cache from it when it fits this project and dbt (dbt checks it again)."""
+    if found is None:
+        return None
+    info = report.state = StateInfo(url=found.store.url(), mode="full")
+    pointer = found.pointer
     if pointer is not None:
-        info.warm_parse = store.restore_partial_parse(
+        info.warm_parse = found.store.restore_partial_parse(
             pointer, target_path, project_dir, report.dbt_version
         )
-        if settings.job in STATE_JOBS:
-            try:
-                state_dir = _state_folder(store, pointer, settings, report.dbt_version)
-                info.mode, info.deferred_to = "slim", pointer.run_id
-            except StateError as exc:
-                problem = str(exc)
-    if settings.job in STATE_JOBS and state_dir is None:
-        why = problem or "no state yet"
-        job = settings.job.value
-        info.reason = (
-            f"{job} job without usable state at {store.url()} ({why}): building everything"
-        )
+    state_dir = None
+    if found.usable and pointer is not None and found.manifest is not None:
+        state_dir = _state_folder(found.store, pointer, found.manifest, settings)
+        info.mode, info.deferred_to = "slim", pointer.run_id
+        log.info("comparing with, and deferring to, run %s (%s)", pointer.run_id, info.url)
+    elif settings.job in STATE_JOBS:
+        info.reason = found.why_not(settings.job)
         log.warning("%s", info.reason)
-    elif state_dir is not None:
-        log.info("comparing with, and deferring to, run %s (%s)", info.deferred_to, store.url())
     if info.warm_parse:
         log.info("parse cache restored from the state")
     return state_dir
 
 
 def _state_folder(
-    store: StateStore, pointer: StatePointer, settings: Settings, dbt_version: str | None
+    store: StateStore, pointer: StatePointer, manifest: bytes, settings: Settings
 ) -> Path:
-    """The state's manifest in the run's folder; a fresh job's also needs sources.json,
-    taken with the same dbt (StateError otherwise: then everything is built)."""
+    """The state's manifest in the run's folder, with the files kept beside it."""
     folder = settings.run_dir / "state"
-    store.fetch_manifest(pointer, folder, settings.warehouse.type)
-    nodes = store.kept(pointer, NODES)
-    if nodes is not None:
-        (folder / NODES).write_bytes(nodes)
-    if settings.job is Job.FRESH:
-        if pointer.dbt_version != dbt_version:
-            raise StateError(f"dbt changed since it ({pointer.dbt_version} -> {dbt_version})")
-        sources = store.kept(pointer, SOURCES)
-        if sources is None:
-            raise StateError("it keeps no sources.json (taken by a fresh job before its build)")
-        (folder / SOURCES).write_bytes(sources)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).write_bytes(manifest)
+    for name in (NODES, SOURCES):
+        body = store.kept(pointer, name)
+        if body is not None:
+            (folder / name).write_bytes(body)
     return folder
 
 
-NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
-
-
-def unbuilt(report: RunReport) -> str | None:
-    """Why the report does not show that the run built everything its job selected,
-    if it does not; None when it may become the state."""
-    if not report.builds_whole_project:
-        return "the job built a selection, not the whole project"
-    if not report.succeeding():
-        return "the run did not succeed"
-    ran = [phase for phase in report.phases if phase.name in NODE_PHASE_NAMES]
-    if not any(
-        phase.status == "success" and phase.name in ("build", "run", "retry") for phase in ran
-    ):
-        return "no build, run or retry phase succeeded"
-    for phase in ran:
-        if phase.status not in ("success", "skipped") or not phase.results_complete:
-            return f"its {phase.name} phase ended {phase.status}"
-    missing = [
-        n.unique_id
-        for n in report.nodes
-        if n.phase in NODE_PHASE_NAMES and n.outcome in ("failed", "skipped")
-    ]
-    if missing:
-        return f"{len(missing)} selected node(s) did not build (first: {missing[0]})"
-    return None
-
-
 def promote_state(
-    settings: Settings, project: str, project_dir: Path, report: RunReport, target_path: Path
+    settings: Settings, workspace: Workspace, report: RunReport, lease_lost: bool = False
 ) -> None:
-    """A run that built everything its job selected becomes the state slim jobs
-    compare with and defer to; any other run leaves the last good state untouched."""
-    store = open_state(settings, project, settings.env)
+    """A run the ledger accepts becomes the state slim jobs compare with and defer to;
+    any other run leaves the last good state untouched."""
+    project, target_path = workspace.project, workspace.target_path
+    store = open_state(settings, project.name, settings.env)
     if store is None:
         return
-    # The job's own reason reads best; the report's evidence decides in any case.
-    reason = settings.not_promotable() if not report.builds_whole_project else None
-    blocker = reason or unbuilt(report)
+    blocker = ledger.promotion_blocker(settings, report, lease_lost)
     if blocker is not None:
         log.info("state not promoted: %s", blocker)
         return
     promoted = store.promote(
-        report, target_path, project_dir, _kept_files(store, report, target_path)
+        report, target_path, project.dir, _kept_files(store, report, target_path)
     )
     if report.state is None:
         report.state = StateInfo(url=store.url(), mode="full")

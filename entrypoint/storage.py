@@ -6,12 +6,16 @@ state code; only `open_storage(url)` differs.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import mimetypes
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlparse
@@ -99,6 +103,16 @@ class Storage(Protocol):
 
     def check_writable(self, key: str) -> None: ...
 
+    # Conditional writes, for a lease: a version is what the storage says a key's
+    # content is (S3: its ETag), None when the condition did not hold.
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None: ...
+
+    def put_new(self, key: str, data: bytes) -> str | None: ...
+
+    def replace(self, key: str, data: bytes, version: str) -> str | None: ...
+
+    def delete_version(self, key: str, version: str) -> bool: ...
+
 
 class FileStorage:
     """A local folder. Writes go to a temporary file first, then an atomic rename."""
@@ -164,6 +178,47 @@ class FileStorage:
         """Write and remove a marker at `key`: InfraError if the folder is not writable."""
         self._write(key, b"")
         self._path(key).unlink(missing_ok=True)
+
+    @contextmanager
+    def _locked(self, key: str) -> Iterator[Path]:
+        """The key's path, with an exclusive lock on it (a lock file beside it) held."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with (path.parent / f".{path.name}.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                yield path
+        except OSError as exc:
+            raise InfraError(f"cannot write {self.url_for(key)}: {exc.strerror or exc}") from exc
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        data = self.get_bytes(key)
+        return None if data is None else (data, _digest(data))
+
+    def put_new(self, key: str, data: bytes) -> str | None:
+        with self._locked(key) as path:
+            if path.exists():
+                return None
+            self._write(key, data)
+        return _digest(data)
+
+    def replace(self, key: str, data: bytes, version: str) -> str | None:
+        with self._locked(key) as path:
+            if not path.is_file() or _digest(path.read_bytes()) != version:
+                return None
+            self._write(key, data)
+        return _digest(data)
+
+    def delete_version(self, key: str, version: str) -> bool:
+        with self._locked(key) as path:
+            if not path.is_file() or _digest(path.read_bytes()) != version:
+                return False
+            path.unlink()
+        return True
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class S3Storage:
@@ -267,6 +322,54 @@ class S3Storage:
                 self.url_for(key),
                 error_code(exc),
             )
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read(), response["ETag"]
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except Exception as exc:
+            raise self._fail("read", key, exc) from exc
+
+    def put_new(self, key: str, data: bytes) -> str | None:
+        """S3's conditional write: If-None-Match: * (only when the key is absent)."""
+        return self._put_if(key, data, IfNoneMatch="*")
+
+    def replace(self, key: str, data: bytes, version: str) -> str | None:
+        """If-Match: only while the key still has the ETag `version`."""
+        return self._put_if(key, data, IfMatch=version)
+
+    def _put_if(self, key: str, data: bytes, **condition: str) -> str | None:
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                **condition,  # type: ignore[arg-type]
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                return None
+            raise self._fail("write", key, exc) from exc
+        return response["ETag"]
+
+    def delete_version(self, key: str, version: str) -> bool:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=version)
+        except Exception as exc:
+            if _condition_failed(exc):
+                return False
+            raise self._fail("delete", key, exc) from exc
+        return True
+
+
+def _condition_failed(exc: Exception) -> bool:
+    """A conditional request refused: the condition did not hold, or another write to
+    the key won (409), or the key is gone."""
+    from entrypoint.aws import error_code
+
+    return error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey")
 
 
 def open_storage(url: str, aws_settings: AwsSettings | None = None) -> Storage:

@@ -12,6 +12,7 @@ them back.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,10 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from entrypoint import credentials
-from entrypoint.profiles import Profile, check_adapter, describe_profile, prepare_profile
+from entrypoint.profiles import Profile, check_profile, describe_profile, prepare_profile
 from entrypoint.project import Project, describe_project, prepare_project
 from entrypoint.settings import Settings
+from entrypoint.target import Target, resolve_target
+
+log = logging.getLogger(__name__)
 
 Stage = Callable[[str], AbstractContextManager[None]]
 
@@ -97,6 +103,26 @@ class Workspace:
     def dbt_context(self) -> AbstractContextManager[None]:
         return dbt_environment(self.dbt_env(), cwd=self.project.dir)
 
+    def identify_target(self) -> Target | None:
+        """The target dbt will build into, from the profile dbt will read; None (said in
+        the log) when dbt could not read it either: its own phases then say why."""
+        try:
+            document = self.profile.document
+            if document is None:
+                document = yaml.safe_load((self.profile.dir / "profiles.yml").read_text())
+            with dbt_environment(self.dbt_env()):  # env_var() in the profile reads it
+                return resolve_target(
+                    document,
+                    self.project.profile,
+                    self.profile.target,
+                    self.project.dir,
+                    self.settings.vars,
+                )
+        except Exception as exc:  # dbt's profile errors, YAML errors, a missing file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.info("the run's target could not be identified: %s", first)
+            return None
+
     def close(self) -> None:
         """Remove the key files written for this run, whatever else is kept."""
         self.credentials.remove_files()
@@ -129,7 +155,7 @@ def open_workspace(settings: Settings, stage: Stage = _no_stage) -> Workspace:
     with stage("project"):
         project = prepare_project(settings.project_dir, settings.work_dir)
     with stage("profile"):
-        check_adapter(settings, project)
+        check_profile(settings, project)
     with stage("credentials"):
         fetched = credentials.fetch(settings, settings.run_dir / "secrets")
     with stage("profile"):
@@ -141,6 +167,6 @@ def describe_workspace(settings: Settings) -> Workspace:
     """The workspace `open_workspace` would prepare, with nothing copied, fetched or
     written: the folders are the ones a run uses."""
     project = describe_project(settings.project_dir, settings.work_dir)
-    check_adapter(settings, project)
+    check_profile(settings, project)
     profile = describe_profile(settings, project, settings.run_dir)
     return Workspace(settings, project, profile)

@@ -119,11 +119,12 @@ def test_project_profiles_yml_is_used(
         }
     }
     (demo_project / "profiles.yml").write_text(yaml.safe_dump(profile))
+    rendered = Path(env.pop("DBT_RUNNER_WAREHOUSE__PATH"))  # a setting it would leave unused
     result = run_cli("run", "--job", "custom", "--phases", "deps,seed", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("select count(*) from main.raw_customers").fetchone() == (12,)
-    assert not Path(env["DBT_RUNNER_WAREHOUSE__PATH"]).exists()
+    assert not rendered.exists()
 
 
 def test_sigterm_cancels_the_query_and_reports(

@@ -77,11 +77,11 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
         result = run_cli("run", "--pr", pr, env=pr_env)
         assert result.returncode == 0, result.stdout[-3000:]
         reports[pr] = read_json(out_dir / "report.json")
-    for pr, namespace in (("101", f"{ci}_pr_101"), ("feature-x", f"{ci}_pr_feature_x")):
+    for pr, namespace in (("101", f"{ci}_pr_101"), ("feature-x", f"{ci}_pr_featurex")):
         report = reports[pr]
         assert (report["job"], report["state"]["mode"]) == ("slim", "slim")  # a PR's default
         assert report["pr"] == {
-            "pr": pr.replace("-", "_"),
+            "pr": pr.replace("-", ""),
             "namespace": namespace,
             "schemas": [f"{namespace}_marts"],
         }

@@ -147,16 +147,15 @@ def test_ci_job_defers_to_production_on_postgres_with_state_on_s3(
         (30, "v2")
     ]
     assert dict(postgres.query(oids, prod_schema)) == prod_before
-    manifest = json.loads(
-        moto.client("s3")
-        .get_object(
-            Bucket=bucket, Key=f"dbt-state/demo/ci/state/runs/{ci_report['run_id']}/manifest.json"
-        )["Body"]
-        .read()
-    )
+    manifest = read_json(out_dir / "demo" / "ci" / "runs" / ci_report["run_id"] / "manifest.json")
     compiled = manifest["nodes"]["model.demo.orders"]["compiled_code"]
     assert f'"{prod_schema}"."stg_orders"' in compiled and ci_schema not in compiled
-    # The CI run promoted its own env's state; production's pointer is unchanged.
+    # The CI schema does not hold what it read from production: no state for ci, and
+    # production's pointer is unchanged.
+    assert state["promoted"] is False
+    assert "the job deferred to prod's state" in result.stdout
+    ci_state = moto.client("s3").list_objects_v2(Bucket=bucket, Prefix="dbt-state/demo/ci/")
+    assert ci_state["KeyCount"] == 0
     prod_pointer = json.loads(
         moto.client("s3")
         .get_object(Bucket=bucket, Key="dbt-state/demo/prod/state/latest.json")["Body"]

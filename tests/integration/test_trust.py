@@ -239,6 +239,7 @@ def unreachable_warehouse(project: Path, env: dict[str, str], postgres: Postgres
 
 
 def broken_profiles_yml(project: Path, env: dict[str, str], postgres: Postgres) -> str:
+    del env["DBT_RUNNER_WAREHOUSE__PATH"]  # the project's own profile is the one used
     (project / "profiles.yml").write_text("demo:\n  target: dev\n  outputs:\n    dev: [\n")
     return "Syntax error near line 5"
 
@@ -416,7 +417,11 @@ def test_s3_outage_after_the_build_keeps_state_and_local_artifacts(
         assert run_cli("run", env=env).returncode == 0  # a good run: the state
         key = "state/demo/dev/state/latest.json"
         good = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        proxy.faults.append(Fault(503, "ServiceUnavailable", method="PUT", path_contains=".json"))
+        # After the build: the state's and the artifacts' manifest.json (the run's start
+        # mark, last_run.json, went up before dbt started).
+        proxy.faults.append(
+            Fault(503, "ServiceUnavailable", method="PUT", path_contains="manifest.json")
+        )
         env |= hook(httpserver) | {"DBT_RUNNER_AWS__CONNECT_TIMEOUT_S": "1"}
         result = run_cli("run", env=env)
     assert result.returncode == 4, result.stdout[-3000:]

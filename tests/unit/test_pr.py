@@ -84,7 +84,7 @@ def test_an_existing_profile_is_copied_with_the_pull_requests_schema(tmp_path: P
 
 def test_pull_request_settings() -> None:
     with_state = Settings.model_validate({"project_dir": DEMO, "pr": "Feat-1", "state_url": "/s"})
-    assert (with_state.pr, with_state.job, with_state.defer_env) == ("feat_1", Job.SLIM, "prod")
+    assert (with_state.pr, with_state.job, with_state.defer_env) == ("feat1", Job.SLIM, "prod")
     assert with_state.not_promotable() is not None  # a pull request never sets the state
     explicit = Settings.model_validate({"project_dir": DEMO, "pr": "1", "job": "full"})
     assert explicit.job is Job.FULL

@@ -1,0 +1,128 @@
+"""The target: which warehouse, and where in it, a run's relations go, as dbt itself
+resolves the profile (its renderer, the adapter's own credentials class and defaults).
+
+Recorded in the report and with every promoted state, so that a state is only ever
+used against the warehouse it describes (ledger.py). Never a secret: the adapter, the
+server or file, the database and the schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+MEMORY = ":memory:"
+
+
+class Target(BaseModel):
+    """Where a run's relations live."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    adapter: str
+    location: str = Field(
+        description="host:port, the DuckDB file's absolute path, the BigQuery project"
+    )
+    database: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+
+    def describe(self) -> str:
+        parts = [self.adapter, self.location]
+        if self.database:
+            parts.append(f"database {self.database}")
+        if self.schema_:
+            parts.append(f"schema {self.schema_}")
+        return " ".join(parts)
+
+    def differences(self, other: Target) -> list[str]:
+        """What differs from `other`, as `field a -> b`."""
+        mine, theirs = self.model_dump(by_alias=True), other.model_dump(by_alias=True)
+        return [
+            f"{name} {theirs[name]} -> {mine[name]}" for name in mine if mine[name] != theirs[name]
+        ]
+
+    def duckdb_file(self) -> Path | None:
+        """The local DuckDB file, None for other adapters and remote databases."""
+        if self.adapter != "duckdb" or self.location == MEMORY or _has_scheme(self.location):
+            return None
+        return Path(self.location)
+
+    def vanishes(self, scratch: Path) -> str | None:
+        """Why nothing this target holds outlives the run, if so: an in-memory DuckDB
+        database, or a file inside the runner's scratch folder."""
+        if self.adapter == "duckdb" and self.location == MEMORY:
+            return "an in-memory DuckDB database: nothing it holds outlives the run"
+        path = self.duckdb_file()
+        if path is not None and path.is_relative_to(scratch):
+            return (
+                f"the DuckDB database {path} is inside the runner's scratch folder "
+                f"(DBT_RUNNER_WORK_DIR, {scratch}), which goes with the container: set "
+                "DBT_RUNNER_WAREHOUSE__PATH, or an absolute path in profiles.yml, to a "
+                "persistent volume"
+            )
+        return None
+
+
+def _has_scheme(path: str) -> bool:
+    """md:, s3://, ducklake: ... (one letter would be a Windows drive)."""
+    scheme = urlparse(path).scheme
+    return len(scheme) > 1
+
+
+def resolve_target(
+    profiles: dict[str, Any],
+    profile: str,
+    target: str | None,
+    project_dir: Path,
+    cli_vars: dict[str, Any],
+) -> Target:
+    """The target of `profile` in `profiles` (profiles.yml's content), rendered as dbt
+    renders it (env_var() reads this process's environment: call it inside the dbt
+    environment) into the adapter's own credentials. Relative DuckDB paths are taken
+    from `project_dir`, where dbt runs. Raises dbt's own error for a profile dbt could
+    not use either."""
+    from dbt.adapters.factory import load_plugin
+    from dbt.config.profile import Profile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(dict(os.environ))
+    if profile not in profiles:
+        raise ValueError(f"no profile '{profile}' in profiles.yml")
+    _, data = Profile.render_profile(profiles[profile], profile, target, ProfileRenderer(cli_vars))
+    data = dict(data)
+    adapter = str(data.pop("type"))
+    data.pop("threads", None)
+    credentials_class = load_plugin(adapter)
+    fields = credentials_class.translate_aliases(data)
+    credentials_class.validate(fields)
+    credentials = credentials_class.from_dict(fields)
+    return Target(
+        adapter=adapter,
+        location=_location(adapter, credentials, project_dir),
+        database=_text(getattr(credentials, "database", None)),
+        schema=_text(getattr(credentials, "schema", None)),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _location(adapter: str, credentials: Any, project_dir: Path) -> str:
+    if adapter == "duckdb" and not getattr(credentials, "remote", None):
+        path = str(credentials.path or MEMORY)
+        if path == MEMORY or _has_scheme(path):
+            return path
+        return str((project_dir / Path(path).expanduser()).resolve())
+    host, port = getattr(credentials, "host", None), getattr(credentials, "port", None)
+    if host:
+        return f"{host}:{port}" if port else str(host)
+    return str(credentials.unique_field)
