@@ -117,7 +117,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from entrypoint.phases import plan
-    from entrypoint.state import look_up_state
+    from entrypoint.state import Baseline, look_up_state
     from entrypoint.versions import dbt_version
     from entrypoint.workspace import describe_workspace
 
@@ -126,8 +126,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     name = workspace.project.name
     target = workspace.identify_target()
     found = look_up_state(settings, name, target, dbt_version())
-    state_dir = settings.run_dir / "state" if found is not None and found.usable else None
-    commands = plan(settings, workspace.invocation(), state_dir)
+    baseline = None
+    if found is not None and found.usable:
+        baseline = Baseline(settings.run_dir / "state", found.baseline_extra())
+    commands = plan(settings, workspace.invocation(), baseline)
     if args.as_json:
         print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
         return 0

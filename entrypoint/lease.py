@@ -149,11 +149,23 @@ def lease_key(settings: Settings, project: str) -> str:
     return join_key(project, settings.env, name)
 
 
+def lease_storage(settings: Settings) -> Storage:
+    """The state store when there is one (leases are about state), else the artifacts'."""
+    return open_storage(settings.state_url or settings.artifacts_url, settings.aws)
+
+
+def current_holder(settings: Settings, project: str) -> Holder | None:
+    """The run that holds the env's lease now, if a live one does."""
+    found = lease_storage(settings).get_versioned(lease_key(settings, project))
+    holder = _parse(found[0]) if found else None
+    return holder if holder is not None and not holder.expired(_now()) else None
+
+
 def take_lease(settings: Settings, project: str, job: str) -> Lease | Holder:
     """The env's lease for this run, as DBT_RUNNER_CONCURRENCY says: the run that holds
     it instead (skip), or InfraError (fail, or waited too long)."""
-    storage = open_storage(settings.state_url or settings.artifacts_url, settings.aws)
-    lease = Lease(storage, lease_key(settings, project), settings.run_id, job, settings.lease_ttl_s)
+    key = lease_key(settings, project)
+    lease = Lease(lease_storage(settings), key, settings.run_id, job, settings.lease_ttl_s)
     deadline = time.monotonic() + settings.concurrency_wait_s
     while True:
         holder = lease.try_acquire()

@@ -25,7 +25,7 @@ from entrypoint.target import Target
 
 if TYPE_CHECKING:
     from entrypoint.report import RunReport
-    from entrypoint.state import StatePointer
+    from entrypoint.state import StatePointer, Unsettled
 
 SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
@@ -45,10 +45,13 @@ def distrust(
     own_env: bool,
     job: Job,
     dbt_version: str | None,
+    unsettled: Unsettled | None = None,
 ) -> str | None:
     """Why this run must not compare with, or defer to, the state `pointer` names.
     `own_env`: the state is this env's own (not production's, deferred to by CI), so
-    it must describe this run's very target."""
+    it must describe this run's very target. `unsettled`: what runs that were not
+    promoted built into it since (those nodes are built again); a run that began
+    building and never said what it built leaves the whole state in doubt."""
     if metadata.get("project_name") != project:
         return f"the state is project '{metadata.get('project_name')}'s"
     if metadata.get("dbt_schema_version") != SUPPORTED_MANIFEST:
@@ -67,6 +70,11 @@ def distrust(
         if pointer.target != target:
             changed = ", ".join(target.differences(pointer.target))
             return f"the state was made for another target ({changed})"
+        if unsettled is not None and unsettled.building is not None:
+            return (
+                f"run {unsettled.building} began building into this target and never said "
+                "what it built (killed?)"
+            )
     if job is Job.FRESH:
         if pointer.dbt_version != dbt_version:
             return f"dbt changed since it ({pointer.dbt_version} -> {dbt_version})"

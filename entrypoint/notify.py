@@ -102,6 +102,7 @@ def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
         ],
         "failures_total": len(failures),
         "errors": [{"stage": e.stage, "message": e.message} for e in report.errors],
+        "skipped": report.skipped,
         "links": report.links.model_dump(),
         "fresh": report.fresh.model_dump() if report.fresh else None,
         "history": report.history.model_dump(exclude={"url"}) if report.history else None,
@@ -145,6 +146,8 @@ def slack_message(
             ],
         },
     ]
+    if report.skipped:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": report.skipped}})
     problems = _problem_lines(report, max_failures)
     if problems:
         blocks.append(

@@ -58,6 +58,7 @@ from entrypoint.selection import (
     selected_nodes,
 )
 from entrypoint.settings import Job, Phase, Settings
+from entrypoint.state import Baseline
 from entrypoint.workspace import DbtInvocation, Workspace
 
 if TYPE_CHECKING:
@@ -105,18 +106,19 @@ def skips_manifest(phase: Phase, phases: list[Phase]) -> bool:
     return phase in MANIFEST_WRITERS and not writes_manifest(phase, phases)
 
 
-def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
-    if state_dir is not None:
-        # Slim: what changed since the state (plus any extra selection), deferring
-        # unselected refs to the state's relations; fresh: new data too.
+def _selection(settings: Settings, baseline: Baseline | None) -> list[str]:
+    if baseline is not None:
+        # Slim: what changed since the state (plus any extra selection, and what runs
+        # since the state rebuilt), deferring unselected refs to the state's relations;
+        # fresh: new data too.
         changed = settings.slim.select.split()
         if settings.job is Job.FRESH:
             changed = ["source_status:fresher+", "state:modified+"]
-        select = changed + (settings.select or "").split()
+        select = changed + (settings.select or "").split() + list(baseline.unsettled)
         args = ["--select", *select]
         if settings.exclude:
             args += ["--exclude", *settings.exclude.split()]
-        args += ["--state", str(state_dir)]
+        args += ["--state", str(baseline.dir)]
         if settings.slim.defer:
             args.append("--defer")
         if settings.slim.favor_state:
@@ -132,10 +134,10 @@ def _selection(settings: Settings, state_dir: Path | None) -> list[str]:
     return args
 
 
-def _lint_scope(state_dir: Path | None) -> list[str]:
+def _lint_scope(baseline: Baseline | None) -> list[str]:
     """What the lint phase lints: the changed nodes' files in a slim job, else all."""
-    if state_dir is not None:
-        return ["--select", "state:modified", "--state", str(state_dir)]
+    if baseline is not None:
+        return ["--select", "state:modified", "--state", str(baseline.dir)]
     return ["--select", "the project's models and snapshots"]
 
 
@@ -144,23 +146,23 @@ def phase_command(
     settings: Settings,
     phases: list[Phase],
     compiled: bool = False,
-    state_dir: Path | None = None,
+    baseline: Baseline | None = None,
 ) -> list[str]:
     """The dbt command (without the shared arguments) a phase runs.
 
     `compiled`: an earlier phase of this process compiled every node into the shared
-    manifest, so docs need not compile the project again. `state_dir`: a slim job's
+    manifest, so docs need not compile the project again. `baseline`: a slim job's
     state (its manifest.json), for node phases to select changes and defer.
     """
     threads = ["--threads", str(settings.threads)] if settings.threads else []
     fail_fast = ["--fail-fast"] if settings.fail_fast else []
     full_refresh = ["--full-refresh"] if settings.full_refresh else []
-    select = _selection(settings, state_dir)
+    select = _selection(settings, baseline)
     commands = {
         Phase.DEPS: ["deps"],
         Phase.DEBUG: ["debug"],
         # Not a dbt command: SQLFluff's dbt templater on the run's manifest (lint.py).
-        Phase.LINT: ["sqlfluff", "lint", "--templater", "dbt", *_lint_scope(state_dir)],
+        Phase.LINT: ["sqlfluff", "lint", "--templater", "dbt", *_lint_scope(baseline)],
         Phase.SEED: ["seed", *select, *threads, *full_refresh, *fail_fast],
         Phase.SNAPSHOT: ["snapshot", *select, *threads, *fail_fast],
         Phase.RUN: ["run", *select, *threads, *full_refresh, *fail_fast],
@@ -188,7 +190,7 @@ def phase_command(
 
 
 def plan(
-    settings: Settings, invocation: DbtInvocation, state_dir: Path | None = None
+    settings: Settings, invocation: DbtInvocation, baseline: Baseline | None = None
 ) -> list[tuple[str, list[str]]]:
     """Every dbt command a run would make, in order (parse included)."""
     phases = settings.job_phases
@@ -200,7 +202,7 @@ def plan(
             parsed = True
         # Shown as run will make it when the build succeeds.
         compiled = settings.compiles_whole_project
-        command = phase_command(phase, settings, phases, compiled, state_dir)
+        command = phase_command(phase, settings, phases, compiled, baseline)
         if (
             phase in NEEDS_MANIFEST
             and phase is not Phase.LINT
@@ -291,14 +293,14 @@ class PhaseRunner:
         settings: Settings,
         workspace: Workspace,
         report: RunReport,
-        state_dir: Path | None = None,
+        baseline: Baseline | None = None,
     ) -> None:
         self.settings = settings
         self.project = workspace.project
         self.invocation = workspace.invocation()
         self.target_path = workspace.target_path
         self.report = report
-        self.state_dir = state_dir
+        self.baseline = baseline
         self.manifest: Manifest | None = None
         self.phases = settings.job_phases
         self.recorder = NodeRecorder(self._path_of)
@@ -498,7 +500,7 @@ class PhaseRunner:
                         stopped = "skipped: a node would write outside the pull request's schemas"
                         self._record(phase.value, "skipped", message=stopped)
                         continue
-                command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
+                command = phase_command(phase, self.settings, self.phases, compiled, self.baseline)
                 if phase is Phase.BUILD and self.settings.job is Job.FRESH:
                     command = self._fresh_build(command)
                 if phase is Phase.DOCS:
@@ -531,7 +533,7 @@ class PhaseRunner:
         common = self.invocation.common_args()
         selected: set[str] = set()
         for phase in (p for p in self.phases if p in NODE_PHASES):
-            command = phase_command(phase, self.settings, self.phases, compiled, self.state_dir)
+            command = phase_command(phase, self.settings, self.phases, compiled, self.baseline)
             selected |= selected_nodes(self._invoke, command, common) or set()
         try:
             schemas = check_nodes(self.manifest, selected, self.namespace)
@@ -548,8 +550,8 @@ class PhaseRunner:
         clock = _Clock()
         log.info("phase lint: %s", " ".join(command))
         selected = None
-        if self.state_dir is not None:  # a slim job: only what changed
-            changed = ["build", "--select", "state:modified", "--state", str(self.state_dir)]
+        if self.baseline is not None:  # a slim job: only what changed
+            changed = ["build", "--select", "state:modified", "--state", str(self.baseline.dir)]
             selected = selected_nodes(self._invoke, changed, self.invocation.common_args())
         try:
             files = project_files(self.manifest, self.project.name, selected)
@@ -576,7 +578,7 @@ class PhaseRunner:
         with every source dbt cannot judge counted as new, less the models waiting
         under their build_after."""
         current = read_json(self.target_path / SOURCES)
-        previous = read_json(self.state_dir / SOURCES) if self.state_dir else None
+        previous = read_json(self.baseline.dir / SOURCES) if self.baseline else None
         failed = {
             node.unique_id
             for node in self.report.nodes
@@ -586,11 +588,11 @@ class PhaseRunner:
         info = self.report.fresh = FreshInfo(new_data=changes.new_data, assumed=changes.assumed)
         for source, why in changes.assumed.items():
             log.info("fresh: %s counts as new data: %s", source, why)
-        if self.state_dir is None:
+        if self.baseline is None:
             return command  # everything is built (report.state says why)
         extra = changes.selectors()
         command = [*command, "--select", *extra] if extra else command
-        waiting = self._waiting(command, self.state_dir)
+        waiting = self._waiting(command, self.baseline.dir)
         if waiting:
             info.too_soon, info.held_back = waiting, upstream_sources(self.manifest, list(waiting))
             names = sorted(
@@ -609,7 +611,9 @@ class PhaseRunner:
         nodes = read_json(state_dir / NODES) or {}
         common = self.invocation.common_args()
         candidates = selected_nodes(self._invoke, command, common) or set()
-        changed_command = ["build", "--select", "state:modified+", "--state", str(state_dir)]
+        unsettled = list(self.baseline.unsettled) if self.baseline else []
+        changed_command = ["build", "--select", "state:modified+", *unsettled]
+        changed_command += ["--state", str(state_dir)]
         changed = selected_nodes(self._invoke, changed_command, common) or set()
         return too_soon(self.manifest, candidates, changed, nodes, default, now())
 
@@ -628,7 +632,7 @@ class PhaseRunner:
         }
         skipped = sorted(models - built)
         info.models_built, info.models_skipped = len(models & built), len(skipped)
-        nodes = read_json(self.state_dir / NODES) if self.state_dir else None
+        nodes = read_json(self.baseline.dir / NODES) if self.baseline else None
         info.time_saved_s = time_saved(nodes or {}, skipped)
 
     def _skip(self, phase: Phase) -> str | None:
@@ -691,6 +695,21 @@ class PhaseRunner:
                 self._keep_run_results(RETRY)
         finally:
             self._restore_job_run_results()
+
+    def built_selectors(self) -> list[str]:
+        """The relations this run built (or began to), as dbt selectors (fqn:...)."""
+        if self.manifest is None:
+            return []
+        phases = {*(phase.value for phase in NODE_PHASES), RETRY}
+        selectors = set()
+        for result in self.report.nodes:
+            node = self.manifest.nodes.get(result.unique_id)
+            kind = result.resource_type
+            if node is None or result.phase not in phases or result.outcome == "skipped":
+                continue
+            if kind in ("model", "seed", "snapshot"):
+                selectors.add("fqn:" + ".".join(node.fqn))
+        return sorted(selectors)
 
     def slim_nodes(self) -> dict[str, list[str]]:
         """What a slim build selected, built and skipped, and which parents it deferred."""

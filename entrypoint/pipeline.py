@@ -22,7 +22,7 @@ from entrypoint.errors import InfraError, RunnerError
 from entrypoint.guard import Guard
 from entrypoint.lease import Holder, Lease, busy_message
 from entrypoint.phases import PhaseRunner
-from entrypoint.preflight import ArtifactsUnwritable, run_preflight
+from entrypoint.preflight import ArtifactsUnwritable, lease_for, run_preflight
 from entrypoint.project import describe_project
 from entrypoint.publish import mark_started, publish_artifacts, publish_reports
 from entrypoint.report import PullRequestInfo, RunReport
@@ -30,7 +30,15 @@ from entrypoint.report_files import append_step_summary, write_report_files
 from entrypoint.settings import Settings
 from entrypoint.stages import StageFailed, Stages
 from entrypoint.startup import import_dbt
-from entrypoint.state import fetch_state, look_up_state, promote_state
+from entrypoint.state import (
+    Baseline,
+    Claim,
+    begin_building,
+    end_building,
+    fetch_state,
+    look_up_state,
+    promote_state,
+)
 from entrypoint.storage import Storage, open_storage
 from entrypoint.versions import dbt_version, runner_version
 from entrypoint.workspace import Workspace, open_workspace
@@ -56,7 +64,9 @@ class Run:
         self.stages = Stages(self.report)
         self.guard = Guard(settings.timeout_s)
         self.workspace: Workspace | None = None
-        self.state_dir: Path | None = None
+        self.baseline: Baseline | None = None
+        self.claim: Claim | None = None  # this run's mark on its target, until settled
+        self.built: list[str] = []  # the relations it built, as dbt selectors
         self.keep_run_dir = False
         self.publishable = True
         self.marked = False  # this run's start is in last_run.json: its end goes there too
@@ -87,11 +97,12 @@ class Run:
             project = describe_project(self.settings.project_dir)
             self.report.project = project.name
             try:
-                whole, job = self.report.builds_whole_project, self.report.job
-                taken = run_preflight(self.settings, project, whole, job)
+                run_preflight(self.settings, project, self.report.builds_whole_project)
             except ArtifactsUnwritable:
                 self.publishable = False  # said once; the report stays local
                 raise
+            self._before_lease(project.name)
+            taken = lease_for(self.settings, project, self.report.job)
         if isinstance(taken, Holder):  # another run holds the env: DBT_RUNNER_CONCURRENCY=skip
             self.report.skipped = f"skipped: {busy_message(self.settings, project.name, taken)}"
             log.warning("%s", self.report.skipped)
@@ -123,9 +134,12 @@ class Run:
         found = look_up_state(
             self.settings, project.name, self.report.target, self.report.dbt_version
         )
-        self.state_dir = fetch_state(
+        self.baseline = fetch_state(
             self.settings, found, project.dir, workspace.target_path, self.report
         )
+
+    def _before_lease(self, project: str) -> None:
+        """A check of the verb's own before the env's lease is taken (retry's)."""
 
     def _has_work(self) -> bool:
         """Whether dbt has anything to run (a retry of a run that succeeded has not)."""
@@ -140,7 +154,10 @@ class Run:
                 storage = open_storage(self.settings.artifacts_url, self.settings.aws)
                 mark_started(storage, self.workspace.project.name, self.report)
                 self.marked = True
-        runner = PhaseRunner(self.settings, self.workspace, self.report, self.state_dir)
+        with self.stages.stage("state"):
+            name, target = self.workspace.project.name, self.report.target
+            self.claim = begin_building(self.settings, name, target, self.report.run_id)
+        runner = PhaseRunner(self.settings, self.workspace, self.report, self.baseline)
         runner.stop_reason = lambda: self.guard.reason
         phases = ", ".join(phase.value for phase in self.settings.job_phases)
         log.info(
@@ -156,7 +173,8 @@ class Run:
                 self._execute(runner)
         finally:
             runner.fresh_summary()
-            if self.state_dir is not None and self.report.state is not None:
+            self.built = runner.built_selectors()
+            if self.baseline is not None and self.report.state is not None:
                 self.report.state = self.report.state.model_copy(update=runner.slim_nodes())
 
     def _execute(self, runner: PhaseRunner) -> None:
@@ -167,11 +185,15 @@ class Run:
     def _finish(self) -> None:
         report, step = self.report, self.stages.step
         storage: Storage | None = None
+        promoted = False
         space = self.workspace
         if space is not None and self.guard.exit_code is None:
             lost = self.lease is not None and self.lease.lost
             with step("state"):
-                promote_state(self.settings, space, report, lease_lost=lost)
+                promoted = promote_state(self.settings, space, report, lease_lost=lost)
+        if self.claim is not None:
+            with step("state"):
+                end_building(self.claim, self.built, promoted)
         if report.project is not None and self.publishable:
             with step("publish"):
                 storage = open_storage(self.settings.artifacts_url, self.settings.aws)

@@ -54,13 +54,10 @@ def check_storage(storage: Storage, project: str, env: str, run_id: str) -> None
     storage.check_writable(join_key(run_key(project, env, run_id), MARKER))
 
 
-def run_preflight(
-    settings: Settings, project: Project, may_promote: bool, job: str
-) -> Lease | Holder | None:
+def run_preflight(settings: Settings, project: Project, may_promote: bool) -> None:
     """Every check, cheapest first; the first problem raises ConfigError or InfraError
     (`ArtifactsUnwritable` when it is the artifacts storage, which then gets no more
-    writes from this run). Returns the env's lease for a run that writes to the
-    warehouse, or the run that holds it when this one is to be skipped."""
+    writes from this run)."""
     check_work_dir(settings)
     check_profile(settings, project)
     artifacts = open_storage(settings.artifacts_url, settings.aws)
@@ -71,6 +68,11 @@ def run_preflight(
     state = open_state(settings, project.name, settings.env)
     if may_promote and state is not None:
         state.check_writable(settings.run_id)
+
+
+def lease_for(settings: Settings, project: Project, job: str) -> Lease | Holder | None:
+    """The env's lease for a run that writes to the warehouse (None for one that does
+    not), or the run that holds it when this one is to be skipped."""
     if not WRITING_PHASES & set(settings.job_phases):
         return None
     return take_lease(settings, project.name, job)

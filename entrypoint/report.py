@@ -144,6 +144,11 @@ class StateInfo(BaseModel):
     deferred: list[str] = Field(
         default_factory=list, description="Unselected parents read from the state's relations"
     )
+    unsettled: list[str] = Field(
+        default_factory=list,
+        description="Nodes built again besides the changes: runs since the state, which were "
+        "not promoted, had rebuilt them",
+    )
 
 
 class LintFinding(BaseModel):

@@ -140,6 +140,8 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
         f"{counts['failed']} failed, {counts['skipped']} skipped",
         "",
     ]
+    lines += [f"**Skipped:** {_md_cell(report.skipped)}", ""] if report.skipped else []
+    lines += [f"**Target:** `{report.target.describe()}`", ""] if report.target else []
     lines += _md_phases(report.phases) if report.phases else []
     lines += _md_state(report.state) if report.state is not None else []
     lines += _md_fresh(report.fresh) if report.fresh is not None else []

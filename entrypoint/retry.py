@@ -23,6 +23,7 @@ from pathlib import Path
 
 from entrypoint import ledger
 from entrypoint.errors import ConfigError, InfraError
+from entrypoint.lease import current_holder
 from entrypoint.phases import NODE_PHASES, RETRY, PhaseRunner
 from entrypoint.pipeline import Run
 from entrypoint.publish import RUNNING, read_last_run, run_key
@@ -73,6 +74,27 @@ class Retry(Run):
         self.recreated_state: Path | None = None
         self.retried: set[str] = set()  # what dbt retry will run again
 
+    def _before_lease(self, project: str) -> None:
+        """A last run that has not finished holds the env's lease, or held it until it
+        was killed: the retry refuses it rather than waiting or skipping."""
+        storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+        last = read_last_run(storage, project, self.settings.env)
+        if last is None or last["status"] != RUNNING:
+            return
+        if self.retry_of not in (None, last["run_id"]):
+            return
+        holder = current_holder(self.settings, project)
+        if holder is not None and holder.run_id == last["run_id"]:
+            raise ConfigError(
+                f"run {last['run_id']} has not finished: it is still running, or was killed "
+                f"and its lease expires at {holder.expires_at:%H:%M:%S} UTC; when it is gone, "
+                "run the job again (dbt-runner run)"
+            )
+        raise ConfigError(
+            f"run {last['run_id']} did not finish: it was killed, so what it built is "
+            "unknown; run the job again (dbt-runner run)"
+        )
+
     def _prepare_state(self, workspace: Workspace) -> None:
         project, env = workspace.project.name, self.settings.env
         storage = open_storage(self.settings.artifacts_url, self.settings.aws)
@@ -81,11 +103,6 @@ class Retry(Run):
         self.report.retry_of = run_id
         prefix = run_key(project, env, run_id)
         document = storage.get_bytes(join_key(prefix, "report.json"))
-        if last is not None and last["run_id"] == run_id and last["status"] == RUNNING:
-            raise ConfigError(
-                f"run {run_id} did not finish: it was killed (or is still running), so what "
-                "it built is unknown; run the job again (dbt-runner run)"
-            )
         if document is None:
             raise ConfigError(f"--from-run {run_id}: no such run under {storage.url_for(prefix)}")
         previous = RunReport.model_validate_json(document)

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from entrypoint import ledger
 from entrypoint.fresh import NODES, SOURCES, merged_nodes, promoted_sources, read_json
@@ -80,6 +80,32 @@ class StatePointer(BaseModel):
     sources: bool = False  # sources.json: freshness taken before a build (fresh jobs)
     nodes: bool = False  # nodes.json: each node's last build and duration
     target: Target | None = None  # where its relations are (None: written before 0.2.0)
+
+
+class Unsettled(BaseModel):
+    """unsettled-<target>.json: what runs that were not promoted have built into a
+    target since its state: the state no longer describes those relations."""
+
+    target: Target
+    nodes: list[str] = Field(default_factory=list)  # fqn: selectors of the nodes built
+    building: str | None = None  # a run that began building and has not said what it built
+
+    def key(self) -> str:
+        return unsettled_name(self.target)
+
+
+def unsettled_name(target: Target) -> str:
+    digest = hashlib.sha256(target.model_dump_json().encode()).hexdigest()[:16]
+    return f"unsettled-{digest}.json"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The state a slim or fresh job compares with and defers to (dbt's --state), and
+    the nodes unpromoted runs have built since, which it builds again."""
+
+    dir: Path
+    unsettled: tuple[str, ...] = ()
 
 
 class StateStore:
@@ -149,6 +175,36 @@ class StateStore:
         """Another file a good run kept with its state (sources.json, nodes.json)."""
         flag = {SOURCES: pointer.sources, NODES: pointer.nodes}.get(name, True)
         return self.storage.get_bytes(self._key("runs", pointer.run_id, name)) if flag else None
+
+    def unsettled(self, target: Target) -> Unsettled | None:
+        data = self.storage.get_bytes(self._key(unsettled_name(target)))
+        if data is None:
+            return None
+        try:
+            return Unsettled.model_validate_json(data)
+        except ValidationError:  # unreadable: as if a run had begun and said nothing
+            return Unsettled(target=target, building="an unreadable record")
+
+    def mark_building(self, target: Target, run_id: str) -> Unsettled | None:
+        """Before a run writes into `target`: say so, so a run killed while building
+        leaves its mark. Returns the record as it was."""
+        before = self.unsettled(target)
+        record = (before or Unsettled(target=target)).model_copy(update={"building": run_id})
+        self.storage.put_bytes(self._key(record.key()), record.model_dump_json().encode())
+        return before
+
+    def settle(
+        self, target: Target, before: Unsettled | None, built: list[str], promoted: bool
+    ) -> None:
+        """After the run: a promoted state covers everything (the record goes); else
+        the nodes it built are added to what the state no longer describes."""
+        key = self._key(unsettled_name(target))
+        if promoted:
+            self.storage.delete([key])
+            return
+        nodes = sorted({*(before.nodes if before else []), *built})
+        record = Unsettled(target=target, nodes=nodes, building=before.building if before else None)
+        self.storage.put_bytes(key, record.model_dump_json().encode())
 
     def promote(
         self,
@@ -238,10 +294,15 @@ class FoundState:
     pointer: StatePointer | None = None
     manifest: bytes | None = None
     problem: str | None = None  # why it is not used; None with a pointer: usable
+    unsettled: Unsettled | None = None  # what unpromoted runs built into its target
 
     @property
     def usable(self) -> bool:
         return self.pointer is not None and self.manifest is not None and self.problem is None
+
+    def baseline_extra(self) -> tuple[str, ...]:
+        """Nodes to build besides the changes: those unpromoted runs rebuilt."""
+        return tuple(self.unsettled.nodes) if self.unsettled else ()
 
     def why_not(self, job: Job) -> str:
         why = self.problem or "no state yet"
@@ -270,14 +331,18 @@ def look_up_state(
     except StateError as exc:
         found.problem = str(exc)
         return found
+    own_env = settings.defer_env == settings.env
+    if own_env and target is not None:
+        found.unsettled = store.unsettled(target)
     found.problem = ledger.distrust(
         found.pointer,
         metadata,
         project=project,
         target=target,
-        own_env=settings.defer_env == settings.env,
+        own_env=own_env,
         job=settings.job,
         dbt_version=dbt_version,
+        unsettled=found.unsettled,
     )
     found.manifest = data if found.problem is None else None
     return found
@@ -289,7 +354,7 @@ def fetch_state(
     project_dir: Path,
     target_path: Path,
     report: RunReport,
-) -> Path | None:
+) -> Baseline | None:
     """Put the found state where dbt reads it. Returns the folder holding its manifest
     (and, for a fresh job, its sources.json) for a build of what changed, or None to
     build everything (no state yet, or one the ledger does not trust). Restores dbt's
@@ -302,17 +367,19 @@ def fetch_state(
         info.warm_parse = found.store.restore_partial_parse(
             pointer, target_path, project_dir, report.dbt_version
         )
-    state_dir = None
+    baseline = None
     if found.usable and pointer is not None and found.manifest is not None:
-        state_dir = _state_folder(found.store, pointer, found.manifest, settings)
+        folder = _state_folder(found.store, pointer, found.manifest, settings)
+        baseline = Baseline(folder, found.baseline_extra())
         info.mode, info.deferred_to = "slim", pointer.run_id
+        info.unsettled = list(baseline.unsettled)
         log.info("comparing with, and deferring to, run %s (%s)", pointer.run_id, info.url)
     elif settings.job in STATE_JOBS:
         info.reason = found.why_not(settings.job)
         log.warning("%s", info.reason)
     if info.warm_parse:
         log.info("parse cache restored from the state")
-    return state_dir
+    return baseline
 
 
 def _state_folder(
@@ -329,19 +396,47 @@ def _state_folder(
     return folder
 
 
+@dataclass
+class Claim:
+    """A run building into its target, between `begin_building` and `end_building`."""
+
+    store: StateStore
+    target: Target
+    before: Unsettled | None
+
+
+def begin_building(
+    settings: Settings, project: str, target: Target | None, run_id: str
+) -> Claim | None:
+    """Before dbt writes into the target: the mark a killed run leaves behind."""
+    store = open_state(settings, project, settings.env)
+    if store is None or target is None:
+        return None
+    return Claim(store, target, store.mark_building(target, run_id))
+
+
+def end_building(claim: Claim, built: list[str], promoted: bool) -> None:
+    """After the run, whatever happened: what it built, unless its state now covers it."""
+    claim.store.settle(claim.target, claim.before, built, promoted)
+    if built and not promoted:
+        log.info(
+            "%d node(s) built without a new state: the next slim job builds them again", len(built)
+        )
+
+
 def promote_state(
     settings: Settings, workspace: Workspace, report: RunReport, lease_lost: bool = False
-) -> None:
+) -> bool:
     """A run the ledger accepts becomes the state slim jobs compare with and defer to;
-    any other run leaves the last good state untouched."""
+    any other run leaves the last good state untouched. Whether it was promoted."""
     project, target_path = workspace.project, workspace.target_path
     store = open_state(settings, project.name, settings.env)
     if store is None:
-        return
+        return False
     blocker = ledger.promotion_blocker(settings, report, lease_lost)
     if blocker is not None:
         log.info("state not promoted: %s", blocker)
-        return
+        return False
     promoted = store.promote(
         report, target_path, project.dir, _kept_files(store, report, target_path)
     )
@@ -350,3 +445,4 @@ def promote_state(
     report.state.promoted = promoted
     if promoted:
         log.info("state promoted: %s now holds run %s", store.url(), report.run_id)
+    return promoted

@@ -24,7 +24,7 @@ MEMORY = ":memory:"
 class Target(BaseModel):
     """Where a run's relations live."""
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, frozen=True)
 
     adapter: str
     location: str = Field(

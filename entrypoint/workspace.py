@@ -109,7 +109,10 @@ class Workspace:
         try:
             document = self.profile.document
             if document is None:
-                document = yaml.safe_load((self.profile.dir / "profiles.yml").read_text())
+                folder = self.profile.dir
+                if folder == self.project.dir and not (folder / "profiles.yml").is_file():
+                    folder = self.project.source_dir  # the copy is not made yet (plan)
+                document = yaml.safe_load((folder / "profiles.yml").read_text())
             with dbt_environment(self.dbt_env()):  # env_var() in the profile reads it
                 return resolve_target(
                     document,

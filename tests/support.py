@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo"
@@ -281,6 +282,7 @@ class Fault:
     method: str | None = None  # any method when None
     path_contains: str = ""
     times: int | None = None  # every matching request when None
+    before: Any = None  # called before the answer (a test kills the client there)
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -341,6 +343,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         fault = self.owner.respond(self.command, self.path)
         if fault is not None:
+            if fault.before is not None:
+                fault.before()
             payload = (
                 f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault.code}</Code>"
                 f"<Message>injected by the test</Message></Error>"
@@ -370,3 +374,56 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         connection.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+# --- a run in the background, a model that waits, a webhook receiver ---------------------
+
+SLOW = "pg_sleep(300)"
+
+
+def add_slow_model(project: Path, sleep: str = SLOW) -> None:
+    """A model that waits in PostgreSQL, in the middle of the DAG, and a child of it."""
+    marts = project / "models" / "marts"
+    (marts / "slow_model.sql").write_text(
+        "select o.order_id from {{ ref('stg_orders') }} o cross join (select "
+        + sleep
+        + ") as slow\n"
+    )
+    (marts / "after_slow.sql").write_text("select * from {{ ref('slow_model') }}\n")
+
+
+class Started:
+    """The runner as a background process, its output in a file (a pipe nobody reads
+    while the test waits could fill up and stall it)."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str, verb: str = "run") -> None:
+        self.log = log
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "entrypoint", verb, *args],
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        code = self.process.wait(timeout=timeout)
+        return code, self.log.read_text()
+
+
+def hook(httpserver: HTTPServer) -> dict[str, str]:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    return {"DBT_RUNNER_NOTIFY__WEBHOOK_URL": httpserver.url_for("/hook")}
+
+
+def delivered(httpserver: HTTPServer) -> list[dict[str, Any]]:
+    return [json.loads(r.get_data()) for r, _ in httpserver.log if r.path == "/hook"]
+
+
+def by_id(report: dict[str, Any], phase: str) -> dict[str, dict[str, Any]]:
+    return {n["unique_id"]: n for n in report["nodes"] if n["phase"] == phase}
+
+
+def pointer(state: Path) -> str | None:
+    path = state / "demo" / "dev" / "state" / "latest.json"
+    return str(read_json(path)["run_id"]) if path.is_file() else None

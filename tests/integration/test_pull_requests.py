@@ -150,6 +150,31 @@ def test_cleanup_drops_exactly_that_pull_requests_schemas(
     assert missing.returncode == 3 and "needs DBT_RUNNER_PR" in missing.stderr
 
 
+def test_namespaces_of_two_pull_requests_never_overlap(
+    pr_env: dict[str, str], postgres: Postgres
+) -> None:
+    """Branch names, one a prefix of the other: cleaning up one leaves the other whole."""
+    ci = pr_env["DBT_RUNNER_WAREHOUSE__SCHEMA"]
+    for pr in ("feature", "feature_2"):
+        assert run_cli("run", "--pr", pr, env=pr_env).returncode == 0
+    kept = {f"{ci}_pr_feature2_marts"}
+    assert schemas(postgres, f"{ci}_pr_feature2%") == kept
+    before = tables(postgres, f"{ci}_pr_feature2_marts")
+    cleaned = run_cli("cleanup", "--pr", "feature", env=pr_env)
+    assert cleaned.returncode == 0, cleaned.stdout[-3000:] + cleaned.stderr
+    assert "1 schema(s) dropped" in cleaned.stdout
+    assert schemas(postgres, f"{ci}_pr_feature%") == kept
+    assert (
+        tables(postgres, f"{ci}_pr_feature2_marts")
+        == before
+        == {
+            "orders",
+            "customers",
+            "daily_revenue",
+        }
+    )
+
+
 # --- lint ------------------------------------------------------------------------------
 
 

@@ -20,67 +20,23 @@ from pytest_httpserver import HTTPServer
 
 from tests.support import (
     ROOT,
+    SLOW,
     Fault,
     FaultProxy,
     Moto,
     Postgres,
+    Started,
+    add_slow_model,
+    by_id,
+    delivered,
     free_port,
+    hook,
+    pointer,
     read_json,
     run_cli,
     running_queries,
     wait_until,
 )
-
-SLOW = "pg_sleep(300)"
-
-
-def add_slow_model(project: Path, sleep: str = SLOW) -> None:
-    """A model that waits in PostgreSQL, in the middle of the DAG, and a child of it."""
-    marts = project / "models" / "marts"
-    (marts / "slow_model.sql").write_text(
-        "select o.order_id from {{ ref('stg_orders') }} o cross join (select "
-        + sleep
-        + ") as slow\n"
-    )
-    (marts / "after_slow.sql").write_text("select * from {{ ref('slow_model') }}\n")
-
-
-class Started:
-    """The runner as a background process, its output in a file (a pipe nobody reads
-    while the test waits could fill up and stall it)."""
-
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
-        self.log = log
-        with log.open("w") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "entrypoint", "run", *args],
-                env=env,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
-
-    def finish(self, timeout: float) -> tuple[int, str]:
-        code = self.process.wait(timeout=timeout)
-        return code, self.log.read_text()
-
-
-def hook(httpserver: HTTPServer) -> dict[str, str]:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
-    return {"DBT_RUNNER_NOTIFY__WEBHOOK_URL": httpserver.url_for("/hook")}
-
-
-def delivered(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    return [json.loads(r.get_data()) for r, _ in httpserver.log if r.path == "/hook"]
-
-
-def by_id(report: dict[str, Any], phase: str) -> dict[str, dict[str, Any]]:
-    return {n["unique_id"]: n for n in report["nodes"] if n["phase"] == phase}
-
-
-def pointer(state: Path) -> str | None:
-    path = state / "demo" / "dev" / "state" / "latest.json"
-    return str(read_json(path)["run_id"]) if path.is_file() else None
-
 
 # --- a stopped run, then the command a user types next ---------------------------------
 

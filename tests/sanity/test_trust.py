@@ -18,7 +18,7 @@ PROJECT_IN_IMAGE = "/opt/dbt-runner/project"
 
 def writable_out(tmp_path: Path) -> Path:
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(parents=True)
     out.chmod(0o777)
     return out
 
@@ -30,19 +30,28 @@ def own_profile(project: Path, path: str) -> None:
 
 
 def test_read_only_project_with_its_own_relative_duckdb_path(image: str, tmp_path: Path) -> None:
-    """As the README says to run your project: mounted read-only at the working folder."""
+    """As the README says to run your project: mounted read-only at the working folder.
+    Its profile's relative DuckDB path lands in the runner's scratch copy, which goes with
+    the container: the run says so, and keeps no state for it."""
     project = copy_project(DEMO, tmp_path / "project")
     own_profile(project, "demo.duckdb")
-    out = writable_out(tmp_path)
+    out, state = writable_out(tmp_path), writable_out(tmp_path / "state")
     mounts = ["-v", f"{project}:{PROJECT_IN_IMAGE}:ro", "-v", f"{out}:/out"]
+    mounts += ["-v", f"{state}:/state", "-e", "DBT_RUNNER_STATE_URL=file:///state"]
     plan = docker("run", "--rm", *mounts, image, "plan")
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "read-only: dbt runs a copy in /tmp/dbt-runner/projects/demo-" in plan.stdout
     copy = plan.stdout.split("dbt runs a copy in ")[1].split()[0]
     assert f"--project-dir {copy}" in plan.stdout and f"--profiles-dir {copy}" in plan.stdout
+    assert f"# target: duckdb {copy}/demo.duckdb" in plan.stdout
+    assert "inside the runner's scratch folder" in plan.stdout
     result = docker("run", "--rm", *mounts, image, "run")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert read_json(out / "report.json")["status"] == "success"
+    report = read_json(out / "report.json")
+    assert report["status"] == "success"
+    assert any(f"{copy}/demo.duckdb is inside" in warning for warning in report["warnings"])
+    assert "scratch folder" in (out / "summary.md").read_text()
+    assert not (state / "demo").exists()  # no state for a database that is gone
     assert not (project / "demo.duckdb").exists()  # nothing written into the mount
 
 

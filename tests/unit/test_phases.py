@@ -8,6 +8,7 @@ import pytest
 
 from entrypoint.phases import node_results, phase_command, plan
 from entrypoint.settings import Phase, Settings
+from entrypoint.state import Baseline
 from entrypoint.workspace import DbtInvocation
 from tests.support import DEMO
 
@@ -172,8 +173,8 @@ def test_slim_selects_changes_defers_and_keeps_extra_selection() -> None:
         exclude="big_model",
         slim={"select": "state:modified+1", "favor_state": True},
     )
-    state = Path("/run/state")
-    build = phase_command(Phase.BUILD, s, s.job_phases, state_dir=state)
+    state = Baseline(Path("/run/state"))
+    build = phase_command(Phase.BUILD, s, s.job_phases, baseline=state)
     assert build == [
         "build",
         "--select",
@@ -195,9 +196,19 @@ def test_slim_selects_changes_defers_and_keeps_extra_selection() -> None:
         "big_model",
     ]
     # Freshness and docs never take the state selection.
-    assert "--state" not in phase_command(Phase.FRESHNESS, s, s.job_phases, state_dir=state)
-    assert "--state" not in phase_command(Phase.DOCS, s, s.job_phases, state_dir=state)
+    assert "--state" not in phase_command(Phase.FRESHNESS, s, s.job_phases, baseline=state)
+    assert "--state" not in phase_command(Phase.DOCS, s, s.job_phases, baseline=state)
+    # Nodes runs since the state rebuilt without a new state are built again.
+    unsettled = Baseline(Path("/run/state"), ("fqn:demo.marts.orders",))
+    again = phase_command(Phase.BUILD, s, s.job_phases, baseline=unsettled)
+    assert again[:5] == [
+        "build",
+        "--select",
+        "state:modified+1",
+        "tag:daily",
+        "fqn:demo.marts.orders",
+    ]
     no_defer = settings(job="slim", state_url="/state", slim={"defer": False})
     assert "--defer" not in phase_command(
-        Phase.BUILD, no_defer, no_defer.job_phases, state_dir=state
+        Phase.BUILD, no_defer, no_defer.job_phases, baseline=state
     )

@@ -1,0 +1,318 @@
+"""State that never lies: each way a run could exit 0, or promote state, while the
+warehouse does not hold what the state says, tried the way users get there (a stop and
+an edit, a changed target, a read-only project, settings that lose, a killed task).
+Real dbt on PostgreSQL and DuckDB, state on file:// (S3 in test_concurrency)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from tests.support import (
+    SLOW,
+    Postgres,
+    Started,
+    add_slow_model,
+    by_id,
+    pointer,
+    read_json,
+    run_cli,
+    running_queries,
+    wait_until,
+)
+
+DEMO_MODELS = {
+    "stg_customers",
+    "stg_orders",
+    "stg_payments",
+    "orders",
+    "customers",
+    "daily_revenue",
+}
+
+
+def columns(postgres: Postgres, schema: str, table: str) -> set[str]:
+    rows = postgres.query(
+        "select column_name from information_schema.columns "
+        "where table_schema = %s and table_name = %s",
+        schema,
+        table,
+    )
+    return {name for (name,) in rows}
+
+
+def relations(postgres: Postgres, schema: str) -> set[str]:
+    rows = postgres.query(
+        "select table_name from information_schema.tables where table_schema = %s", schema
+    )
+    return {name for (name,) in rows}
+
+
+def latest(state: Path) -> dict[str, Any]:
+    data: dict[str, Any] = read_json(state / "demo" / "dev" / "state" / "latest.json")
+    return data
+
+
+def stop_in_the_slow_model(env: dict[str, str], postgres: Postgres, log: Path, sig: int) -> int:
+    """Start the job, wait until the slow model's query runs, send `sig`; the exit code."""
+    started = Started(env, log)
+    [pid] = wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
+    started.process.send_signal(sig)
+    code, _ = started.finish(timeout=60)
+    if sig == signal.SIGKILL:  # nobody is left to cancel its query
+        postgres.query("select pg_terminate_backend(%s)", pid)
+    return code
+
+
+# --- 1. a retry after an edit -----------------------------------------------------------
+
+
+def test_retry_refuses_when_a_model_it_built_has_changed(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    schema = "edit_" + uuid.uuid4().hex[:6]
+    state = tmp_path / "state"
+    env |= postgres.warehouse_env(schema) | {"DBT_RUNNER_STATE_URL": str(state)}
+    add_slow_model(demo_project)
+    assert stop_in_the_slow_model(env, postgres, tmp_path / "run.log", signal.SIGTERM) == 143
+    stopped = read_json(out_dir / "report.json")
+    assert by_id(stopped, "build")["model.demo.stg_orders"]["status"] == "success"
+
+    # The user fixes the slowness, and also adds a column to a model that had finished.
+    add_slow_model(demo_project, sleep="pg_sleep(0)")
+    stg_orders = demo_project / "models" / "staging" / "stg_orders.sql"
+    stg_orders.write_text(stg_orders.read_text().replace("select", "select 1 as added,", 1))
+    refused = run_cli("retry", env=env)
+    assert refused.returncode == 3, refused.stdout[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert f"the project changed since run {stopped['run_id']} built" in line
+    assert "model.demo.stg_orders" in line and "run the job again" in line
+    assert pointer(state) is None  # nothing claims the new column exists
+    assert "added" not in columns(postgres, schema, "stg_orders")
+    assert read_json(out_dir / "report.json")["status"] == "config_error"
+
+    # What the user runs next: the job again, which builds it and becomes the state.
+    again = run_cli("run", env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "added" in columns(postgres, schema, "stg_orders")
+    assert pointer(state) == read_json(out_dir / "report.json")["run_id"]
+
+
+def test_what_a_stopped_run_built_is_built_again_after_a_revert(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    """Found by the sweep (test_sweep.py): a stopped slim job had rebuilt a changed
+    model; the change is reverted, so that model is no longer 'modified' against the
+    state, yet the warehouse holds the reverted code. It must be built again."""
+    schema = "revert_" + uuid.uuid4().hex[:6]
+    state = tmp_path / "state"
+    env |= postgres.warehouse_env(schema) | {"DBT_RUNNER_STATE_URL": str(state)}
+    assert run_cli("run", env=env).returncode == 0
+    stg_orders = demo_project / "models" / "staging" / "stg_orders.sql"
+    original = stg_orders.read_text()
+    stg_orders.write_text(original.replace("select", "select 1 as added,", 1))
+    add_slow_model(demo_project)
+    slim = env | {"DBT_RUNNER_JOB": "slim"}
+    assert stop_in_the_slow_model(slim, postgres, tmp_path / "run.log", signal.SIGTERM) == 143
+    assert "added" in columns(postgres, schema, "stg_orders")  # built before the stop
+
+    stg_orders.write_text(original)  # the developer reverts the change
+    add_slow_model(demo_project, sleep="pg_sleep(0)")
+    result = run_cli("run", env=slim)
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert report["state"]["mode"] == "slim"
+    assert "fqn:demo.staging.stg_orders" in report["state"]["unsettled"]
+    assert "model.demo.stg_orders" in report["state"]["built"]
+    assert "added" not in columns(postgres, schema, "stg_orders")
+    # Settled: the next slim job has nothing left to rebuild.
+    again = run_cli("run", env=slim)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert read_json(out_dir / "report.json")["state"]["unsettled"] == []
+
+
+# --- 2. the state's target --------------------------------------------------------------
+
+
+def test_a_state_is_trusted_only_by_the_target_it_was_made_for(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    schema_a, schema_b = f"sc_a_{suffix}", f"sc_b_{suffix}"
+    state = tmp_path / "state"
+    env |= {"DBT_RUNNER_STATE_URL": str(state)}
+    assert run_cli("run", env=env | postgres.warehouse_env(schema_a)).returncode == 0
+    assert latest(state)["target"]["schema"] == schema_a
+
+    # Another schema, no change: every model is built there, and it becomes the state.
+    slim_b = env | postgres.warehouse_env(schema_b) | {"DBT_RUNNER_JOB": "slim"}
+    moved = run_cli("run", env=slim_b)
+    assert moved.returncode == 0, moved.stdout[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert report["state"]["mode"] == "full"
+    assert f"another target (schema {schema_a} -> {schema_b})" in report["state"]["reason"]
+    assert relations(postgres, schema_b) >= DEMO_MODELS
+    assert report["target"]["schema"] == schema_b
+    assert latest(state)["run_id"] == report["run_id"]
+
+    # The next slim job in that schema trusts it: a change builds alone, and works.
+    customers = demo_project / "models" / "marts" / "customers.sql"
+    customers.write_text(customers.read_text().replace("c.last_name,", "c.last_name, 1 as tier,"))
+    slim = run_cli("run", env=slim_b)
+    assert slim.returncode == 0, slim.stdout[-3000:]
+    state_info = read_json(out_dir / "report.json")["state"]
+    assert state_info["mode"] == "slim"
+    assert {uid for uid in state_info["built"] if uid.startswith("model.")} == {
+        "model.demo.customers"
+    }
+    assert "tier" in columns(postgres, schema_b, "customers")
+
+
+def test_a_profile_switch_is_another_target(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """The project's own profile first, then the rendered one (DuckDB files apart)."""
+    own, rendered = tmp_path / "own.duckdb", Path(env.pop("DBT_RUNNER_WAREHOUSE__PATH"))
+    profile = {"demo": {"target": "dev", "outputs": {"dev": {"type": "duckdb", "path": str(own)}}}}
+    (demo_project / "profiles.yml").write_text(yaml.safe_dump(profile))
+    env |= {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
+    assert run_cli("run", env=env).returncode == 0
+    assert latest(tmp_path / "state")["target"]["location"] == str(own)
+
+    switched = env | {
+        "DBT_RUNNER_PROFILE_SOURCE": "rendered",
+        "DBT_RUNNER_WAREHOUSE__PATH": str(rendered),
+        "DBT_RUNNER_JOB": "slim",
+    }
+    result = run_cli("run", env=switched)
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert report["state"]["mode"] == "full"
+    assert f"location {own} -> {rendered}" in report["state"]["reason"]
+    with duckdb.connect(str(rendered), read_only=True) as con:
+        tables = {
+            row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()
+        }
+        views = {row[0] for row in con.execute("select view_name from duckdb_views()").fetchall()}
+    assert tables | views >= DEMO_MODELS
+
+
+def test_state_written_before_targets_were_recorded_is_untrusted_once(
+    env: dict[str, str], out_dir: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    env |= {"DBT_RUNNER_STATE_URL": str(state)}
+    assert run_cli("run", env=env).returncode == 0
+    folder = state / "demo" / "dev" / "state"
+    old = {key: value for key, value in latest(state).items() if key != "target"}
+    (folder / "latest.json").write_text(json.dumps(old))  # as dbt-runner 0.1.0 wrote it
+
+    slim = run_cli("run", "--job", "slim", env=env)
+    assert slim.returncode == 0, slim.stdout[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert report["state"]["mode"] == "full" and "records no target" in report["state"]["reason"]
+    assert latest(state)["target"] == report["target"]
+    again = run_cli("run", "--job", "slim", env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert read_json(out_dir / "report.json")["state"]["mode"] == "slim"
+
+
+# --- 3. a database in the runner's scratch folder ---------------------------------------
+
+
+def test_a_database_in_the_scratch_folder_never_becomes_state(
+    env: dict[str, str], out_dir: Path, tmp_path: Path
+) -> None:
+    scratch_db = tmp_path / "work" / "db" / "demo.duckdb"
+    env |= {
+        "DBT_RUNNER_WAREHOUSE__PATH": str(scratch_db),
+        "DBT_RUNNER_STATE_URL": str(tmp_path / "state"),
+    }
+    plan = run_cli("plan", env=env)
+    assert plan.returncode == 0, plan.stderr
+    assert f"# target: duckdb {scratch_db}" in plan.stdout
+    assert "inside the runner's scratch folder" in plan.stdout
+
+    result = run_cli("run", env=env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = read_json(out_dir / "report.json")
+    [warning] = [w for w in report["warnings"] if "scratch folder" in w]
+    assert str(scratch_db) in warning and "DBT_RUNNER_WAREHOUSE__PATH" in warning
+    assert "scratch folder" in (out_dir / "summary.md").read_text()
+    assert "scratch folder" in result.stdout
+    assert report["state"] is None or report["state"]["promoted"] is False
+    assert not (tmp_path / "state" / "demo" / "dev" / "state" / "latest.json").exists()
+
+
+# --- 4. warehouse settings an existing profile would leave unused ----------------------
+
+
+def test_warehouse_settings_the_profile_would_ignore_are_an_error(
+    env: dict[str, str], demo_project: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    project_db = tmp_path / "project.duckdb"
+    profile = {
+        "demo": {"target": "dev", "outputs": {"dev": {"type": "duckdb", "path": str(project_db)}}}
+    }
+    (demo_project / "profiles.yml").write_text(yaml.safe_dump(profile))
+    del env["DBT_RUNNER_WAREHOUSE__PATH"]
+    schema = "ignored_" + uuid.uuid4().hex[:6]
+    env |= postgres.warehouse_env(schema)
+    for verb in ("check", "plan", "run"):
+        result = run_cli(verb, env=env)
+        assert result.returncode == 3, f"{verb}: {result.stdout[-2000:]}"
+        [line] = result.stderr.strip().splitlines()
+        assert "DBT_RUNNER_WAREHOUSE__TYPE" in line and "would be ignored" in line, line
+        assert str(demo_project / "profiles.yml") in line
+        assert "DBT_RUNNER_PROFILE_SOURCE=rendered" in line
+        assert "configuration OK" not in result.stdout
+    assert not project_db.exists() and relations(postgres, schema) == set()
+
+    rendered = run_cli("run", env=env | {"DBT_RUNNER_PROFILE_SOURCE": "rendered"})
+    assert rendered.returncode == 0, rendered.stdout[-3000:]
+    assert relations(postgres, schema) >= DEMO_MODELS and not project_db.exists()
+
+
+# --- 5. a killed run --------------------------------------------------------------------
+
+
+def test_a_killed_run_is_not_taken_for_a_finished_one(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    env |= postgres.warehouse_env("killed_" + uuid.uuid4().hex[:6])
+    env |= {"DBT_RUNNER_STATE_URL": str(state), "DBT_RUNNER_LEASE_TTL_S": "20"}
+    assert run_cli("run", env=env).returncode == 0  # an earlier run that succeeded
+    good = pointer(state)
+    add_slow_model(demo_project)
+    killed = "killed-" + uuid.uuid4().hex[:6]
+    code = stop_in_the_slow_model(
+        env | {"DBT_RUNNER_RUN_ID": killed}, postgres, tmp_path / "run.log", signal.SIGKILL
+    )
+    assert code == -signal.SIGKILL
+
+    # While its lease lasts, it may as well be running: the retry says both.
+    early = run_cli("retry", env=env)
+    assert early.returncode == 3, early.stdout[-3000:]
+    assert f"run {killed} has not finished: it is still running, or was killed" in early.stderr
+    plan = run_cli("plan", env=env)
+    assert f"the last run, {killed}, did not finish" in plan.stdout
+    lease = state / "demo" / "dev" / "lease.json"
+    expires = datetime.fromisoformat(read_json(lease)["expires_at"])
+    wait_until(lambda: datetime.now(UTC) > expires, 60, "the killed run's lease to expire")
+
+    refused = run_cli("retry", env=env)
+    assert refused.returncode == 3, refused.stdout[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert f"run {killed} did not finish: it was killed" in line and "run the job again" in line
+    assert "nothing to retry" not in refused.stdout
+    from_run = run_cli("retry", "--from-run", killed, env=env)
+    assert from_run.returncode == 3 and f"run {killed} did not finish" in from_run.stderr
+    assert pointer(state) == good
