@@ -170,6 +170,7 @@ def test_project_profile_reads_exported_credentials(
         }
     }
     (demo_project / "profiles.yml").write_text(yaml.safe_dump(profile))
+    del env["DBT_RUNNER_WAREHOUSE__PATH"]  # the project's profile is the one used
     env = env | moto.env | QUICK | setup_secret(moto, postgres)
     result = run_cli("run", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
