@@ -116,7 +116,7 @@ class Registry:
         try:
             listing = self._skopeo("list-tags", *self._access(), f"docker://{self.reference}")
         except ReleaseError as exc:
-            if "name unknown" in str(exc) or "not found" in str(exc):
+            if "name unknown" in str(exc) or "not found" in str(exc).lower():
                 return []
             raise
         return sorted(json.loads(listing).get("Tags") or [])
