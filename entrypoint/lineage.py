@@ -1,12 +1,16 @@
 """Lineage: OpenLineage run events for the run and every node it executed.
 
 The events are OpenLineage's own: its dbt artifact processor reads each node phase's
-run_results.json with the run's manifest and names jobs and datasets the way
-`openlineage-dbt` (dbt-ol) does, and its Python client sends them. Two gaps in the
-processor are filled here: seeds get events like models, and every test gets its own
-event (the processor folds generic tests into one event per tested model). The job
-itself is the parent run of them all: START when the run started, then COMPLETE or
-FAIL.
+run_results.json with the run's manifest and names jobs and datasets exactly as
+`openlineage-dbt` (dbt-ol) does, and its Python client sends them: a job per model and
+snapshot, per tested model `<model>.build.test` with the `dataQualityAssertions` facet,
+and per singular test one named by its unique_id. Two additions, named so they never
+collide with dbt-ol's: seeds get events like models, and every generic test also gets
+one of its own, named by its unique_id as singular tests are. The run itself
+is the parent of them all, as dbt-ol's wrapping job is: START when the run started, then
+COMPLETE or FAIL, with dbt's version, processing engine and invocation facets; every
+node event's parent facet names it and the root (an orchestrator's run, given as dbt-ol
+reads it from OPENLINEAGE_CONTEXT or OPENLINEAGE_PARENT_ID, else the run itself).
 
 Sent when the run ends, bounded: each event has DBT_RUNNER_LINEAGE__TIMEOUT_S and one
 retry of a refused connection (never of an event that may have arrived), and the first
@@ -44,6 +48,9 @@ from openlineage.common.provider.dbt.processor import (  # type: ignore[import-u
     DbtEvents,
     ModelNode,
 )
+from openlineage.common.provider.dbt.utils import (  # type: ignore[import-untyped]
+    get_parent_run_metadata,
+)
 
 from entrypoint.report import LineageInfo, RunReport
 from entrypoint.settings import LineageSettings
@@ -55,6 +62,8 @@ log = logging.getLogger(__name__)
 # The run_results.json of each phase that executes nodes, kept by the phase runner.
 NODE_PHASES = ("seed", "snapshot", "run", "test", "build", "retry")
 RETRY = {"total": 1, "connect": 1, "read": 0, "status": 0, "backoff_factor": 0.2}
+# The run facets dbt-ol copies from the first node event to its wrapping job's events.
+JOB_FACETS = ("dbt_version", "processing_engine", "dbt_run")
 
 
 def producer() -> str:
@@ -115,7 +124,14 @@ class Processor(DbtLocalArtifactProcessor):  # type: ignore[misc]
         return self._events(run, run["status"] == "success", job, [], output)
 
     def parse_test(self, context: Any, nodes: dict[str, Any]) -> Any:
-        """One event per test (the processor's own folds generic tests per model)."""
+        """dbt-ol's events (one per tested model, its assertions as a facet), and one
+        more per test."""
+        events = super().parse_test(context, nodes)
+        events += self._per_test(context, nodes)
+        return events
+
+    def _per_test(self, context: Any, nodes: dict[str, Any]) -> Any:
+        """An event per generic test (dbt-ol has one per singular test already)."""
         events = DbtEvents()
         known = {**context.manifest["nodes"], **context.manifest["sources"]}
         parents = context.manifest.get("parent_map", {})
@@ -124,6 +140,8 @@ class Processor(DbtLocalArtifactProcessor):  # type: ignore[misc]
             node = nodes.get(uid)
             if not uid.startswith("test.") or node is None or run["status"] == "skipped":
                 continue
+            if node.get("test_metadata") is None:
+                continue  # a singular test
             inputs = self._resolve_test_inputs(uid, parents, known)
             test = test_run.TestRunFacet(tests=[self._build_test_execution(run, node, inputs)])
             ok = run["status"] in ("pass", "warn")
@@ -163,10 +181,18 @@ def node_events(
     return events
 
 
-def job_events(settings: LineageSettings, report: RunReport, run_id: str) -> tuple[Any, Any]:
-    """The run's own START and COMPLETE (or FAIL), named like dbt-ol's job."""
+def job_events(
+    settings: LineageSettings,
+    report: RunReport,
+    run_id: str,
+    orchestrator: ParentRunMetadata | None,
+    first_node: Any | None,
+) -> tuple[Any, Any]:
+    """The run's own START and COMPLETE (or FAIL), as dbt-ol's wrapping job: its parent
+    is the orchestrator's run when there is one, and it carries dbt's version,
+    processing engine and invocation facets from the first node event."""
     job = Job(
-        namespace=settings.namespace,
+        namespace=orchestrator.job_namespace if orchestrator else settings.namespace,
         name=job_name(report),
         facets={
             "jobType": job_type_job.JobTypeJobFacet(
@@ -174,20 +200,45 @@ def job_events(settings: LineageSettings, report: RunReport, run_id: str) -> tup
             )
         },
     )
-    run = Run(runId=run_id)
+    facets: dict[str, Any] = {"parent": orchestrator.to_openlineage()} if orchestrator else {}
+    node_facets = first_node.run.facets if first_node is not None else {}
+    facets |= {key: node_facets[key] for key in JOB_FACETS if key in node_facets}
     end = report.finished_at or report.started_at
     state = RunState.COMPLETE if report.exit_code == 0 else RunState.FAIL
-    start = RunEvent(
-        eventType=RunState.START,
-        eventTime=report.started_at.isoformat(),
-        run=run,
-        job=job,
-        producer=producer(),
+    events = []
+    for kind, when in ((RunState.START, report.started_at), (state, end)):
+        run = Run(runId=run_id, facets=facets)
+        events.append(
+            RunEvent(
+                eventType=kind, eventTime=when.isoformat(), run=run, job=job, producer=producer()
+            )
+        )
+    return events[0], events[1]
+
+
+def run_parent(
+    settings: LineageSettings, report: RunReport, run_id: str, orchestrator: Any
+) -> ParentRunMetadata:
+    """The parent facet of every node event: this run, and the root of the chain (the
+    orchestrator's root when it gives one, else this run)."""
+    own = (run_id, job_name(report), settings.namespace)
+    root = own
+    if orchestrator is not None:
+        given = (
+            orchestrator.root_parent_run_id,
+            orchestrator.root_parent_job_name,
+            orchestrator.root_parent_job_namespace,
+        )
+        fallback = (orchestrator.run_id, orchestrator.job_name, orchestrator.job_namespace)
+        root = given if all(given) else fallback
+    return ParentRunMetadata(
+        run_id=own[0],
+        job_name=own[1],
+        job_namespace=own[2],
+        root_parent_run_id=root[0],
+        root_parent_job_name=root[1],
+        root_parent_job_namespace=root[2],
     )
-    finish = RunEvent(
-        eventType=state, eventTime=end.isoformat(), run=run, job=job, producer=producer()
-    )
-    return start, finish
 
 
 def job_name(report: RunReport) -> str:
@@ -218,14 +269,14 @@ def emit(
     started = time.monotonic()
     try:
         run_id = str(generate_new_uuid(report.started_at))
-        parent = ParentRunMetadata(
-            run_id=run_id, job_name=job_name(report), job_namespace=settings.namespace
-        )
-        start, finish = job_events(settings, report, run_id)
-        events = [start]
+        orchestrator = get_parent_run_metadata()  # as dbt-ol reads it, when one is given
+        parent = run_parent(settings, report, run_id, orchestrator)
+        nodes = []
         if (target_path / "manifest.json").is_file():
-            events += node_events(settings, project_dir, target_path, target, parent)
-        events.append(finish)
+            nodes = node_events(settings, project_dir, target_path, target, parent)
+        first = nodes[0] if nodes else None
+        start, finish = job_events(settings, report, run_id, orchestrator, first)
+        events = [start, *nodes, finish]
         sender = client(settings)
         for event in events:
             sender.emit(event)

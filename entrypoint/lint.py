@@ -2,8 +2,10 @@
 manifest (no second parse of the project).
 
 The project's own `.sqlfluff` (or other SQLFluff config) is used when present; the
-runner only points the dbt templater at the run's project folder, profile and target,
-and sets the dialect of the profile's adapter when the project's config names none.
+runner always lints with the dbt templater (on the run's manifest: SQLFluff's jinja
+templater would not know the project's macros), points it at the run's project folder,
+profile and target, and sets the dialect of the profile's adapter when the config names
+none. Files the project's `.sqlfluffignore` leaves out are not linted, nor reported.
 Without one, DEFAULT_CONFIG applies (README, "SQL lint"). A slim job lints only the
 files of the nodes it changed; a full job every model and snapshot of the project.
 """
@@ -89,19 +91,14 @@ def lint(
     manifest: Any, files: list[str], project_dir: Path, extra_config: Path, adapter: str | None
 ) -> LintInfo:
     """Lint `files` (relative to `project_dir`, the current folder) with the manifest the
-    run parsed; every finding, and the config and dialect used."""
-    from sqlfluff.core import FluffConfig, Linter
+    run parsed; every finding, the files SQLFluff linted (not those its ignore files
+    leave out), and the config and dialect used."""
+    from sqlfluff.core import Linter
 
-    overrides: dict[str, Any] = {}
-    if not has_own_config(project_dir):
-        overrides["dialect"] = DIALECTS.get(adapter or "", "ansi")
-    config = FluffConfig.from_path(
-        str(project_dir), extra_config_path=str(extra_config), overrides=overrides
-    )
+    config = fluff_config(project_dir, extra_config, adapter)
     templater = config.get("templater_obj")
-    if templater.name == "dbt":
-        # The runner's own parse: the templater would otherwise parse the project again.
-        templater.__dict__["dbt_manifest"] = manifest
+    # The runner's own parse: the templater would otherwise parse the project again.
+    templater.__dict__["dbt_manifest"] = manifest
     result = Linter(config=config).lint_paths(tuple(files), processes=1) if files else None
     records: list[Any] = result.as_records() if result is not None else []
     findings = [
@@ -118,7 +115,31 @@ def lint(
     ]
     source = ".sqlfluff of the project" if has_own_config(project_dir) else "dbt-runner's default"
     return LintInfo(
-        files=files, findings=findings, dialect=str(config.get("dialect")), config=source
+        files=sorted(str(record["filepath"]) for record in records),
+        findings=findings,
+        dialect=str(config.get("dialect")),
+        config=source,
+    )
+
+
+def fluff_config(project_dir: Path, extra_config: Path, adapter: str | None) -> Any:
+    """The project's SQLFluff config (or the default) with the dbt templater, whatever
+    the config says of it (the run's manifest is dbt's), and the profile's dialect when
+    the config names none."""
+    from sqlfluff.core import FluffConfig
+
+    overrides: dict[str, Any] = {"templater": "dbt"}
+    config = FluffConfig.from_path(
+        str(project_dir),
+        extra_config_path=str(extra_config),
+        overrides=overrides,
+        require_dialect=False,
+    )
+    if config.get("dialect"):
+        return config
+    overrides["dialect"] = DIALECTS.get(adapter or "", "ansi")
+    return FluffConfig.from_path(
+        str(project_dir), extra_config_path=str(extra_config), overrides=overrides
     )
 
 

@@ -110,6 +110,10 @@ def test_events_per_node_and_job(
 
     # The job: first START, last FAIL (the run failed), the parent of every other event.
     job, nodes = events[0], events[1:-1]
+    # dbt-ol's job per tested model (test_peers.py compares those with dbt-ol's own).
+    assertions = [e for e in nodes if e["job"]["name"].endswith(".build.test")]
+    nodes = [e for e in nodes if e not in assertions]
+    assert {e["job"]["facets"]["jobType"]["jobType"] for e in assertions} == {"TEST"}
     assert (job["eventType"], job["job"]["name"]) == ("START", "dbt-run-demo")
     assert (events[-1]["eventType"], events[-1]["run"]["runId"]) == ("FAIL", job["run"]["runId"])
     for event in nodes:
@@ -131,6 +135,7 @@ def test_events_per_node_and_job(
     assert set(by_node) == set(executed)
     assert {kind.split(".")[0] for kind in executed} == {"model", "seed", "snapshot", "test"}
     for unique_id, pair in by_node.items():
+        assert len(pair) == 2, [(e["job"]["name"], e["eventType"]) for e in pair]
         start, end = pair
         assert start["eventType"] == "START" and start["run"]["runId"] == end["run"]["runId"]
         assert end["eventType"] == ("FAIL" if executed[unique_id] == "failed" else "COMPLETE")
