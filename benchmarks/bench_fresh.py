@@ -59,7 +59,7 @@ def main() -> None:
             "one_source_ratio": round(one / full, 3),
             "models_built": fresh["models_built"],
             "models_in_project": fresh["models_built"] + fresh["models_skipped"],
-            "time_saved_s": fresh["time_saved_s"],
+            "model_seconds_skipped": fresh["model_seconds_skipped"],
             "nothing_new_s": round(nothing, 2),
             "nothing_new_ratio": round(nothing / full, 3),
             "goal_nothing_new": 0.15,

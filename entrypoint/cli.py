@@ -15,7 +15,29 @@ from typing import Any
 
 from entrypoint.startup import thaw
 
-VERBS = ("run", "retry", "lint", "cleanup", "check", "plan", "version", "dbt")
+# Every verb, and what it does in one line (the top-level help lists them).
+VERBS = {
+    "run": "run the job (the default verb)",
+    "retry": "re-run what the last run (or --from-run RUN_ID) did not finish",
+    "lint": "lint the project's SQL (SQLFluff, dbt templater); findings fail it",
+    "cleanup": "drop a pull request's schemas (--pr N)",
+    "check": "validate the settings and print them, secrets redacted",
+    "plan": "print every dbt command `run` would make, and what it would find; runs nothing",
+    "version": "the runner's version, dbt-core's and each adapter's",
+    "dbt": "any dbt command, with the runner's project, profile and secrets: dbt -- ARGS",
+}
+HELP = ("help", "--help", "-h")
+
+
+def top_level_help() -> str:
+    verbs = "\n".join(f"  {verb:<9} {what}" for verb, what in VERBS.items())
+    return (
+        "usage: dbt-runner [VERB] [FLAGS]\n\n"
+        "Run a dbt project as a production job. Settings come from DBT_RUNNER_* variables;\n"
+        "flags override them. The verb defaults to run.\n\n"
+        f"verbs:\n{verbs}\n\n"
+        "`dbt-runner VERB --help` lists a verb's flags (README: Settings).\n"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +66,8 @@ def _parser(verb: str) -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog=f"dbt-runner {verb}",
-        description="Settings come from DBT_RUNNER_* variables; these flags override them.",
+        description=f"{VERBS[verb][0].upper()}{VERBS[verb][1:]}. Settings come from "
+        "DBT_RUNNER_* variables; these flags override them.",
     )
     for flag, name in flags().items():
         field = Settings.model_fields[name]
@@ -220,6 +243,12 @@ def cmd_dbt(argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in HELP:
+        if argv[1:2] and argv[1] in VERBS and argv[1] not in ("version", "dbt"):
+            argv = [argv[1], "--help"]  # `help plan`: the verb's own
+        else:
+            print(top_level_help(), end="")
+            return 0
     verb = argv.pop(0) if argv and argv[0] in VERBS else "run"
     if verb == "version":
         return cmd_version("--json" in argv)

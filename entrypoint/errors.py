@@ -81,3 +81,11 @@ def dbt_error(phase: str, message: str) -> RunnerError:
     if "No space left on device" in message:
         return _no_space(phase, message)
     return RunnerError(message)
+
+
+def yaml_problem(path: object, exc: Exception) -> str:
+    """A YAML file that does not parse, as `file:line:column: problem` (1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}: not valid YAML ({problem})"

@@ -130,8 +130,9 @@ def merged_nodes(previous: dict[str, Any] | None, report: Any) -> dict[str, Any]
     return nodes
 
 
-def time_saved(nodes: dict[str, Any], skipped: list[str]) -> float:
-    """The last runs' durations of the models this run did not build."""
+def model_seconds(nodes: dict[str, Any], skipped: list[str]) -> float:
+    """The summed durations, in their last builds, of the models this run did not
+    build: model-seconds (across threads), not the wall time they would have taken."""
     return round(sum(float((nodes.get(uid) or {}).get("duration_s") or 0) for uid in skipped), 1)
 
 

@@ -16,24 +16,51 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from entrypoint.errors import ExitCode
+from entrypoint.errors import ExitCode, RunnerError
 
 log = logging.getLogger(__name__)
 
 _CODES = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
 
 
+# How long notifying may take after a stop, in all: ECS gives a task 30 s after SIGTERM.
+STOP_NOTIFY_BUDGET_S = 10.0
+
+
+class Stopped(RunnerError):
+    """The run was stopped from outside: a signal, or the run timeout."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = ExitCode(exit_code)
+
+
 class Guard:
     def __init__(self, timeout_s: float | None = None) -> None:
         self.timeout_s = timeout_s
         self.exit_code: int | None = None  # set by the first stop
+        self.signal_name: str | None = None  # the first stop's signal, if a signal
         self.armed = False
 
     @property
     def reason(self) -> str:
         if self.exit_code == ExitCode.TIMEOUT:
             return f"timed out after {self.timeout_s:g} s (DBT_RUNNER_TIMEOUT_S)"
-        return "interrupted by a signal"
+        return f"stopped by {self.signal_name or 'a signal'}"
+
+    def stopped(self) -> Stopped | None:
+        """The stop, as the error the report records; None when nothing stopped the run."""
+        if self.exit_code is None:
+            return None
+        if self.exit_code == ExitCode.TIMEOUT:
+            message = f"run timeout of {self.timeout_s:g} s reached (DBT_RUNNER_TIMEOUT_S)"
+        else:
+            message = self.reason
+        return Stopped(message, self.exit_code)
+
+    def notify_budget(self) -> float | None:
+        """Seconds notifying may take in all: bounded after a stop, else the settings'."""
+        return STOP_NOTIFY_BUDGET_S if self.exit_code is not None else None
 
     def _stop(self, code: int, what: str) -> None:
         first = self.exit_code is None
@@ -43,7 +70,9 @@ class Guard:
             raise KeyboardInterrupt
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop(_CODES[signal.Signals(signum)], f"received {signal.Signals(signum).name}")
+        name = signal.Signals(signum).name
+        self.signal_name = self.signal_name or name
+        self._stop(_CODES[signal.Signals(signum)], f"received {name}")
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         self._stop(ExitCode.TIMEOUT, f"the run reached DBT_RUNNER_TIMEOUT_S={self.timeout_s:g}")

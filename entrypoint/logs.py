@@ -7,9 +7,11 @@ warnings): in JSON mode every line the process writes is one JSON object.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from datetime import UTC, datetime
@@ -82,6 +84,26 @@ def setup(log_format: str, context: dict[str, Any] | None = None) -> None:
     # traceback of its own: the failure is reported where it matters.
     logging.raiseExceptions = False
     threading.excepthook = _log_thread_exception
+    # dbt's console (its logger keeps its filters when dbt replaces its handlers).
+    logging.getLogger(DBT_CONSOLE).addFilter(without_interrupt_traces)
+
+
+# The logger dbt writes its console lines through (dbt_common's stdout logger).
+DBT_CONSOLE = "stdout_log"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_interrupt_traces(record: logging.LogRecord) -> bool:
+    """Whether a dbt console line is shown: not the traceback (and the empty 'Encountered
+    an error:') dbt prints when a stop interrupts it; the run says why in one line, and
+    dbt's log file keeps the trace."""
+    line = _ANSI.sub("", record.getMessage())
+    if line.lstrip().startswith("{"):
+        with contextlib.suppress(ValueError):
+            line = str(json.loads(line).get("info", {}).get("msg", line))
+    if "Traceback (most recent call last)" in line and "KeyboardInterrupt" in line:
+        return False
+    return not re.search(r"Encountered an error:\s*$", line)
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:

@@ -78,6 +78,7 @@ class NodeRecorder:
             self.errors: list[str] = []
             self.run_results_written = False
             self._debug_failed = False
+            self.unmatched: list[str] = []  # selection criteria dbt found no node for
 
     def __call__(self, event: Any) -> None:
         name = event.info.name
@@ -87,6 +88,9 @@ class NodeRecorder:
                 self.nodes.append(node)
         elif name == "ArtifactWritten" and event.data.artifact_type == "RunExecutionResult":
             self.run_results_written = True
+        elif name == "NoNodesForSelectionCriteria":
+            with self._lock:
+                self.unmatched.append(str(event.data.spec_raw))
         elif event.info.level == "error" or self._debug_failure(name, event.info.msg):
             with self._lock:
                 self.errors.append(clean(event.info.msg))

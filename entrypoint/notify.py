@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,7 @@ def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
         "failures_total": len(failures),
         "errors": [{"stage": e.stage, "message": e.message} for e in report.errors],
         "skipped": report.skipped,
+        "warnings": report.warnings,
         "links": report.links.model_dump(),
         "fresh": report.fresh.model_dump() if report.fresh else None,
         "history": report.history.model_dump(exclude={"url"}) if report.history else None,
@@ -146,16 +148,7 @@ def slack_message(
             ],
         },
     ]
-    if report.skipped:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": report.skipped}})
-    problems = _problem_lines(report, max_failures)
-    if problems:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Failures*\n" + "\n".join(problems)},
-            }
-        )
+    blocks += [_section(text) for text in _notes(report, max_failures)]
     if report.fresh is not None:
         text = _fresh_line(report.fresh)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
@@ -179,6 +172,20 @@ def slack_message(
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {"text": f"{title} (exit code {report.exit_code})", "blocks": blocks}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _notes(report: RunReport, max_failures: int) -> list[str]:
+    """Why the run did nothing, what failed, and the warnings: a Slack section each."""
+    notes = [report.skipped] if report.skipped else []
+    problems = _problem_lines(report, max_failures)
+    notes += ["*Failures*\n" + "\n".join(problems)] if problems else []
+    warnings = [f"• {_clip(w)}" for w in report.warnings[:max_failures]]
+    notes += ["*Warnings*\n" + "\n".join(warnings)] if warnings else []
+    return notes
 
 
 def _problem_lines(report: RunReport, max_failures: int) -> list[str]:
@@ -240,7 +247,7 @@ def _fresh_line(fresh: FreshInfo) -> str:
     sources = ", ".join(uid.split(".", 2)[-1] for uid in fresh.new_data) or "none"
     line = (
         f"*Fresh:* {fresh.models_built} built, {fresh.models_skipped} skipped "
-        f"(~{fresh.time_saved_s:.0f} s saved) · new data in {sources}"
+        f"({fresh.model_seconds_skipped:.0f} model-seconds skipped) · new data in {sources}"
     )
     if fresh.assumed:
         line += f" · {len(fresh.assumed)} source(s) counted as new"
@@ -345,14 +352,17 @@ def send_all(
     report: RunReport,
     aws_settings: AwsSettings | None = None,
     quiet: bool = False,
+    budget_s: float | None = None,
 ) -> list[str]:
-    """Send every wanted notification, record each in the report, and return the
-    problems (logged as warnings unless `quiet`)."""
+    """Send every wanted notification, record each in the report (a failure among its
+    warnings too), and return the problems (logged as warnings unless `quiet`).
+    `budget_s`: the time all of them may take together (after a stop: no retries)."""
     deliveries, problems = _deliveries(settings, report, aws_settings)
-    sender = Sender(settings.timeout_s, settings.retries)
+    deadline = time.monotonic() + budget_s if budget_s is not None else None
     for delivery in deliveries:
         url = safe_url(delivery.url)
         try:
+            sender = _sender(settings, deadline)
             sender.send(delivery.url, delivery.body, delivery.headers, delivery.method)
             report.notifications.append(Notification(channel=delivery.channel, url=url, ok=True))
             if not quiet:
@@ -364,7 +374,19 @@ def send_all(
             )
     for problem in problems if not quiet else []:
         log.warning("notification failed, exit code unchanged: %s", problem)
+        report.warnings.append(f"notification failed: {problem}")
     return problems
+
+
+def _sender(settings: NotifySettings, deadline: float | None) -> Sender:
+    """A sender with the settings' timeout and retries, or, against a deadline, what is
+    left of it and no retry."""
+    if deadline is None:
+        return Sender(settings.timeout_s, settings.retries)
+    left = deadline - time.monotonic()
+    if left <= 0.1:
+        raise NotifyError("not sent: the time for notifying after a stop was spent")
+    return Sender(min(settings.timeout_s, left), 0)
 
 
 def notify_invalid_settings(message: str) -> None:

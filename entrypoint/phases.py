@@ -27,8 +27,8 @@ from entrypoint.fresh import (
     NODES,
     SOURCES,
     compare,
+    model_seconds,
     read_json,
-    time_saved,
     too_soon,
     upstream_sources,
 )
@@ -378,6 +378,7 @@ class PhaseRunner:
         if isinstance(result.exception, KeyboardInterrupt):
             self._stopped(name, command, args, clock)
             raise Interrupted(name)
+        self._unmatched(name)
         outcome: Any = result.result
         if NO_WRITE in command and hasattr(outcome, "write"):
             # What dbt would have written, without its manifest.json; a `dbt retry` of
@@ -400,6 +401,23 @@ class PhaseRunner:
         # debug, deps, docs: no node results, so dbt could not do what was asked.
         message = self.recorder.first_error() or f"dbt {name} did not succeed"
         return self._record(name, "error", clock, args, message, nodes, advisory)
+
+    def _unmatched(self, phase: str) -> None:
+        """The user's selection criteria dbt found no node for in this phase: a warning
+        (dbt only logs it), or, with DBT_RUNNER_UNMATCHED_SELECTION=fail, an error."""
+        given = {*(self.settings.select or "").split(), *(self.settings.exclude or "").split()}
+        for spec in dict.fromkeys(self.recorder.unmatched):
+            if spec not in given and not self.settings.selector:
+                continue  # the runner's own (state:modified+ with nothing changed)
+            message = f"the selection '{spec}' matches no node ({phase}): nothing was built for it"
+            if message in self.report.warnings:
+                continue
+            self.report.warnings.append(message)
+            log.warning("%s", message)
+            if self.settings.unmatched_selection == "fail":
+                fix = f"{message}; fix the selection (DBT_RUNNER_UNMATCHED_SELECTION=fail)"
+                self.report.add_error("selection", fix, ExitCode.CONFIG)
+                log.error("%s", fix)
 
     def _stopped(self, name: str, command: list[str], args: list[str], clock: _Clock) -> None:
         """Record a phase a stop cut short: every node that finished, and every node it
@@ -618,7 +636,7 @@ class PhaseRunner:
         return too_soon(self.manifest, candidates, changed, nodes, default, now())
 
     def fresh_summary(self) -> None:
-        """A fresh job's counts: models built and skipped, and the time that saved."""
+        """A fresh job's counts: models built and skipped, and the model-seconds skipped."""
         info = self.report.fresh
         if info is None or self.manifest is None:
             return
@@ -633,7 +651,7 @@ class PhaseRunner:
         skipped = sorted(models - built)
         info.models_built, info.models_skipped = len(models & built), len(skipped)
         nodes = read_json(self.baseline.dir / NODES) if self.baseline else None
-        info.time_saved_s = time_saved(nodes or {}, skipped)
+        info.model_seconds_skipped = model_seconds(nodes or {}, skipped)
 
     def _skip(self, phase: Phase) -> str | None:
         if phase is Phase.DEPS and not self.project.has_packages:

@@ -186,6 +186,9 @@ class Run:
         report, step = self.report, self.stages.step
         storage: Storage | None = None
         promoted = False
+        stop = self.guard.stopped()
+        if stop is not None:  # one line and one error saying why, where it happened
+            self.stages.fail(self.stages.current, stop)
         space = self.workspace
         if space is not None and self.guard.exit_code is None:
             lost = self.lease is not None and self.lease.lost
@@ -210,7 +213,8 @@ class Run:
         paths = self._reports(storage)
         append_step_summary(report)
         with step("notify"):
-            notify.send_all(self.settings.notify, report, self.settings.aws)
+            budget = self.guard.notify_budget()
+            notify.send_all(self.settings.notify, report, self.settings.aws, budget_s=budget)
         # Once more, so the report's duration and timings include notifying.
         report.finish(self.guard.exit_code)
         self._write_reports(final=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from entrypoint.errors import ConfigError
+from entrypoint.errors import ConfigError, yaml_problem
 from entrypoint.pr import Namespace, pr_schema, pull_request_profile, valid_root
 from entrypoint.project import Project
 from entrypoint.settings import Adapter, ProfileSource, Settings
@@ -106,10 +106,25 @@ def _missing_adapter(adapter: str, where: str, fix: str) -> ConfigError:
 
 
 def check_profile(settings: Settings, project: Project) -> None:
-    """Fail before anything runs when the profile would leave warehouse settings unused,
-    or names an adapter the image lacks."""
+    """Fail before anything runs when the profile is not valid YAML, would leave
+    warehouse settings unused, or names an adapter the image lacks."""
+    check_profile_yaml(settings, project)
     check_profile_source(settings, project)
     check_adapter(settings, project)
+
+
+def check_profile_yaml(settings: Settings, project: Project) -> None:
+    """An existing profiles.yml that does not parse: its file, line and column."""
+    existing = existing_profiles_dir(settings, project)
+    if existing is None:
+        return
+    path = (project.source_dir if existing == project.dir else existing) / "profiles.yml"
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{yaml_problem(path, exc)}; fix profiles.yml") from None
+    except OSError:
+        return  # dbt says why in its own words
 
 
 def check_adapter(settings: Settings, project: Project) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from entrypoint.errors import ConfigError, disk_full
+from entrypoint.errors import ConfigError, disk_full, yaml_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,12 @@ def read_project(project_dir: Path) -> tuple[str, str]:
     path = project_dir / "dbt_project.yml"
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path} cannot be read as YAML: {exc}".splitlines()[0]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{yaml_problem(path, exc)}; fix dbt_project.yml") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise ConfigError(f"{path} has no 'name'; every dbt project needs one")
+        raise ConfigError(f"{path}:1:1: no 'name'; every dbt project needs one")
     name = data["name"]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ConfigError(f"{path}: name '{name}' must be letters, digits and underscores")

@@ -190,8 +190,10 @@ class FreshInfo(BaseModel):
     )
     models_built: int = 0
     models_skipped: int = 0
-    time_saved_s: float = Field(
-        default=0.0, description="The skipped models' durations in their last builds"
+    model_seconds_skipped: float = Field(
+        default=0.0,
+        description="The skipped models' build durations in their last builds, summed across "
+        "threads: model-seconds of work not done, not wall time",
     )
 
 

@@ -71,7 +71,8 @@ def _md_fresh(fresh: FreshInfo) -> list[str]:
 
     lines = [
         f"**Fresh:** {fresh.models_built} model(s) built, {fresh.models_skipped} skipped "
-        f"(about {fresh.time_saved_s:.0f} s saved); new data in {names(fresh.new_data)}",
+        f"({fresh.model_seconds_skipped:.0f} model-seconds of builds skipped); new data in "
+        f"{names(fresh.new_data)}",
         "",
     ]
     lines += [

@@ -9,7 +9,6 @@ Failures come first; long lists are folded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -51,11 +50,6 @@ class Timeline:
     height: int
 
 
-def _thread_order(name: str) -> tuple[int, str]:
-    number = re.search(r"\d+", name)
-    return (int(number.group()) if number else -1, name)
-
-
 def _ticks(span_s: float) -> list[Tick]:
     """About six ticks at a round interval."""
     steps = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
@@ -73,25 +67,42 @@ def executed(nodes: list[NodeResult]) -> list[NodeResult]:
     return [n for n in nodes if n.outcome != "skipped" and n.started_at and n.finished_at]
 
 
+def slots(nodes: list[NodeResult]) -> list[int]:
+    """For each node (sorted by start), the lane it runs in: the first one free when
+    it starts. dbt names a new thread per phase; a lane is a concurrent slot, reused
+    across phases, so there are never more lanes than nodes ran at once."""
+    ends: list[datetime] = []  # when each lane is free again
+    lanes = []
+    for node in nodes:
+        assert node.started_at and node.finished_at  # noqa: S101 (executed nodes)
+        free = next((i for i, end in enumerate(ends) if end <= node.started_at), len(ends))
+        if free == len(ends):
+            ends.append(node.finished_at)
+        else:
+            ends[free] = node.finished_at
+        lanes.append(free)
+    return lanes
+
+
 def timeline(nodes: list[NodeResult]) -> Timeline | None:
-    """dbt Cloud's model timing view: one lane per worker thread, one bar per node."""
-    ran = executed(nodes)
+    """dbt Cloud's model timing view: one lane per concurrent slot, one bar per node."""
+    ran = sorted(executed(nodes), key=lambda n: (n.started_at, n.finished_at))
     if not ran:
         return None
     start = min(n.started_at for n in ran if n.started_at)
     end = max(n.finished_at for n in ran if n.finished_at)
     span = max((end - start).total_seconds(), 0.001)
-    lanes = sorted({n.thread or "main" for n in ran}, key=_thread_order)
-    lane_of = {name: index for index, name in enumerate(lanes)}
+    lane_of = slots(ran)
+    lanes = [f"slot {index + 1}" for index in range(max(lane_of) + 1)]
     bars = []
-    for node in ran:
+    for node, lane in zip(ran, lane_of, strict=True):
         assert node.started_at and node.finished_at  # noqa: S101 (filtered above)
         offset = (node.started_at - start).total_seconds()
         seconds = (node.finished_at - node.started_at).total_seconds()
         bars.append(
             Bar(
                 x=round(LABEL_WIDTH + offset / span * PLOT_WIDTH, 2),
-                y=AXIS_HEIGHT + lane_of[node.thread or "main"] * LANE_HEIGHT + 2,
+                y=AXIS_HEIGHT + lane * LANE_HEIGHT + 2,
                 width=round(max(seconds / span * PLOT_WIDTH, 1.0), 2),
                 outcome=node.outcome,
                 title=f"{node.unique_id} · {node.phase} · {node.status} · {seconds:.2f} s",

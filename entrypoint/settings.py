@@ -580,6 +580,12 @@ class Settings(BaseSettings):
         False, "rebuild incremental models and seeds", flag="--full-refresh"
     )
     fail_fast: bool = setting(False, "stop at the first failing node", flag="--fail-fast")
+    unmatched_selection: Literal["warn", "fail"] = setting(
+        "warn",
+        "a `--select`, `--exclude` or selector criterion that matches no node: `warn` (in the "
+        "report, summary and notifications; dbt only logs it) or `fail` (exit 3: a "
+        "scheduled job whose selection names nothing is misconfigured)",
+    )
     timeout_s: float | None = setting(
         None,
         "cancel the run after this many seconds, like a SIGTERM: queries cancelled, report "

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from entrypoint.errors import InfraError
 
@@ -66,13 +66,19 @@ def normalise_url(value: str) -> str:
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise ValueError("a file URL needs an absolute path, with three slashes: file:///path")
-        return Path(unquote(parsed.path)).resolve().as_uri()
+        return file_url(Path(unquote(parsed.path)).resolve())
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter would be a Windows drive
         raise ValueError(
             f"unsupported scheme '{parsed.scheme}://'; "
             "use s3://bucket/prefix, file:///path or a local path"
         )
-    return Path(value).expanduser().resolve().as_uri()
+    return file_url(Path(value).expanduser().resolve())
+
+
+def file_url(path: Path) -> str:
+    """An absolute path as a file:// URL; `=` kept as is (history's `date=...` folders
+    read as they are on disk; pathlib's as_uri would write %3D)."""
+    return "file://" + quote(str(path), safe="/=")
 
 
 def local_folder(url: str) -> Path | None:
@@ -122,7 +128,7 @@ class FileStorage:
         self.root = Path(unquote(urlparse(url).path))  # normalised: always file://
 
     def url_for(self, key: str) -> str:
-        return (self.root / key).as_uri() if key else self.url
+        return file_url(self.root / key) if key else self.url
 
     def _path(self, key: str) -> Path:
         return self.root / key

@@ -396,14 +396,22 @@ class Started:
     """The runner as a background process, its output in a file (a pipe nobody reads
     while the test waits could fill up and stall it)."""
 
-    def __init__(self, env: dict[str, str], log: Path, *args: str, verb: str = "run") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        *args: str,
+        verb: str = "run",
+        errors: Path | None = None,
+    ) -> None:
+        """`errors`: a file of its own for stderr (else it goes to `log` too)."""
         self.log = log
-        with log.open("w") as handle:
+        with log.open("w") as handle, (errors or log).open("a") as error_handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "entrypoint", verb, *args],
                 env=env,
                 stdout=handle,
-                stderr=subprocess.STDOUT,
+                stderr=error_handle if errors else subprocess.STDOUT,
             )
 
     def finish(self, timeout: float) -> tuple[int, str]:

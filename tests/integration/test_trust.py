@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +86,69 @@ def test_stopped_run_reports_what_finished_and_retry_completes_it(
     assert pointer(state) == retry["run_id"]  # everything the job selected has built now
     slim = run_cli("run", "--job", "slim", env=env)
     assert slim.returncode == 0, slim.stdout[-3000:]
+
+
+def test_a_stop_says_why_in_the_report_and_on_stderr(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    env |= postgres.warehouse_env("why_" + uuid.uuid4().hex[:6])
+    add_slow_model(demo_project)
+    errors = tmp_path / "stderr.log"
+    started = Started(env, tmp_path / "run.log", errors=errors)
+    wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
+    started.process.send_signal(signal.SIGTERM)
+    code, output = started.finish(timeout=60)
+    assert code == 143, output[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert [(e["stage"], e["message"], e["exit_code"]) for e in report["errors"]] == [
+        ("dbt", "stopped by SIGTERM", 143)
+    ]
+    [line] = [line for line in errors.read_text().splitlines() if line.strip()]
+    assert line == "dbt-runner: error: stopped by SIGTERM" or line.endswith("stopped by SIGTERM")
+    assert "stopped by SIGTERM" in (out_dir / "summary.md").read_text()
+
+
+def test_a_stop_with_a_webhook_that_never_answers_ends_within_30_s(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    """ECS kills a task 30 s after SIGTERM: notifying gets a fixed share of that."""
+    env |= postgres.warehouse_env("deaf_" + uuid.uuid4().hex[:6])
+    add_slow_model(demo_project)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        env |= {"DBT_RUNNER_NOTIFY__WEBHOOK_URL": url, "DBT_RUNNER_NOTIFY__SLACK_WEBHOOK_URL": url}
+        started = Started(env, tmp_path / "run.log")
+        wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
+        sent = time.monotonic()
+        started.process.send_signal(signal.SIGTERM)
+        code, output = started.finish(timeout=90)
+        took = time.monotonic() - sent
+    assert code == 143, output[-3000:]
+    assert took < 30, f"{took:.1f} s after SIGTERM"
+    report = read_json(out_dir / "report.json")
+    assert [n["ok"] for n in report["notifications"]] == [False, False]
+    assert len([w for w in report["warnings"] if w.startswith("notification failed")]) == 2
+
+
+def test_a_stop_during_retry_keeps_dbts_traceback_off_the_console(
+    env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
+) -> None:
+    env |= postgres.warehouse_env("retrystop_" + uuid.uuid4().hex[:6])
+    add_slow_model(demo_project)
+    first = Started(env, tmp_path / "run.log")
+    wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
+    first.process.send_signal(signal.SIGTERM)
+    assert first.finish(timeout=60)[0] == 143
+    retry = Started(env, tmp_path / "retry.log", verb="retry")
+    wait_until(lambda: running_queries(postgres, SLOW), 180, "the retried slow model's query")
+    retry.process.send_signal(signal.SIGTERM)
+    code, output = retry.finish(timeout=60)
+    assert code == 143, output[-3000:]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    report = read_json(out_dir / "report.json")
+    assert report["job"] == "retry" and report["errors"][0]["message"] == "stopped by SIGTERM"
 
 
 def test_retry_of_a_full_job_whose_build_failed(
@@ -194,21 +258,13 @@ def unreachable_warehouse(project: Path, env: dict[str, str], postgres: Postgres
     return f'"127.0.0.1", port {port} failed: Connection refused'
 
 
-def broken_profiles_yml(project: Path, env: dict[str, str], postgres: Postgres) -> str:
-    del env["DBT_RUNNER_WAREHOUSE__PATH"]  # the project's own profile is the one used
-    (project / "profiles.yml").write_text("demo:\n  target: dev\n  outputs:\n    dev: [\n")
-    return "Syntax error near line 5"
-
-
 def impossible_dbt_version(project: Path, env: dict[str, str], postgres: Postgres) -> str:
     path = project / "dbt_project.yml"
     path.write_text(path.read_text() + "\nrequire-dbt-version: '>=99.0.0'\n")
     return ">=99.0.0"
 
 
-@pytest.mark.parametrize(
-    "breakage", [unreachable_warehouse, broken_profiles_yml, impossible_dbt_version]
-)
+@pytest.mark.parametrize("breakage", [unreachable_warehouse, impossible_dbt_version])
 def test_when_dbt_cannot_start_its_own_error_is_reported_everywhere(
     breakage: Any,
     env: dict[str, str],
@@ -234,6 +290,39 @@ def test_when_dbt_cannot_start_its_own_error_is_reported_everywhere(
     assert expected in delivered(httpserver)[0]["errors"][0]["message"]
     [slack] = [r for r, _ in httpserver.log if r.path == "/slack"]
     assert expected in str(slack.get_json()["blocks"])
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("dbt_project.yml", "name: demo\nprofile: [demo\n", ":3:1: not valid YAML"),
+        ("dbt_project.yml", "profile: demo\nconfig-version: 2\n", ":1:1: no 'name'"),
+        ("profiles.yml", "demo:\n  target: dev\n  outputs:\n    dev: [\n", ":5:1: not valid YAML"),
+    ],
+    ids=["project-yaml", "project-without-name", "profiles-yaml"],
+)
+def test_a_broken_config_file_is_named_with_its_line_and_column(
+    name: str,
+    text: str,
+    where: str,
+    env: dict[str, str],
+    demo_project: Path,
+    out_dir: Path,
+    httpserver: HTTPServer,
+) -> None:
+    """README, "When things go wrong": exit 3, the file, line and column, in every verb."""
+    if name == "profiles.yml":
+        del env["DBT_RUNNER_WAREHOUSE__PATH"]  # the project's own profile is the one used
+    (demo_project / name).write_text(text)
+    env |= hook(httpserver)
+    for verb in ("check", "plan", "run"):
+        result = run_cli(verb, env=env)
+        assert result.returncode == 3, f"{verb}: {result.stdout[-2000:]}{result.stderr}"
+        [line] = result.stderr.strip().splitlines()
+        assert f"{demo_project / name}{where}" in line, line
+        assert "Traceback" not in result.stdout + result.stderr
+    assert read_json(out_dir / "report.json")["status"] == "config_error"
+    assert delivered(httpserver)[-1]["status"] == "config_error"
 
 
 def test_rendered_profile_can_win_over_the_projects_own(

@@ -108,6 +108,15 @@ def test_version_prints_version_and_dbt(image: str) -> None:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_help_lists_every_verb(image: str) -> None:
+    """`docker run IMAGE --help` replaces the CMD (run): the top-level help, not run's."""
+    for asked in (["--help"], ["help"]):
+        result = docker("run", "--rm", image, *asked)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: dbt-runner [VERB] [FLAGS]")
+        assert all(f"\n  {verb} " in result.stdout for verb in ("run", "retry", "plan", "dbt"))
+
+
 def test_variant_imports_exactly_its_adapters(variant: str) -> None:
     probe = (
         "import importlib.util, json;"
