@@ -117,3 +117,30 @@ def test_committed_schema_matches_the_model() -> None:
     assert SCHEMA.read_text() == report_schema(), (
         "run `make schema` and commit docs/report.schema.json"
     )
+
+
+def test_timeline_lanes_are_concurrent_slots_reused_across_phases() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from entrypoint.report_html import slots
+
+    t0 = datetime(2026, 12, 2, tzinfo=UTC)
+
+    def node(start: float, end: float, thread: str) -> NodeResult:
+        return NodeResult(
+            unique_id=f"model.p.{thread}_{start}",
+            name="n",
+            resource_type="model",
+            phase="build",
+            status="success",
+            outcome="ok",
+            started_at=t0 + timedelta(seconds=start),
+            finished_at=t0 + timedelta(seconds=end),
+            thread=thread,
+        )
+
+    # Seed's two threads, then build's three (new thread names): two at a time at most.
+    nodes = [node(0, 2, "Thread-1"), node(0, 1, "Thread-2"), node(1, 3, "Thread-3")]
+    nodes += [node(3, 4, "Thread-4"), node(3, 5, "Thread-5")]
+    assert slots(nodes) == [0, 1, 1, 0, 1]
+    assert max(slots(nodes)) + 1 == 2 < len({n.thread for n in nodes})

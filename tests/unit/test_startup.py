@@ -35,3 +35,23 @@ def test_import_leaves_collection_on_and_freezes_what_dbt_created() -> None:
 def test_import_keeps_collection_off_when_the_caller_turned_it_off() -> None:
     enabled, _ = _run("gc.disable()")
     assert enabled == "False"
+
+
+def test_dbt_console_hides_the_interrupt_traceback_only() -> None:
+    import json
+    import logging
+
+    from entrypoint.logs import without_interrupt_traces
+
+    def shown(message: str) -> bool:
+        record = logging.LogRecord("stdout_log", logging.ERROR, "", 0, message, None, None)
+        return without_interrupt_traces(record)
+
+    trace = "Traceback (most recent call last):\n  File ...\nKeyboardInterrupt"
+    assert not shown("\x1b[0m06:43:14  " + trace)
+    assert not shown("\x1b[0m06:43:14  Encountered an error:\n")
+    assert not shown(json.dumps({"info": {"msg": trace, "name": "MainStackTrace"}}))
+    # Every other line, errors included, is shown.
+    assert shown("06:43:14  Encountered an error:\nRuntime Error: relation does not exist")
+    assert shown("06:43:14  Traceback (most recent call last):\n ValueError: x")
+    assert shown('{"info": {"msg": "1 of 5 OK created sql view model"}}')
