@@ -1,5 +1,5 @@
 # dbt-runner: a heavy base image (OS, Python, dbt and adapters; rarely changes) and a
-# thin runtime layer (the entrypoint package; changes often). See README, "The image".
+# thin runtime layer (the dbt_runner package in entrypoint/; changes often). See README, "The image".
 #
 #   make image VARIANT=redshift              base (when new) + runtime, this platform
 #   make image PLATFORMS=linux/amd64,linux/arm64
@@ -88,7 +88,7 @@ LABEL io.dbt-runner.variant="${VARIANT}" \
 # hadolint ignore=DL3006
 FROM ${RUNTIME_BASE} AS runtime-base
 
-# ---- app: the entrypoint package and the final SBOM, in a staging tree ----------------
+# ---- app: the dbt_runner package and the final SBOM, in a staging tree ----------------
 FROM tools AS app
 COPY VERSION README.md /src/
 COPY entrypoint /src/entrypoint

@@ -177,4 +177,4 @@ docs: venv ## regenerate the README's settings tables from the settings model
 
 .PHONY: schema
 schema: venv ## regenerate docs/report.schema.json from the RunReport model
-	$(PY) -c "from entrypoint.report import report_schema; print(report_schema(), end='')" > docs/report.schema.json
+	$(PY) -c "from dbt_runner.report.model import report_schema; print(report_schema(), end='')" > docs/report.schema.json

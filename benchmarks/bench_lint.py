@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.project import BIN, generate, profile, runner_env, write_results
-from entrypoint.lint import DEFAULT_CONFIG
+from dbt_runner.jobs.lint import DEFAULT_CONFIG
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path | None = None) -> float:

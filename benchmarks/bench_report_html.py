@@ -26,8 +26,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.project import write_results
-from entrypoint.report import NodeResult, PhaseResult, RunReport
-from entrypoint.report_html import render
+from dbt_runner.report.html import render
+from dbt_runner.report.model import NodeResult, PhaseResult, RunReport
 from tests.browser import headless
 
 THREADS = 8

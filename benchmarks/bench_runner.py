@@ -47,7 +47,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float
 
 
 def script_way(project: Path, scratch: Path, threads: int) -> float:
-    """The six commands of an entrypoint.sh, each its own dbt process."""
+    """The six commands of an dbt_runner.sh, each its own dbt process."""
     profiles = profile(scratch / "profiles", scratch / "script.duckdb", threads)
     common = ["--project-dir", str(project), "--profiles-dir", str(profiles)]
     paths = ["--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs")]

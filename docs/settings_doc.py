@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from entrypoint.settings import ENV_PREFIX, NESTED_DELIMITER, Settings
+from dbt_runner.config import ENV_PREFIX, NESTED_DELIMITER, Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"

@@ -66,9 +66,9 @@ def copy_project(source: Path, destination: Path) -> Path:
 def run_cli(
     *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m entrypoint ARGS` as a real process and capture its output."""
+    """Run `python -m dbt_runner ARGS` as a real process and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "entrypoint", *args],
+        [sys.executable, "-m", "dbt_runner", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -408,7 +408,7 @@ class Started:
         self.log = log
         with log.open("w") as handle, (errors or log).open("a") as error_handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "entrypoint", verb, *args],
+                [sys.executable, "-m", "dbt_runner", verb, *args],
                 env=env,
                 stdout=handle,
                 stderr=error_handle if errors else subprocess.STDOUT,

@@ -10,7 +10,7 @@ import yaml
 from dbt.adapters.redshift.impl import RedshiftAdapter
 from dbt.cli.main import dbtRunner
 
-from entrypoint.attribution import owner_of, tag_query_groups
+from dbt_runner.engine.attribution import owner_of, tag_query_groups
 
 SCHEMA_YML = """
 groups:

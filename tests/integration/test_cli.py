@@ -139,7 +139,7 @@ def test_sigterm_cancels_the_query_and_reports(
     )
     log = out_dir.parent / "run.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoint", "run", "--phases", "deps,seed,build,docs"],
+        [sys.executable, "-m", "dbt_runner", "run", "--phases", "deps,seed,build,docs"],
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -174,7 +174,7 @@ def test_sigterm_cancels_the_query_and_reports(
 
 @pytest.mark.parametrize(
     "module_call",
-    [["-m", "entrypoint"], ["-c", "from entrypoint.cli import main; raise SystemExit(main())"]],
+    [["-m", "dbt_runner"], ["-c", "from dbt_runner.cli import main; raise SystemExit(main())"]],
 )
 def test_python_module_and_console_script(env: dict[str, str], module_call: list[str]) -> None:
     result = subprocess.run(

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
-from entrypoint import credentials
-from entrypoint.credentials import redshift_iam
-from entrypoint.errors import InfraError
-from entrypoint.profiles import PASSWORD_ENV, prepare_profile
-from entrypoint.project import Project
-from entrypoint.settings import Settings
+from dbt_runner.config import Settings
+from dbt_runner.errors import InfraError
+from dbt_runner.workspace import credentials
+from dbt_runner.workspace.credentials import redshift_iam
+from dbt_runner.workspace.profiles import PASSWORD_ENV, prepare_profile
+from dbt_runner.workspace.project import Project
 from tests.support import DEMO, Moto, Postgres, find_secret, read_json, run_cli
 
 QUICK = {"DBT_RUNNER_JOB": "custom", "DBT_RUNNER_PHASES": "deps,debug,seed"}

@@ -299,7 +299,7 @@ def test_the_task_role_grants_exactly_what_the_job_needs() -> None:
 
 
 def test_schedules_and_alarms_watch_the_run_metrics() -> None:
-    from entrypoint.metrics import RUN_METRICS
+    from dbt_runner.outputs.metrics import RUN_METRICS
 
     template = stack()
     resources, parameters = template["Resources"], template["Parameters"]

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from pytest_httpserver import HTTPServer
 
-from entrypoint.cli import VERBS
+from dbt_runner.cli.verbs import VERBS
 from tests.support import delivered, hook, read_json, run_cli
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from entrypoint.metrics import NODE_METRICS, RUN_METRICS
+from dbt_runner.outputs.metrics import NODE_METRICS, RUN_METRICS
 from tests.integration.test_failures import add_failures
 from tests.support import read_json, run_cli
 

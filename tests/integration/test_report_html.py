@@ -14,8 +14,8 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from entrypoint.report import NodeResult, RunReport
-from entrypoint.report_html import render
+from dbt_runner.report.html import render
+from dbt_runner.report.model import NodeResult, RunReport
 from tests.browser import file_server, headless, page_requests, recording_proxy
 from tests.integration.test_failures import add_failures
 from tests.support import ROOT, read_json, run_cli

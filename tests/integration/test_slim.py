@@ -13,9 +13,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from entrypoint.report import RunReport
-from entrypoint.state import StateStore
-from entrypoint.storage import FileStorage
+from dbt_runner.report.model import RunReport
+from dbt_runner.state.store import StateStore
+from dbt_runner.storage import FileStorage
 from tests.support import Moto, Postgres, read_json, run_cli
 
 MODELS = {"stg_customers", "stg_orders", "stg_payments", "orders", "customers", "daily_revenue"}

@@ -234,10 +234,10 @@ def test_an_unexpected_exception_ends_like_any_failure(
     """A fault injected into the credentials stage: a bug, not a known failure."""
     env |= hook(httpserver)
     script = (
-        "import sys, entrypoint.credentials as c\n"
+        "import sys, dbt_runner.workspace.credentials as c\n"
         "def broken(*args, **kwargs): raise ValueError('injected by the test')\n"
         "c.fetch = broken\n"
-        "from entrypoint.cli import main\n"
+        "from dbt_runner.cli import main\n"
         "sys.exit(main(['run']))\n"
     )
     result = subprocess.run(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoint.credentials import normalise
-from entrypoint.credentials.glue import parse_jdbc_url
+from dbt_runner.workspace.credentials import normalise
+from dbt_runner.workspace.credentials.glue import parse_jdbc_url
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import re
 
 from markdown_it import MarkdownIt
 
+from dbt_runner.config import Settings, known_env_names
 from docs.settings_doc import README, main, render, updated
-from entrypoint.settings import Settings, known_env_names
 from tests.support import ROOT
 
 

@@ -9,7 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from entrypoint.fresh import compare, interval, promoted_sources, too_soon, upstream_sources
+from dbt_runner.config import interval
+from dbt_runner.jobs.fresh import compare, too_soon, upstream_sources
+from dbt_runner.state.kept import promoted_sources
 
 
 def test_intervals() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from entrypoint.history import decode, encode, flaky_tests, history_key, regressions, rows
-from entrypoint.nodes import warehouse_figures
-from entrypoint.report import NodeResult, RunReport
-from entrypoint.settings import HistorySettings
+from dbt_runner.config import HistorySettings
+from dbt_runner.engine.nodes import warehouse_figures
+from dbt_runner.outputs.history import decode, encode, flaky_tests, history_key, regressions, rows
+from dbt_runner.report.model import NodeResult, RunReport
 
 SETTINGS = HistorySettings(runs=5, min_runs=3, slower_ratio=2.0, slower_floor_s=10.0)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoint.errors import ExitCode
-from entrypoint.notify import resolve_header, safe_url, sign, slack_message, summary, wanted
-from entrypoint.report import NodeResult, PhaseResult, RunReport
-from entrypoint.settings import Policy
+from dbt_runner.config import Policy
+from dbt_runner.errors import ExitCode
+from dbt_runner.outputs.notify import resolve_header, safe_url, sign, slack_message, summary, wanted
+from dbt_runner.report.model import NodeResult, PhaseResult, RunReport
 
 
 def report(exit_code: int = 0, failures: int = 0) -> RunReport:

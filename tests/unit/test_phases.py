@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from entrypoint.phases import node_results, phase_command, plan
-from entrypoint.settings import Phase, Settings
-from entrypoint.state import Baseline
-from entrypoint.workspace import DbtInvocation
+from dbt_runner.config import Phase, Settings
+from dbt_runner.engine.invocation import DbtInvocation
+from dbt_runner.engine.results import node_results
+from dbt_runner.run.commands import phase_command, plan
+from dbt_runner.state.store import Baseline
 from tests.support import DEMO
 
 

@@ -8,9 +8,16 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from entrypoint.errors import ConfigError
-from entrypoint.pr import Namespace, check_nodes, pr_schema, rewrite_profile, valid_root
-from entrypoint.settings import Job, Settings
+from dbt_runner.config import Job, Settings
+from dbt_runner.errors import ConfigError
+from dbt_runner.jobs import kind_of
+from dbt_runner.jobs.pull_request import check_nodes
+from dbt_runner.workspace.namespace import (
+    Namespace,
+    pr_schema,
+    rewrite_profile,
+    valid_root,
+)
 from tests.support import DEMO
 
 
@@ -85,7 +92,7 @@ def test_an_existing_profile_is_copied_with_the_pull_requests_schema(tmp_path: P
 def test_pull_request_settings() -> None:
     with_state = Settings.model_validate({"project_dir": DEMO, "pr": "Feat-1", "state_url": "/s"})
     assert (with_state.pr, with_state.job, with_state.defer_env) == ("feat1", Job.SLIM, "prod")
-    assert with_state.not_promotable() is not None  # a pull request never sets the state
+    assert kind_of(with_state).not_promotable() is not None  # a PR never sets the state
     explicit = Settings.model_validate({"project_dir": DEMO, "pr": "1", "job": "full"})
     assert explicit.job is Job.FULL
     assert Settings.model_validate({"project_dir": DEMO, "pr": ""}).pr is None

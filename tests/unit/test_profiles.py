@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from entrypoint.errors import ConfigError
-from entrypoint.profiles import PASSWORD_ENV, render_output
-from entrypoint.project import Project
-from entrypoint.settings import Settings
+from dbt_runner.config import Settings
+from dbt_runner.errors import ConfigError
+from dbt_runner.workspace.profiles import PASSWORD_ENV, render_output
+from dbt_runner.workspace.project import Project
 from tests.support import DEMO
 
 PROJECT = Project(DEMO, DEMO, "demo", "demo")

@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from entrypoint.errors import ExitCode
-from entrypoint.report import NodeResult, Outcome, PhaseResult, RunReport, report_schema
-from entrypoint.report_files import to_junit, to_markdown
+from dbt_runner.errors import ExitCode
+from dbt_runner.report.files import to_junit, to_markdown
+from dbt_runner.report.model import NodeResult, Outcome, PhaseResult, RunReport, report_schema
 from tests.support import SCHEMA
 
 
@@ -122,7 +122,7 @@ def test_committed_schema_matches_the_model() -> None:
 def test_timeline_lanes_are_concurrent_slots_reused_across_phases() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from entrypoint.report_html import slots
+    from dbt_runner.report.html import slots
 
     t0 = datetime(2026, 12, 2, tzinfo=UTC)
 

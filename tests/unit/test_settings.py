@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoint.errors import ConfigError
-from entrypoint.settings import (
+from dbt_runner.config import (
     Job,
     Phase,
     Settings,
@@ -13,6 +12,7 @@ from entrypoint.settings import (
     load_settings,
     unknown_env_names,
 )
+from dbt_runner.errors import ConfigError
 from tests.support import DEMO
 
 

@@ -7,7 +7,7 @@ import sys
 
 CHECK = """
 import gc, sys
-from entrypoint.startup import import_dbt
+from dbt_runner.engine.startup import import_dbt
 {before}
 import_dbt()
 assert "dbt.cli.main" in sys.modules
@@ -41,7 +41,7 @@ def test_dbt_console_hides_the_interrupt_traceback_only() -> None:
     import json
     import logging
 
-    from entrypoint.logs import without_interrupt_traces
+    from dbt_runner.logs import without_interrupt_traces
 
     def shown(message: str) -> bool:
         record = logging.LogRecord("stdout_log", logging.ERROR, "", 0, message, None, None)

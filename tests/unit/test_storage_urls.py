@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoint.storage import content_type_for, join_key, normalise_url
+from dbt_runner.storage import content_type_for, join_key, normalise_url
 
 
 @pytest.mark.parametrize(

@@ -1,40 +1,50 @@
-"""The shape of the package: small functions, a short pipeline, no import circles."""
+"""The shape of the package: folders that show the data path, layers that only import
+downwards, no import circle, and modules, classes and functions that read at once.
+Every check has a self-test that it can fail."""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support import ROOT
 
-PACKAGE = ROOT / "entrypoint"
-MAX_FUNCTION_LINES = 60
-MAX_PIPELINE_LINES = 320  # until run/ is split by stage (issue 21)
+SOURCE = ROOT / "entrypoint"
+PACKAGE = SOURCE / "dbt_runner"
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 200
+MAX_FUNCTION_LINES = 50
+# The data path's folders, lowest first. A folder imports only from lower ones (and
+# from the package's top-level helpers: errors, logs, versions, aws).
+LOWER = ("config", "storage", "report", "engine")
+HIGHER = ("run", "jobs", "outputs", "cli")
+FOLDERS = {
+    "cli",
+    "config",
+    "workspace",
+    "engine",
+    "jobs",
+    "state",
+    "run",
+    "report",
+    "outputs",
+    "storage",
+}
 
 
-def modules() -> dict[str, Path]:
+def modules(root: Path = SOURCE) -> dict[str, Path]:
     found = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
+    for path in (root / "dbt_runner").rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         found[name] = path
     return found
 
 
-def test_no_function_is_longer_than_a_screen() -> None:
-    long = []
-    for name, path in modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = (node.end_lineno or node.lineno) - node.lineno + 1
-                if length > MAX_FUNCTION_LINES:
-                    long.append(f"{name}.{node.name}: {length} lines")
-    assert long == []
-
-
-def test_the_pipeline_reads_at_once() -> None:
-    lines = len((PACKAGE / "pipeline.py").read_text().splitlines())
-    assert lines < MAX_PIPELINE_LINES
+def folder_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FOLDERS) else None
 
 
 def top_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
@@ -49,6 +59,30 @@ def top_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
                 submodule = f"{node.module}.{alias.name}"
                 found.add(submodule if submodule in known else node.module)
     return {module for module in found if module in known and module != name}
+
+
+def all_imports(path: Path) -> set[str]:
+    """Every dbt_runner module a file imports, wherever (functions, TYPE_CHECKING too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {module for module in found if module.startswith("dbt_runner.")}
+
+
+def layering_violations(imports: dict[str, set[str]]) -> list[str]:
+    """Imports from a lower folder into a higher one: `module -> imported`."""
+    wrong = []
+    for module, imported in sorted(imports.items()):
+        folder = folder_of(module)
+        if folder not in LOWER:
+            continue
+        for other in sorted(imported):
+            if folder_of(other) in HIGHER:
+                wrong.append(f"{module} -> {other}")
+    return wrong
 
 
 def cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -74,17 +108,65 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def definitions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node
+
+
+def too_long(source: str, name: str) -> list[str]:
+    """Modules, classes and functions over their limits, in `source`."""
+    found = []
+    lines = len(source.splitlines())
+    if lines > MAX_MODULE_LINES:
+        found.append(f"{name}: {lines} lines")
+    for node in definitions(ast.parse(source)):
+        length = (node.end_lineno or node.lineno) - node.lineno + 1
+        limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+        if length > limit:
+            found.append(f"{name}.{node.name}: {length} lines")
+    return found
+
+
+def test_the_folders_are_the_data_path() -> None:
+    present = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    assert present == FOLDERS
+
+
+def test_lower_folders_import_nothing_from_higher_ones() -> None:
+    imports = {name: all_imports(path) for name, path in modules().items()}
+    assert any(imports.values()), "the scan found no imports: it would pass vacuously"
+    assert layering_violations(imports) == []
+    # The check can fail: a report module that imports the pipeline.
+    bad = {"dbt_runner.report.model": {"dbt_runner.run.pipeline"}}
+    assert layering_violations(bad) == ["dbt_runner.report.model -> dbt_runner.run.pipeline"]
+
+
+def test_modules_classes_and_functions_read_at_once() -> None:
+    long = [
+        problem for name, path in modules().items() for problem in too_long(path.read_text(), name)
+    ]
+    assert long == []
+    # The check can fail: a function of 51 lines, a class of 201, a module of 401.
+    body = "\n".join(f"    x{i} = {i}" for i in range(50))
+    assert too_long(f"def f():\n{body}\n", "m") == ["m.f: 51 lines"]
+    assert too_long("class C:\n" + "    x = 1\n" * 200, "m") == ["m.C: 201 lines"]
+    assert too_long("x = 1\n" * 401, "m") == ["m: 401 lines"]
+
+
 def test_no_import_circle() -> None:
     known = modules()
     graph = {name: top_level_imports(name, path, set(known)) for name, path in known.items()}
-    assert graph["entrypoint.pipeline"], "the scan found no imports: it would pass vacuously"
+    assert graph["dbt_runner.run.pipeline"], "the scan found no imports: it would pass vacuously"
     assert cycle(graph) is None
     assert cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]  # and the check can fail
 
 
-def test_passthrough_does_not_depend_on_the_pipeline() -> None:
-    known = modules()
-    imports = top_level_imports(
-        "entrypoint.passthrough", known["entrypoint.passthrough"], set(known)
+def test_dbt_is_called_in_one_place() -> None:
+    """The engine is the dbtRunner boundary: nothing else imports dbt's runner."""
+    callers = sorted(
+        name
+        for name, path in modules().items()
+        if "dbtRunner" in path.read_text() and folder_of(name) != "engine"
     )
-    assert "entrypoint.pipeline" not in imports
+    assert callers == []

@@ -1,0 +1,72 @@
+"""`dbt-runner plan`: every dbt command `run` would make, and what it would find before
+dbt starts (the target, the state, a last run that did not finish); runs nothing. It
+asks the same state lookup and ledger as `run`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from dbt_runner.cli.args import settings_from
+
+if TYPE_CHECKING:
+    from dbt_runner.config import Settings
+    from dbt_runner.state.lookup import FoundState
+    from dbt_runner.workspace.target import Target
+
+
+def plan_verb(args: argparse.Namespace) -> int:
+    from dbt_runner.run.commands import plan
+    from dbt_runner.state.lookup import look_up_state
+    from dbt_runner.state.store import Baseline
+    from dbt_runner.versions import dbt_version
+    from dbt_runner.workspace.prepare import describe_workspace
+
+    settings = settings_from(args)
+    workspace = describe_workspace(settings)
+    name = workspace.project.name
+    target = workspace.identify_target()
+    found = look_up_state(settings, name, target, dbt_version())
+    baseline = None
+    if found is not None and found.usable:
+        baseline = Baseline(settings.run_dir / "state", found.baseline_extra())
+    commands = plan(settings, workspace.invocation(), baseline)
+    if args.as_json:
+        print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
+        return 0
+    print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
+    if workspace.project.dir != workspace.project.source_dir:
+        print(f"# the project folder is read-only: dbt runs a copy in {workspace.project.dir}")
+    for note in notes(settings, name, target, found):
+        print(f"# {note}")
+    for phase, argv in commands:
+        tool = "" if argv[0] == "sqlfluff" else "dbt "
+        print(f"{phase:<10} {tool}{' '.join(argv)}")
+    return 0
+
+
+def notes(
+    settings: Settings, project: str, target: Target | None, found: FoundState | None
+) -> list[str]:
+    """What `run` would find before dbt starts: the target, the state, the last run."""
+    from dbt_runner.config import STATE_JOBS
+    from dbt_runner.outputs.publish import RUNNING, read_last_run
+    from dbt_runner.state import ledger
+    from dbt_runner.storage import open_storage
+
+    said = [f"target: {target.describe() if target else 'known at run time'}"]
+    vanishing = ledger.vanishing(target, settings)
+    said += [f"warning: {vanishing}"] if vanishing else []
+    if found is not None and found.usable and found.pointer is not None:
+        run_id, url = found.pointer.run_id, found.store.url()
+        said.append(f"{settings.job.value}: changes since run {run_id} ({url}), deferring to it")
+    elif found is not None and settings.job in STATE_JOBS:
+        said.append(found.why_not(settings.job))
+    last = read_last_run(open_storage(settings.artifacts_url, settings.aws), project, settings.env)
+    if last is not None and last["status"] == RUNNING:
+        said.append(
+            f"the last run, {last['run_id']}, did not finish (killed, or still running): "
+            "retry would refuse it"
+        )
+    return said

@@ -1,0 +1,218 @@
+"""The dbtRunner boundary: one project's dbt, run in this process.
+
+Every dbt command of a run goes through a `DbtSession`: the arguments every command
+shares, the manifest parsed once and handed to every later command (the shell-script
+way re-imports dbt and re-parses the project for each), and the NodeRecorder listening
+to dbt's events, so a command a stop cuts short still says which nodes finished. The
+session runs a command and says what happened (an `Outcome`); what that means for the
+report is the run's business (run/recorder.py). The cleanup verb and `dbt-runner dbt`
+call dbt through here too: this is the one place dbt is called.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbt_runner.engine.artifacts import NODE_COMMANDS
+from dbt_runner.engine.attribution import tag_query_groups
+from dbt_runner.engine.nodes import NodeRecorder, clean
+from dbt_runner.engine.results import node_results, status_of
+from dbt_runner.engine.selection import (
+    EXECUTED_TYPES,
+    NOT_RUN,
+    complete_run_results,
+    invocation_args,
+    selected_nodes,
+)
+from dbt_runner.report.model import NodeResult, PhaseStatus, now
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
+
+    from dbt_runner.engine.invocation import DbtInvocation
+
+PARSE = "parse"
+RETRY = "retry"
+# dbt writes manifest.json after every command (seconds on a large project): only the
+# job's last dbt phase does; the others get --no-write-json and the session writes their
+# run_results.json (or sources.json) from dbt's own result object.
+NO_WRITE = "--no-write-json"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A command was stopped by SIGINT, SIGTERM or the run's timeout (a KeyboardInterrupt,
+    so every stage lets it through to the run's guard)."""
+
+
+@dataclass
+class Clock:
+    started_at: datetime = field(default_factory=now)
+    start: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.start, 3)
+
+
+@dataclass
+class Outcome:
+    """What one dbt command did."""
+
+    status: PhaseStatus
+    args: list[str]
+    clock: Clock
+    message: str | None = None  # dbt's own words for an error; None for a stop
+    nodes: list[NodeResult] = field(default_factory=list)
+    complete: bool = True  # False when a stop left nodes whose fate is unknown
+
+
+def exception_message(exc: BaseException) -> str:
+    return clean(str(exc).strip() or type(exc).__name__)
+
+
+class DbtSession:
+    """dbt for one run: commands on the shared manifest, each one's nodes as they finish."""
+
+    def __init__(self, invocation: DbtInvocation, target_path: Path, adapter: str | None) -> None:
+        self.invocation = invocation
+        self.target_path = target_path
+        self.adapter = adapter
+        self.manifest: Manifest | None = None
+        self.recorder = NodeRecorder(self.path_of)
+        self.manifest_written = False  # by dbt, in the job's last dbt phase
+
+    def path_of(self, unique_id: str) -> str | None:
+        node = self.manifest.nodes.get(unique_id) if self.manifest else None
+        return getattr(node, "original_file_path", None)
+
+    def invoke(self, args: list[str]) -> Any:
+        """dbt, in this process, on the shared manifest, its events recorded."""
+        from dbt.cli.main import dbtRunner
+
+        return dbtRunner(manifest=self.manifest, callbacks=[self.recorder]).invoke(args)
+
+    def common(self, target: bool = True) -> list[str]:
+        return self.invocation.common_args(target=target)
+
+    def selected(self, command: list[str]) -> set[str] | None:
+        """The unique ids a node command would execute (dbt ls on the shared manifest)."""
+        return selected_nodes(self.invoke, command, self.common())
+
+    def parse(self) -> Outcome:
+        """Parse the project once; every later command reuses its manifest."""
+        args = ["parse", NO_WRITE, *self.common()]
+        clock = Clock()
+        self.recorder.begin(PARSE)
+        result = self.invoke(args)
+        if isinstance(result.exception, KeyboardInterrupt):
+            return Outcome("interrupted", args, clock)
+        if result.success and result.result is not None:
+            self.manifest = result.result
+            if self.adapter == "redshift":
+                tag_query_groups(self.manifest)
+            return Outcome("success", args, clock, f"{len(result.result.nodes)} nodes")
+        message = self.recorder.first_error() or (
+            exception_message(result.exception) if result.exception else "dbt parse failed"
+        )
+        return Outcome("error", args, clock, message)
+
+    def execute(
+        self, name: str, command: list[str], has_nodes: bool, common: list[str] | None = None
+    ) -> Outcome:
+        """One dbt command. `common`: the shared arguments, when not the usual ones."""
+        args = [*command, *(self.common() if common is None else common)]
+        clock = Clock()
+        self.recorder.begin(name)
+        result = self.invoke(args)
+        if isinstance(result.exception, KeyboardInterrupt):
+            return self._stopped(name, command, args, clock)
+        if NO_WRITE in command:
+            self._write_results(name, result.result)
+        nodes = node_results(name, result.result)
+        if result.exception is not None:
+            message = self.recorder.first_error() or exception_message(result.exception)
+            return Outcome("error", args, clock, message, nodes)
+        if result.success:
+            return Outcome("success", args, clock, None, nodes)
+        if has_nodes and nodes:
+            failed = sum(1 for node in nodes if node.outcome == "failed")
+            return Outcome("failed", args, clock, f"{failed} node(s) failed", nodes)
+        # debug, deps, docs: no node results, so dbt could not do what was asked.
+        message = self.recorder.first_error() or f"dbt {name} did not succeed"
+        return Outcome("error", args, clock, message, nodes)
+
+    def _write_results(self, name: str, outcome: Any) -> None:
+        """What dbt would have written, without its manifest.json; a `dbt retry` of
+        these results writes its own."""
+        if not hasattr(outcome, "write"):
+            return
+        written = "sources.json" if name == "freshness" else "run_results.json"
+        if isinstance(getattr(outcome, "args", None), dict):
+            outcome.args["write_json"] = True
+        outcome.write(str(self.target_path / written))
+
+    def _stopped(self, name: str, command: list[str], args: list[str], clock: Clock) -> Outcome:
+        """A command a stop cut short: every node that finished, and every node it had
+        selected but not finished, as skipped in the outcome and the run results."""
+        nodes = list(self.recorder.nodes)
+        complete = command[0] != RETRY  # what dbt retry had selected is its own business
+        if self.manifest is not None and command[0] in EXECUTED_TYPES:
+            dbt_args = invocation_args()  # before dbt ls replaces them
+            selected = self.selected(command)
+            complete = selected is not None
+            pending = (selected or set()) - {node.unique_id for node in nodes}
+            nodes += [self._not_run(unique_id, name) for unique_id in sorted(pending)]
+            outcomes = {node.unique_id: (node.status, node.message) for node in nodes}
+            path = self.target_path / "run_results.json"
+            complete_run_results(path, outcomes, self.recorder.run_results_written, dbt_args)
+        return Outcome("interrupted", args, clock, None, nodes, complete)
+
+    def _not_run(self, unique_id: str, phase: str) -> NodeResult:
+        manifest: Any = self.manifest
+        node: Any = manifest.nodes.get(unique_id) or manifest.unit_tests.get(unique_id)
+        return NodeResult(
+            unique_id=unique_id,
+            name=getattr(node, "name", unique_id.rsplit(".", 1)[-1]),
+            resource_type=status_of(getattr(node, "resource_type", unique_id.split(".", 1)[0])),
+            phase=phase,
+            status="skipped",
+            outcome="skipped",
+            message=NOT_RUN,
+            relation=getattr(node, "relation_name", None),
+            path=getattr(node, "original_file_path", None),
+        )
+
+    def built_selectors(self, nodes: list[NodeResult]) -> list[str]:
+        """The relations `nodes` built (or began to), as dbt selectors (fqn:...)."""
+        if self.manifest is None:
+            return []
+        selectors = set()
+        for result in nodes:
+            node = self.manifest.nodes.get(result.unique_id)
+            if node is None or result.phase not in NODE_COMMANDS or result.outcome == "skipped":
+                continue
+            if result.resource_type in ("model", "seed", "snapshot"):
+                selectors.add("fqn:" + ".".join(node.fqn))
+        return sorted(selectors)
+
+    def write_manifest(self) -> None:
+        """manifest.json once, when no command of the job wrote it (a run stopped or
+        failed before its last dbt phase): the artifacts and a retry still have it."""
+        if self.manifest is None or self.manifest_written:
+            return
+        from dbt.parser.manifest import write_manifest
+
+        self.target_path.mkdir(parents=True, exist_ok=True)
+        write_manifest(self.manifest, str(self.target_path))
+        self.manifest_written = True
+
+
+def invoke_dbt(args: list[str], callbacks: list[Callable[[Any], None]] | None = None) -> Any:
+    """A dbt command outside a run's session (the cleanup verb, `dbt-runner dbt`)."""
+    from dbt.cli.main import dbtRunner
+
+    return dbtRunner(callbacks=callbacks or []).invoke(args)

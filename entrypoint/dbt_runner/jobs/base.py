@@ -1,0 +1,164 @@
+"""What a job is: the one small protocol every job kind answers, asked by the run at
+fixed points. The defaults are a full (or custom) job's: it selects what the settings
+say, builds it from scratch, and may become the state when it selected everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dbt_runner.config import BUILDING_PHASES, Phase, Settings
+from dbt_runner.state.lookup import fetch_state, look_up_state
+
+if TYPE_CHECKING:
+    from dbt_runner.engine.session import DbtSession
+    from dbt_runner.report.model import FreshInfo, NodeResult, StateInfo
+    from dbt_runner.run.sequence import PhaseSequence
+    from dbt_runner.state.store import Baseline
+    from dbt_runner.workspace.namespace import Namespace
+    from dbt_runner.workspace.prepare import Workspace
+    from dbt_runner.workspace.target import Target
+
+
+@dataclass
+class Context:
+    """What the phase sequence hands a job at its fixed points."""
+
+    session: DbtSession
+    project: str  # the project's name
+    baseline: Baseline | None  # the state it compares with, None without one
+    nodes: list[NodeResult]  # the run's node results so far
+    namespace: Namespace | None = None  # a pull request's schemas
+
+
+@dataclass
+class Prepared:
+    """What a job's preparation found (the state it compares with); the run puts it in
+    the report."""
+
+    baseline: Baseline | None = None
+    state: StateInfo | None = None
+    retry_of: str | None = None  # a retry: the run it completes
+    builds_whole_project: bool | None = None  # a retry: that run's
+
+
+@dataclass
+class Findings:
+    """What a job found while its phases ran; the run puts it in the report."""
+
+    fresh: FreshInfo | None = None
+    pr_schemas: list[str] | None = None  # the schemas a pull request's run writes to
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (stage, config error)
+
+
+class JobKind:
+    """A job kind. Hooks, in the order the run asks them:
+
+    - `before_lease`: a check of its own before it takes the env's lease;
+    - `prepare`: the state it compares with and defers to (slim and fresh jobs);
+    - `has_work`: whether dbt has anything to do;
+    - `execute`: its phases (the sequence; a retry runs dbt retry instead);
+    - `node_selection`: the selection of its node phases (seed, snapshot, run, test,
+      build), given the state it compares with (`baseline`, None without one);
+    - `before_nodes`: after the parse, before the first node phase: None to go on, or
+      why not (the run stops, nothing is built);
+    - `build_command`: the build phase's command, once the phases before it ran;
+    - `findings`: what it found, once its phases ran;
+    - `selects_whole_project`, `compiles_whole_project`, `not_promotable`: what its
+      success may claim (the ledger decides with them).
+    """
+
+    name = "full"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.found = Findings()
+
+    def before_lease(self, project: str) -> None:
+        return None
+
+    def prepare(
+        self, workspace: Workspace, target: Target | None, dbt_version: str | None
+    ) -> Prepared:
+        """The last good state of the env this job defers to, fetched where dbt reads
+        it when the ledger trusts it; the parse cache restored from it."""
+        settings, project = self.settings, workspace.project
+        found = look_up_state(settings, project.name, target, dbt_version)
+        baseline, info = fetch_state(
+            settings, found, project.dir, workspace.target_path, dbt_version
+        )
+        return Prepared(baseline, info)
+
+    def has_work(self) -> bool:
+        return True
+
+    def execute(self, sequence: PhaseSequence) -> None:
+        sequence.run()
+
+    def clean_up(self) -> None:
+        return None
+
+    def node_selection(self, baseline: Baseline | None) -> list[str]:
+        return user_selection(self.settings)
+
+    def before_nodes(self, context: Context, selected: set[str]) -> str | None:
+        return None
+
+    def build_command(self, command: list[str], context: Context) -> list[str]:
+        return command
+
+    def findings(self, context: Context) -> Findings:
+        return self.found
+
+    def _state_selection(self, baseline: Baseline, changed: list[str]) -> list[str]:
+        return state_selection(self.settings, baseline, changed)
+
+    def selects_whole_project(self) -> bool:
+        """Nothing narrowed by a selector, an exclusion or a selection."""
+        s = self.settings
+        return not (s.selector or s.exclude or s.select)
+
+    def compiles_whole_project(self) -> bool:
+        """Whether a successful build compiles every node into the manifest (then docs
+        need not compile the project again)."""
+        return Phase.BUILD in self.settings.job_phases and self.selects_whole_project()
+
+    def not_promotable(self) -> str | None:
+        """Why a successful run of this job must not become the state, if it must not:
+        the state claims the warehouse holds every node's code as built."""
+        s = self.settings
+        if not BUILDING_PHASES & set(s.job_phases):
+            return "the job has no build or run phase"
+        if s.selector or s.exclude:
+            return "the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)"
+        if not self.selects_whole_project():
+            return "the job built a selection (DBT_RUNNER_SELECT)"
+        return None
+
+
+def user_selection(settings: Settings) -> list[str]:
+    """The selection the settings give: a selector, or select and exclude."""
+    args = []
+    if settings.selector:
+        args += ["--selector", settings.selector]
+    if settings.select:
+        args += ["--select", *settings.select.split()]
+    if settings.exclude:
+        args += ["--exclude", *settings.exclude.split()]
+    return args
+
+
+def state_selection(settings: Settings, baseline: Baseline, changed: list[str]) -> list[str]:
+    """What changed since the state (plus any extra selection, and what runs since the
+    state rebuilt without promoting it), deferring unselected refs to the state's
+    relations."""
+    select = changed + (settings.select or "").split() + list(baseline.unsettled)
+    args: list[Any] = ["--select", *select]
+    if settings.exclude:
+        args += ["--exclude", *settings.exclude.split()]
+    args += ["--state", str(baseline.dir)]
+    if settings.slim.defer:
+        args.append("--defer")
+    if settings.slim.favor_state:
+        args.append("--favor-state")
+    return args

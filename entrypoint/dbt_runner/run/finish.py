@@ -1,0 +1,183 @@
+"""Finishing a run, whatever happened: promote (or not), publish, history, lineage,
+the report files, notify, metrics, in that order; each step's failure is the run's
+error (or, for history and lineage, a warning), never the end of finishing. Each step
+returns what it found and this module puts it in the report; `report.finish()` is
+called once, after every step that can add an error, before the last write.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dbt_runner.errors import InfraError, RunnerError
+from dbt_runner.outputs import history, metrics, notify
+from dbt_runner.outputs.publish import (
+    publish_artifacts,
+    publish_reports,
+    run_links,
+)
+from dbt_runner.report.files import append_step_summary, write_report_files
+from dbt_runner.run.stages import StageFailed
+from dbt_runner.state.promotion import end_building, promote_state
+from dbt_runner.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from dbt_runner.run.pipeline import Run
+
+log = logging.getLogger(__name__)
+
+
+class Finish:
+    """The finishing steps of one run."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.report, self.settings, self.stages = run.report, run.settings, run.stages
+        self.storage: Storage | None = None
+        self.keep_run_dir = False  # the local artifacts, when they could not be published
+
+    def everything(self) -> None:
+        stop = self.run.guard.stopped()
+        if stop is not None:  # one line and one error saying why, where it happened
+            self.stages.fail(self.stages.current, stop)
+        self.state()
+        self.publish()
+        self.history()
+        self.lineage()
+        paths = self.reports()
+        append_step_summary(self.report)
+        self.notify()
+        with self.stages.step("metrics"):
+            metrics.emit_for(self.settings, self.report)
+        self.report.finish(self.run.guard.exit_code)
+        self.final(paths)
+
+    def state(self) -> None:
+        """Promotion when the ledger allows it; the run's mark on its target settled."""
+        run, promoted = self.run, False
+        if run.workspace is not None and run.guard.exit_code is None:
+            lost = run.lease is not None and run.lease.lost
+            policy = run.job.not_promotable()
+            with self.stages.step("state"):
+                promoted = promote_state(self.settings, run.workspace, self.report, policy, lost)
+            if promoted and self.report.state is not None:
+                self.report.state.promoted = True
+        if run.claim is not None:
+            with self.stages.step("state"):
+                end_building(run.claim, run.built, promoted)
+
+    def publish(self) -> None:
+        """dbt's artifacts and log beside the run's reports; the docs when generated."""
+        project = self.report.project
+        if project is None or not self.run.publishable:
+            return
+        workspace = self.run.workspace
+        target = workspace.target_path if workspace else self.settings.run_dir / "target"
+        public = self.settings.artifacts_public_url
+        with self.stages.step("publish"):
+            storage = self.storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+            self.report.links = run_links(storage, project, self.report, public)
+            try:
+                log_path = workspace.log_path if workspace else None
+                published, docs = publish_artifacts(
+                    storage, project, self.report, target, log_path, public
+                )
+            except Exception:
+                self._keep_local_artifacts(target)
+                raise
+            self.report.artifacts, self.report.links.docs_url = published, docs
+
+    def history(self) -> None:
+        settings = self.settings.history
+        if self.storage is None or not settings.enabled or self.report.skipped:
+            return
+        with self.stages.advisory("history"):
+            self.report.history, warnings = history.record(self.storage, self.report, settings)
+            for warning in warnings:
+                self.stages.warn(warning)
+
+    def lineage(self) -> None:
+        if not self.settings.lineage.url or self.run.workspace is None:
+            return
+        with self.stages.advisory("lineage"):
+            from dbt_runner.outputs.lineage import emit_for  # a slow import: only when used
+
+            info = emit_for(self.settings.lineage, self.report, self.run.workspace)
+            self.report.lineage = info
+            if info.error is not None:
+                self.stages.warn(
+                    f"lineage: {info.events} event(s) sent to {info.url}, then {info.error}"
+                )
+
+    def notify(self) -> None:
+        with self.stages.step("notify"):
+            budget = self.run.guard.notify_budget()
+            sent, problems = notify.send_all(
+                self.settings.notify, self.report, self.settings.aws, budget_s=budget
+            )
+            self.report.notifications = sent
+            for problem in problems:
+                self.stages.warn(problem)
+
+    def reports(self) -> list[Path]:
+        """Write the report files, then publish them beside the artifacts; a storage
+        that fails here is an infrastructure error like any other."""
+        paths = self._write()
+        if self.storage is None or not paths or self.keep_run_dir:
+            return paths
+        try:
+            with self.stages.stage("report"):
+                last_run = self.run.marked
+                project = str(self.report.project)
+                publish_reports(self.storage, project, self.report, paths, last_run=last_run)
+        except StageFailed:
+            self._keep_local_artifacts(self.settings.run_dir / "target")
+            paths = self._write()
+        return paths
+
+    def final(self, paths: list[Path]) -> None:
+        """The report as it ends (notifying and metrics included), then the clean-up."""
+        self._write(final=True)
+        if self.storage is not None and paths and not self.keep_run_dir:
+            try:
+                project = str(self.report.project)
+                publish_reports(self.storage, project, self.report, paths, final=True)
+            except RunnerError as exc:  # the copies published before notifying stay
+                log.warning("the final report was not published: %s", exc.message)
+        report = self.report
+        level = logging.INFO if report.exit_code == 0 else logging.WARNING
+        ended = f"{report.headline()} (exit code {report.exit_code}) in {report.duration_s:.1f} s"
+        log.log(level, "%s", ended)
+        log.info("report: %s", paths[0] if paths else "not written")
+        if self.run.workspace is not None:
+            self.run.workspace.close()  # key files go, even when the rest is kept
+        if not self.keep_run_dir:
+            shutil.rmtree(self.settings.run_dir, ignore_errors=True)
+
+    def _write(self, final: bool = False) -> list[Path]:
+        """Write the report files locally; if the report folder is not writable, say
+        so (exit 4) and write them into the kept scratch folder instead."""
+        folder = self.settings.report_folder
+        try:
+            return write_report_files(self.report, folder)
+        except OSError as exc:
+            if final:  # the first write failed the same way and said so
+                return []
+            message = (
+                f"cannot write the report to {folder} ({exc.strerror or exc}): mount a writable "
+                "folder there or set DBT_RUNNER_REPORT_DIR"
+            )
+            self.stages.fail("report", InfraError(message))
+            self.keep_run_dir = True
+        try:
+            return write_report_files(self.report, self.settings.run_dir / "report")
+        except OSError as exc:
+            log.error("cannot write the report anywhere: %s", exc)
+            return []
+
+    def _keep_local_artifacts(self, target: Path) -> None:
+        self.keep_run_dir = True
+        log.warning("local artifacts kept in %s", target)

@@ -1,0 +1,195 @@
+"""The `run` verb: the data path from validated settings to an exit code.
+
+    preflight (lease) -> startup -> workspace (project, credentials, profile) -> target
+      -> state -> phases -> state promotion -> publish -> history -> lineage
+      -> report files -> notify -> metrics -> exit code
+
+Each stage runs inside `Stages.stage`, so whatever breaks, and wherever, is one line
+in the log and one error in the report, and the run still publishes, reports and
+notifies (run/finish.py); the exit code says what broke (docs/faults.md). A signal or
+the run timeout stops dbt the same way (guard.py). The job kind (jobs/) is asked at
+fixed points; a retry is a job kind too. Every stage returns what it found and the run
+puts it in the report: the stages write errors and warnings, the phase recorder phases
+and nodes, and this module and finish.py the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dbt_runner.config import Settings
+from dbt_runner.engine.session import DbtSession
+from dbt_runner.engine.startup import import_dbt
+from dbt_runner.jobs import JobKind, kind_of
+from dbt_runner.jobs.slim import slim_nodes
+from dbt_runner.outputs.publish import mark_started
+from dbt_runner.report.model import PullRequestInfo, RunReport
+from dbt_runner.run.finish import Finish
+from dbt_runner.run.guard import Guard
+from dbt_runner.run.recorder import PhaseRecorder
+from dbt_runner.run.sequence import PhaseSequence
+from dbt_runner.run.stages import StageFailed, Stages
+from dbt_runner.state import ledger
+from dbt_runner.state.lease import Holder, Lease, busy_message
+from dbt_runner.state.promotion import Claim, begin_building
+from dbt_runner.state.store import Baseline
+from dbt_runner.storage import open_storage
+from dbt_runner.versions import dbt_version, runner_version
+from dbt_runner.workspace.preflight import ArtifactsUnwritable, lease_for, run_preflight
+from dbt_runner.workspace.prepare import Workspace, open_workspace
+from dbt_runner.workspace.project import describe_project
+
+log = logging.getLogger(__name__)
+
+
+class Run:
+    """One run of a job: prepare, run dbt's phases, finish whatever happened."""
+
+    def __init__(self, settings: Settings, job: JobKind | None = None) -> None:
+        self.settings = settings
+        self.job = job or kind_of(settings)
+        self.report = RunReport(
+            runner_version=runner_version(),
+            dbt_version=dbt_version(),
+            env=settings.env,
+            job=self.job.name,
+            run_id=settings.run_id,
+            builds_whole_project=self.job.not_promotable() is None,
+        )
+        self.stages = Stages(self.report)
+        self.guard = Guard(settings.timeout_s)
+        self.workspace: Workspace | None = None
+        self.baseline: Baseline | None = None
+        self.lease: Lease | None = None
+        self.claim: Claim | None = None  # this run's mark on its target, until settled
+        self.built: list[str] = []  # the relations it built, as dbt selectors
+        self.publishable = True  # False when the artifacts storage refused a write
+        self.marked = False  # this run's start is in last_run.json: its end goes there too
+
+    def execute(self) -> int:
+        with self.guard.installed():
+            try:
+                self._prepare()
+                self._run_dbt()
+            except StageFailed:
+                pass
+            except KeyboardInterrupt:
+                log.warning("run stopped during %s: %s", self.stages.current, self.guard.reason)
+            self.guard.disarm()  # from here on, finish whatever happens
+            try:
+                Finish(self).everything()
+            finally:
+                self.job.clean_up()
+                if self.lease is not None:
+                    self.lease.release()  # last: the env is this run's until it has said all
+        return self.report.exit_code
+
+    # --- before dbt ----------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self._preflight()
+        with self.stages.stage("startup"):
+            import_dbt()  # timed on its own, not charged to the first phase
+        workspace = self.workspace = open_workspace(self.settings, self.stages.stage)
+        self.report.adapter = workspace.profile.adapter
+        namespace = workspace.profile.namespace
+        if namespace is not None:
+            self.report.pr = PullRequestInfo(pr=namespace.pr, namespace=namespace.root)
+        for source in workspace.credentials.sources:
+            log.info("credentials: %s", source)
+        self.report.credentials = workspace.credentials.sources
+        with self.stages.stage("target"):
+            target = self.report.target = workspace.identify_target()
+            log.info("target: %s", target.describe() if target else "not identified")
+            warning = ledger.vanishing(target, self.settings)
+            if warning is not None:
+                self.stages.warn(warning)
+        with self.stages.stage("state"):
+            self._prepare_state(workspace)
+
+    def _preflight(self) -> None:
+        """Checks before dbt starts, then the env's lease (or the run that holds it)."""
+        with self.stages.stage("preflight"):
+            project = describe_project(self.settings.project_dir)
+            self.report.project = project.name
+            try:
+                run_preflight(self.settings, project, self.report.builds_whole_project)
+            except ArtifactsUnwritable:
+                self.publishable = False  # said once; the report stays local
+                raise
+            self.job.before_lease(project.name)
+            taken = lease_for(self.settings, project, self.report.job)
+        if isinstance(taken, Holder):  # another run holds the env: DBT_RUNNER_CONCURRENCY=skip
+            self.report.skipped = f"skipped: {busy_message(self.settings, project.name, taken)}"
+            log.warning("%s", self.report.skipped)
+            raise StageFailed("preflight")
+        self.lease = taken
+
+    def _prepare_state(self, workspace: Workspace) -> None:
+        """The state the job compares with and defers to; the parse cache."""
+        prepared = self.job.prepare(workspace, self.report.target, self.report.dbt_version)
+        self.baseline, self.report.state = prepared.baseline, prepared.state
+        if prepared.retry_of is not None:
+            self.report.retry_of = prepared.retry_of
+        if prepared.builds_whole_project is not None:
+            self.report.builds_whole_project = prepared.builds_whole_project
+
+    # --- dbt -----------------------------------------------------------------------
+
+    def _run_dbt(self) -> None:
+        workspace = self.workspace
+        assert workspace is not None  # noqa: S101 (set by _prepare)
+        if not self.job.has_work():
+            return
+        self._mark_start(workspace)
+        session = DbtSession(
+            workspace.invocation(), workspace.target_path, workspace.profile.adapter
+        )
+        recorder = PhaseRecorder(
+            self.report, self.stages, lambda: self.guard.reason, lambda: session.manifest
+        )
+        sequence = PhaseSequence(
+            self.settings, self.job, session, recorder, workspace, self.baseline
+        )
+        phases = ", ".join(phase.value for phase in self.settings.job_phases)
+        log.info(
+            "run %s: project %s, env %s, job %s (%s)",
+            self.settings.run_id,
+            self.report.project,
+            self.settings.env,
+            self.report.job,
+            phases,
+        )
+        try:
+            with self.stages.stage("dbt"), workspace.dbt_context():
+                self.job.execute(sequence)
+        finally:
+            self._found(sequence)
+
+    def _mark_start(self, workspace: Workspace) -> None:
+        """Before dbt starts: the start mark a retry looks for, and the claim on the
+        target that a run killed outright leaves behind."""
+        if self.publishable:
+            with self.stages.stage("publish"):
+                storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+                mark_started(storage, workspace.project.name, self.report)
+                self.marked = True
+        with self.stages.stage("state"):
+            name, target = workspace.project.name, self.report.target
+            self.claim = begin_building(self.settings, name, target, self.report.run_id)
+
+    def _found(self, sequence: PhaseSequence) -> None:
+        """What the phases found, into the report."""
+        findings = self.job.findings(sequence.context())
+        self.report.fresh = findings.fresh
+        self.report.lint = sequence.lint
+        if self.report.pr is not None and findings.pr_schemas is not None:
+            self.report.pr.schemas = findings.pr_schemas
+        self.built = sequence.session.built_selectors(self.report.nodes)
+        if self.baseline is not None and self.report.state is not None:
+            nodes = slim_nodes(self.report.nodes, sequence.session.manifest)
+            self.report.state = self.report.state.model_copy(update=nodes)
+
+
+def run(settings: Settings, job: JobKind | None = None) -> int:
+    return Run(settings, job).execute()

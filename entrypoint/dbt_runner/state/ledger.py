@@ -1,0 +1,190 @@
+"""The ledger: the rules that keep state true.
+
+State is a record of what one target's warehouse holds, written only from evidence. A
+slim, fresh or retried job trusts it: it builds only what changed since, and reads
+everything else from the relations the state names. So every decision about state is
+made here, and nowhere else:
+
+- what a run may trust (`distrust`): a state made for this project, adapter and
+  target, with a manifest this dbt reads, and (for a fresh job) the freshness it needs;
+- when the pointer moves (`promotion_blocker`): the run's report shows that every
+  node its job selected was built, into a target that outlives the run, that holds
+  everything the state will name;
+- what a retry may complete (`retry_blocker`, `changed_since`): a run that finished,
+  for the same target, whose code has not changed under the nodes it already built.
+
+Each function returns why not, in words for the log and the report, or None.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dbt_runner.config import WRITING_PHASES, Job, Settings
+from dbt_runner.workspace.target import Target
+
+if TYPE_CHECKING:
+    from dbt_runner.report.model import RunReport
+    from dbt_runner.state.store import StatePointer, Unsettled
+
+SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
+# dbt retry re-runs the nodes whose result has one of these statuses.
+RETRIED_STATUSES = {"error", "fail", "skipped", "runtime error", "partial success"}
+
+
+# --- what a later run may trust -----------------------------------------------------
+
+
+def distrust(
+    pointer: StatePointer,
+    metadata: dict[str, Any],
+    *,
+    project: str,
+    target: Target | None,
+    own_env: bool,
+    job: Job,
+    dbt_version: str | None,
+    unsettled: Unsettled | None = None,
+) -> str | None:
+    """Why this run must not compare with, or defer to, the state `pointer` names.
+    `own_env`: the state is this env's own (not production's, deferred to by CI), so
+    it must describe this run's very target. `unsettled`: what runs that were not
+    promoted built into it since (those nodes are built again); a run that began
+    building and never said what it built leaves the whole state in doubt."""
+    if metadata.get("project_name") != project:
+        return f"the state is project '{metadata.get('project_name')}'s"
+    if metadata.get("dbt_schema_version") != SUPPORTED_MANIFEST:
+        return f"the state's manifest is {metadata.get('dbt_schema_version')}"
+    if target is None:
+        return "this run's target could not be identified from its profile"
+    built_on = metadata.get("adapter_type")
+    if built_on not in (None, target.adapter):
+        return f"the state was built on {built_on}, not {target.adapter}"
+    if own_env:
+        if pointer.target is None:
+            return (
+                "the state records no target (written before dbt-runner 0.2.0): it cannot "
+                "say which warehouse holds its relations"
+            )
+        if pointer.target != target:
+            changed = ", ".join(target.differences(pointer.target))
+            return f"the state was made for another target ({changed})"
+        if unsettled is not None and unsettled.building is not None:
+            return (
+                f"run {unsettled.building} began building into this target and never said "
+                "what it built (killed?)"
+            )
+    if job is Job.FRESH:
+        if pointer.dbt_version != dbt_version:
+            return f"dbt changed since it ({pointer.dbt_version} -> {dbt_version})"
+        if not pointer.sources:
+            return "it keeps no sources.json (taken by a fresh job before its build)"
+    return None
+
+
+# --- when the pointer moves -----------------------------------------------------------
+
+
+def vanishing(target: Target | None, settings: Settings) -> str | None:
+    """A warning for a job that builds into a database that will not outlive it: no
+    state will be kept for it, and whatever it builds is lost with the container."""
+    vanishes = target.vanishes(settings.work_dir) if target is not None else None
+    if vanishes is None or not WRITING_PHASES & set(settings.job_phases):
+        return None
+    return f"{vanishes}; no state is kept for it"
+
+
+def unbuilt(report: RunReport) -> str | None:
+    """Why the report does not show that the run built everything its job selected,
+    if it does not."""
+    if report.skipped:
+        return "the run was skipped: another run held its env"
+    if not report.builds_whole_project:
+        return "the job built a selection, not the whole project"
+    if not report.succeeding():
+        return "the run did not succeed"
+    ran = [phase for phase in report.phases if phase.name in NODE_PHASE_NAMES]
+    if not any(
+        phase.status == "success" and phase.name in ("build", "run", "retry") for phase in ran
+    ):
+        return "no build, run or retry phase succeeded"
+    for phase in ran:
+        if phase.status not in ("success", "skipped") or not phase.results_complete:
+            return f"its {phase.name} phase ended {phase.status}"
+    missing = [
+        n.unique_id
+        for n in report.nodes
+        if n.phase in NODE_PHASE_NAMES and n.outcome in ("failed", "skipped")
+    ]
+    if missing:
+        return f"{len(missing)} selected node(s) did not build (first: {missing[0]})"
+    return None
+
+
+def promotion_blocker(
+    settings: Settings, report: RunReport, policy: str | None, lease_lost: bool = False
+) -> str | None:
+    """Why this run's state must not become the one later jobs trust, if it must not.
+    `policy`: the job kind's own reason (jobs/), `lease_lost`: another run took the
+    env's lease over while this one ran."""
+    if lease_lost:
+        return "another run took this env's lease over while this one ran"
+    # The job's own reason reads best; the report's evidence decides in any case.
+    policy = policy if not report.builds_whole_project else None
+    blocker = policy or unbuilt(report)
+    if blocker is not None:
+        return blocker
+    if report.target is None:
+        return "the run's target could not be identified from its profile"
+    vanishes = report.target.vanishes(settings.work_dir)
+    if vanishes is not None:
+        return vanishes
+    state = report.state
+    if state is not None and state.mode == "slim" and settings.defer_env != settings.env:
+        return (
+            f"the job deferred to {settings.defer_env}'s state: this target does not hold "
+            "the relations it read from there"
+        )
+    return None
+
+
+# --- what a retry may complete ------------------------------------------------------
+
+
+def retry_blocker(previous: RunReport, target: Target | None) -> str | None:
+    """Why `previous` cannot be completed by a retry against `target`, if it cannot
+    (a run that succeeded has nothing to complete: not a blocker)."""
+    again = f"run the job again (dbt-runner run) instead; run {previous.run_id}"
+    if previous.target is None:
+        return f"{again} records no target, so a retry cannot know where its relations are"
+    if target is None:
+        return f"{again}: this retry's target could not be identified from its profile"
+    if previous.target != target:
+        changed = ", ".join(target.differences(previous.target))
+        return f"{again} built into another target than this retry's ({changed})"
+    return None
+
+
+def retried_nodes(run_results: dict[str, Any]) -> set[str]:
+    """The nodes dbt retry re-runs from `run_results` (run_results.json's contents)."""
+    return {
+        result["unique_id"]
+        for result in run_results.get("results", [])
+        if result.get("status") in RETRIED_STATUSES
+    }
+
+
+def changed_since(run_id: str, modified: set[str], retried: set[str]) -> str | None:
+    """Why the project's code no longer matches what run `run_id` built, if it does not:
+    a node (or a parent's code under it) changed since that run, and the retry would
+    not build it again. `modified`: dbt's state:modified+ against that run's manifest."""
+    stale = sorted(modified - retried)
+    if not stale:
+        return None
+    shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    return (
+        f"the project changed since run {run_id} built {shown}; a retry would leave the old "
+        "code in the warehouse while the state says the new: run the job again "
+        "(dbt-runner run)"
+    )

@@ -1,0 +1,97 @@
+"""Promotion: a run the ledger accepts becomes the state later jobs trust; and the mark
+a run leaves on its target while it builds, settled when it ends."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dbt_runner.config import Job, Settings
+from dbt_runner.report.model import RunReport
+from dbt_runner.state import ledger
+from dbt_runner.state.kept import NODES, SOURCES, merged_nodes, promoted_sources, read_json
+from dbt_runner.state.store import StateError, StateStore, Unsettled, open_state
+from dbt_runner.workspace.target import Target
+
+if TYPE_CHECKING:
+    from dbt_runner.workspace.prepare import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def _kept_files(store: StateStore, report: RunReport, target_path: Path) -> dict[str, bytes | None]:
+    """What a promotion keeps beside the manifest: nodes.json (merged with the last
+    state's), and sources.json: a fresh job's own (taken before its build), or the
+    last state's carried over (a freshness taken after a build could hide rows loaded
+    during it; an older one only makes the next fresh job build more)."""
+    try:
+        previous = store.latest()
+    except StateError:
+        previous = None
+    old_nodes = store.kept(previous, NODES) if previous else None
+    nodes = merged_nodes(json.loads(old_nodes) if old_nodes else None, report)
+    old_sources = store.kept(previous, SOURCES) if previous else None
+    sources = old_sources
+    if report.job == Job.FRESH.value:
+        current = read_json(target_path / SOURCES)
+        held_back = report.fresh.held_back if report.fresh else []
+        sources = promoted_sources(
+            current, json.loads(old_sources) if old_sources else None, held_back
+        )
+    return {NODES: json.dumps(nodes).encode(), SOURCES: sources}
+
+
+@dataclass
+class Claim:
+    """A run building into its target, between `begin_building` and `end_building`."""
+
+    store: StateStore
+    target: Target
+    before: Unsettled | None
+
+
+def begin_building(
+    settings: Settings, project: str, target: Target | None, run_id: str
+) -> Claim | None:
+    """Before dbt writes into the target: the mark a killed run leaves behind."""
+    store = open_state(settings, project, settings.env)
+    if store is None or target is None:
+        return None
+    return Claim(store, target, store.mark_building(target, run_id))
+
+
+def end_building(claim: Claim, built: list[str], promoted: bool) -> None:
+    """After the run, whatever happened: what it built, unless its state now covers it."""
+    claim.store.settle(claim.target, claim.before, built, promoted)
+    if built and not promoted:
+        log.info(
+            "%d node(s) built without a new state: the next slim job builds them again", len(built)
+        )
+
+
+def promote_state(
+    settings: Settings,
+    workspace: Workspace,
+    report: RunReport,
+    policy: str | None,
+    lease_lost: bool = False,
+) -> bool:
+    """A run the ledger accepts becomes the state slim jobs compare with and defer to;
+    any other run leaves the last good state untouched. Whether it was promoted."""
+    project, target_path = workspace.project, workspace.target_path
+    store = open_state(settings, project.name, settings.env)
+    if store is None:
+        return False
+    blocker = ledger.promotion_blocker(settings, report, policy, lease_lost)
+    if blocker is not None:
+        log.info("state not promoted: %s", blocker)
+        return False
+    promoted = store.promote(
+        report, target_path, project.dir, _kept_files(store, report, target_path)
+    )
+    if promoted:
+        log.info("state promoted: %s now holds run %s", store.url(), report.run_id)
+    return promoted

@@ -1,0 +1,137 @@
+"""Credentials: connection fields fetched at run time from AWS, never written in clear.
+
+Sources, each used when its setting is set, in this order (a later one overrides an
+earlier one): a Glue connection, a Secrets Manager secret, SSM parameters, Redshift
+IAM temporary credentials. The fields reach dbt through the rendered profile (secrets
+as `DBT_ENV_SECRET_*` variables) or, for a project's own profiles.yml, through the
+documented `DBT_WAREHOUSE_*` variables. A BigQuery service-account key becomes a 0600
+file in the run's scratch folder, removed when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt_runner import aws
+from dbt_runner.aws import AwsSettings
+from dbt_runner.config import Settings
+from dbt_runner.workspace.credentials import glue, redshift_iam, secrets_manager, ssm
+
+# The connection fields the runner knows, and the names sources use for them.
+FIELDS = ("host", "port", "user", "password", "database", "schema", "project")
+ALIASES = {
+    "username": "user",
+    "dbuser": "user",
+    "dbname": "database",
+    "db": "database",
+    "dataset": "schema",
+    "hostname": "host",
+    "endpoint": "host",
+    "project_id": "project",
+}
+SECRET_FIELDS = ("password",)
+
+
+def normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    """Known connection fields from a source's mapping, under the runner's names."""
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = ALIASES.get(str(key).lower(), str(key).lower())
+        if name in FIELDS and value not in (None, ""):
+            fields[name] = value
+    if "port" in fields:
+        fields["port"] = int(fields["port"])
+    return fields
+
+
+@dataclass
+class Credentials:
+    fields: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)  # what came from where; no values
+    secrets_dir: Path | None = None
+
+    def merge(self, fields: dict[str, Any], source: str) -> None:
+        if fields:
+            self.fields.update(fields)
+            self.sources.append(f"{', '.join(sorted(fields))} from {source}")
+
+    def secret_values(self) -> list[str]:
+        return [str(self.fields[name]) for name in SECRET_FIELDS if self.fields.get(name)]
+
+    def remove_files(self) -> None:
+        """Delete the key file(s) written for this run."""
+        if self.secrets_dir is not None:
+            shutil.rmtree(self.secrets_dir, ignore_errors=True)
+
+
+def _write_keyfile(key: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / "bigquery-keyfile.json"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(key, handle)
+    return path
+
+
+def fetch(settings: Settings, secrets_dir: Path) -> Credentials:
+    """Fetch every configured source; raise InfraError naming what failed."""
+    config = settings.credentials
+    result = Credentials(secrets_dir=secrets_dir)
+    if not config.configured:
+        return result
+    aws_settings: AwsSettings = settings.aws
+    known = {
+        "database": settings.warehouse.database,
+        "host": settings.warehouse.host,
+    }
+    if config.glue_connection:
+        fields = glue.connection_fields(
+            config.glue_connection,
+            aws.client("glue", aws_settings),
+            lambda: aws.client("secretsmanager", aws_settings),
+        )
+        result.merge(normalise(fields), f"Glue connection '{config.glue_connection}'")
+    if config.secret_id:
+        raw = secrets_manager.secret_json(
+            config.secret_id, aws.client("secretsmanager", aws_settings)
+        )
+        if secrets_manager.is_service_account_key(raw):
+            path = _write_keyfile(raw, secrets_dir)
+            result.merge({"keyfile": str(path)}, f"Secrets Manager secret '{config.secret_id}'")
+            if raw.get("project_id"):
+                result.fields.setdefault("project", raw["project_id"])
+        else:
+            result.merge(normalise(raw), f"Secrets Manager secret '{config.secret_id}'")
+    if config.ssm_path or config.ssm_parameters:
+        client = aws.client("ssm", aws_settings)
+        raw = ssm.parameter_fields(config.ssm_path, config.ssm_parameters, client)
+        where = f"SSM path '{config.ssm_path}'" if config.ssm_path else "SSM parameters"
+        result.merge(normalise(raw), where)
+    database = known["database"] or result.fields.get("database")
+    host = known["host"] or result.fields.get("host")
+    if config.redshift_cluster_id:
+        fields = redshift_iam.cluster_fields(
+            aws.client("redshift", aws_settings),
+            cluster_id=config.redshift_cluster_id,
+            db_user=str(config.redshift_db_user),  # required with a cluster id (settings)
+            database=database,
+            duration_s=config.redshift_duration_s,
+            auto_create=config.redshift_auto_create,
+            need_endpoint=host is None,
+        )
+        result.merge(fields, f"Redshift IAM (cluster '{config.redshift_cluster_id}')")
+    if config.redshift_workgroup:
+        fields = redshift_iam.workgroup_fields(
+            aws.client("redshift-serverless", aws_settings),
+            workgroup=config.redshift_workgroup,
+            database=database,
+            duration_s=config.redshift_duration_s,
+            need_endpoint=host is None,
+        )
+        result.merge(fields, f"Redshift Serverless IAM (workgroup '{config.redshift_workgroup}')")
+    return result

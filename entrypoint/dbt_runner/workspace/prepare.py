@@ -1,0 +1,156 @@
+"""Workspace: the setup every verb that runs dbt shares, written once.
+
+    project (a writable place) -> adapter check -> credentials -> profile
+
+`open_workspace` is what `run`, `retry` and `dbt` use; `describe_workspace` is the
+same answer for `check` and `plan`, without copying, fetching or writing anything, so
+what they print is what `run` will use. dbt runs in the project folder (or its copy)
+with the profile's environment set in this process; `dbt_context` sets both and puts
+them back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dbt_runner.config import Settings
+from dbt_runner.engine.invocation import DbtInvocation
+from dbt_runner.workspace import credentials
+from dbt_runner.workspace.profiles import Profile, check_profile, describe_profile, prepare_profile
+from dbt_runner.workspace.project import Project, describe_project, prepare_project
+from dbt_runner.workspace.target import Target, resolve_target
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[[str], AbstractContextManager[None]]
+
+
+def _no_stage(name: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+@dataclass
+class Workspace:
+    """Where and how dbt runs: the project folder, the profile, the fetched secrets,
+    and this run's own target and log folders."""
+
+    settings: Settings
+    project: Project
+    profile: Profile
+    credentials: credentials.Credentials = field(default_factory=credentials.Credentials)
+
+    @property
+    def target_path(self) -> Path:
+        return self._dbt_path("DBT_TARGET_PATH", "target")
+
+    @property
+    def log_path(self) -> Path:
+        return self._dbt_path("DBT_LOG_PATH", "logs")
+
+    def _dbt_path(self, variable: str, name: str) -> Path:
+        """dbt's own variable wins (relative to the project); otherwise each run has its
+        own folder, so concurrent runs never share a target."""
+        chosen = os.environ.get(variable)
+        if not chosen:
+            return self.settings.run_dir / name
+        path = Path(chosen)
+        return path if path.is_absolute() else self.project.dir / path
+
+    def invocation(self) -> DbtInvocation:
+        return DbtInvocation(
+            project_dir=self.project.dir,
+            profiles_dir=self.profile.dir,
+            target=self.profile.target,
+            vars=self.settings.vars,
+        )
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables dbt reads in this process: paths, telemetry, the profile's."""
+        stats = os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        return {
+            "DBT_TARGET_PATH": str(self.target_path),
+            "DBT_LOG_PATH": str(self.log_path),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": stats,
+            **self.profile.env,
+        }
+
+    def dbt_context(self) -> AbstractContextManager[None]:
+        return dbt_environment(self.dbt_env(), cwd=self.project.dir)
+
+    def identify_target(self) -> Target | None:
+        """The target dbt will build into, from the profile dbt will read; None (said in
+        the log) when dbt could not read it either: its own phases then say why."""
+        try:
+            document = self.profile.document
+            if document is None:
+                folder = self.profile.dir
+                if folder == self.project.dir and not (folder / "profiles.yml").is_file():
+                    folder = self.project.source_dir  # the copy is not made yet (plan)
+                document = yaml.safe_load((folder / "profiles.yml").read_text())
+            with dbt_environment(self.dbt_env()):  # env_var() in the profile reads it
+                return resolve_target(
+                    document,
+                    self.project.profile,
+                    self.profile.target,
+                    self.project.dir,
+                    self.settings.vars,
+                )
+        except Exception as exc:  # dbt's profile errors, YAML errors, a missing file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.info("the run's target could not be identified: %s", first)
+            return None
+
+    def close(self) -> None:
+        """Remove the key files written for this run, whatever else is kept."""
+        self.credentials.remove_files()
+
+
+@contextmanager
+def dbt_environment(values: dict[str, str], cwd: Path | None = None) -> Iterator[None]:
+    """Set variables dbt reads in this process (secrets included) and the folder it
+    runs in, then restore both."""
+    saved = {name: os.environ.get(name) for name in values}
+    previous_cwd = Path.cwd() if cwd is not None else None
+    os.environ.update(values)
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        yield
+    finally:
+        if previous_cwd is not None:
+            os.chdir(previous_cwd)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def open_workspace(settings: Settings, stage: Stage = _no_stage) -> Workspace:
+    """Prepare the project, check its adapter, fetch credentials, write the profile.
+    Each step runs as its own `stage` (the run's bookkeeping, or nothing)."""
+    with stage("project"):
+        project = prepare_project(settings.project_dir, settings.work_dir)
+    with stage("profile"):
+        check_profile(settings, project)
+    with stage("credentials"):
+        fetched = credentials.fetch(settings, settings.run_dir / "secrets")
+    with stage("profile"):
+        profile = prepare_profile(settings, project, settings.run_dir, fetched.fields)
+    return Workspace(settings, project, profile, fetched)
+
+
+def describe_workspace(settings: Settings) -> Workspace:
+    """The workspace `open_workspace` would prepare, with nothing copied, fetched or
+    written: the folders are the ones a run uses."""
+    project = describe_project(settings.project_dir, settings.work_dir)
+    check_profile(settings, project)
+    profile = describe_profile(settings, project, settings.run_dir)
+    return Workspace(settings, project, profile)
