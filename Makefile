@@ -63,6 +63,9 @@ lint: venv ## ruff, mypy, hadolint
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint Dockerfile
 
+.PHONY: check
+check: lint unit ## the inner loop: lint and the unit tests (under a minute)
+
 .PHONY: format
 format: venv ## apply ruff's formatting and fixes
 	$(VENV)/bin/ruff check --fix .
@@ -172,7 +175,7 @@ clean: ## remove local outputs
 	rm -rf out build .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: docs
-docs: venv ## regenerate the README's settings tables from the settings model
+docs: venv ## regenerate docs/settings.md's tables from the settings model
 	$(PY) docs/settings_doc.py
 
 .PHONY: schema

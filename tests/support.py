@@ -173,6 +173,27 @@ class Postgres:
             cur.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
+    def schemas(self, like: str) -> set[str]:
+        rows = self.query(
+            "select schema_name from information_schema.schemata where schema_name like %s", like
+        )
+        return {name for (name,) in rows}
+
+    def tables(self, schema: str) -> set[str]:
+        rows = self.query(
+            "select table_name from information_schema.tables where table_schema = %s", schema
+        )
+        return {name for (name,) in rows}
+
+    def columns(self, schema: str, table: str) -> set[str]:
+        rows = self.query(
+            "select column_name from information_schema.columns "
+            "where table_schema = %s and table_name = %s",
+            schema,
+            table,
+        )
+        return {name for (name,) in rows}
+
     def warehouse_env(self, schema: str) -> dict[str, str]:
         """DBT_RUNNER_WAREHOUSE__* settings for a rendered postgres profile."""
         return {
@@ -435,3 +456,69 @@ def by_id(report: dict[str, Any], phase: str) -> dict[str, dict[str, Any]]:
 def pointer(state: Path) -> str | None:
     path = state / "demo" / "dev" / "state" / "latest.json"
     return str(read_json(path)["run_id"]) if path.is_file() else None
+
+
+# --- reports and nodes, as the unit tests build them ------------------------------------
+
+
+STATUS_OF = {"ok": "success", "warn": "warn", "failed": "error", "skipped": "skipped"}
+
+
+def node_result(
+    unique_id: str,
+    outcome: Any = "ok",
+    status: str | None = None,
+    phase: str = "build",
+    **extra: Any,
+) -> Any:
+    """A NodeResult: its name and type from the unique id, dbt's status from the
+    outcome unless given."""
+    from dbt_runner.report.model import NodeResult
+
+    return NodeResult(
+        unique_id=unique_id,
+        name=unique_id.rsplit(".", 1)[-1],
+        resource_type=unique_id.split(".", 1)[0],
+        phase=phase,
+        status=status or STATUS_OF[outcome],
+        outcome=outcome,  # checked by the model
+        **extra,
+    )
+
+
+def run_report(*phases: Any, nodes: list[Any] | None = None, **fields: Any) -> Any:
+    """A RunReport of project shop in prod: the given phases and nodes, and fields."""
+    from dbt_runner.report.model import RunReport
+
+    defaults = {"runner_version": "1.2.3", "env": "prod", "job": "full", "run_id": "r1"}
+    return RunReport(
+        **(defaults | {"project": "shop"} | fields), phases=list(phases), nodes=nodes or []
+    )
+
+
+def read_report(out_dir: Path) -> dict[str, Any]:
+    """The latest run's report.json."""
+    data: dict[str, Any] = read_json(out_dir / "report.json")
+    return data
+
+
+def latest_state(state: Path, env: str = "dev", project: str = "demo") -> dict[str, Any]:
+    """The state pointer (latest.json) under a file:// state URL."""
+    data: dict[str, Any] = read_json(state / project / env / "state" / "latest.json")
+    return data
+
+
+def lineage_receiver(httpserver: HTTPServer, api_key: str | None = None) -> list[dict[str, Any]]:
+    """Every OpenLineage event POSTed to /api/v1/lineage (with its bearer key checked)."""
+    from werkzeug import Request, Response
+
+    events: list[dict[str, Any]] = []
+
+    def handle(request: Request) -> Response:
+        if api_key is not None:
+            assert request.headers.get("Authorization") == f"Bearer {api_key}"
+        events.append(json.loads(request.get_data()))
+        return Response(status=201)
+
+    httpserver.expect_request("/api/v1/lineage", method="POST").respond_with_handler(handle)
+    return events

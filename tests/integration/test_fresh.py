@@ -14,12 +14,7 @@ import pytest
 import yaml
 
 from benchmarks.project import generate
-from tests.support import Moto, Postgres, clean_env, read_json, run_cli
-
-
-def report(out: Path) -> dict[str, Any]:
-    data: dict[str, Any] = read_json(out / "report.json")
-    return data
+from tests.support import Moto, Postgres, clean_env, read_json, read_report, run_cli
 
 
 def built_models(data: dict[str, Any]) -> set[str]:
@@ -60,7 +55,7 @@ class Project:
     def run(self, *args: str, code: int = 0) -> dict[str, Any]:
         result = run_cli("run", *args, env=self.env)
         assert result.returncode == code, result.stdout[-3000:] + result.stderr
-        return report(self.out)
+        return read_report(self.out)
 
     def fresh(self, code: int = 0) -> dict[str, Any]:
         return self.run("--job", "fresh", code=code)
@@ -168,7 +163,7 @@ def test_a_source_dbt_cannot_judge_counts_as_new(project: Project, config: Any, 
 
 def test_a_failed_fresh_run_keeps_the_previous_sources(project: Project) -> None:
     project.new_rows(1)
-    part = downstream(project.manifest(report(project.out)), "source.bench.raw.seed_1")
+    part = downstream(project.manifest(read_report(project.out)), "source.bench.raw.seed_1")
     layer = max(uid for uid in part if ".m_" in uid)  # a model of the layers, in that part
     victim = project.dir / "models" / "layers" / f"{layer.rsplit('.', 1)[1]}.sql"
     good = victim.read_text()
@@ -212,7 +207,7 @@ def test_fresh_on_postgres_with_state_on_s3(
     )
     result = run_cli("run", "--job", "fresh", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
-    data = report(out_dir)
+    data = read_report(out_dir)
     assert data["fresh"]["new_data"] == ["source.demo.raw.payments"]
     names = {uid.rsplit(".", 1)[1] for uid in built_models(data)}
     assert names == {"stg_payments", "orders", "customers", "daily_revenue"}

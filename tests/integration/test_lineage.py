@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -10,10 +9,9 @@ from typing import Any
 
 import jsonschema
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from tests.integration.test_failures import add_failures
-from tests.support import read_json, run_cli
+from tests.support import lineage_receiver, read_json, run_cli
 
 API_KEY = "ol-key-1234"
 
@@ -68,19 +66,6 @@ RUN_EVENT = {
 NODE_PHASES = {"seed", "snapshot", "run", "test", "build"}
 
 
-def receiver(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    """Every event POSTed to /api/v1/lineage, with its Authorization header checked."""
-    events: list[dict[str, Any]] = []
-
-    def handle(request: Request) -> Response:
-        assert request.headers.get("Authorization") == f"Bearer {API_KEY}"
-        events.append(json.loads(request.get_data()))
-        return Response(status=201)
-
-    httpserver.expect_request("/api/v1/lineage", method="POST").respond_with_handler(handle)
-    return events
-
-
 def node_of(event: dict[str, Any]) -> str | None:
     node = event["job"].get("facets", {}).get("dbt_node")
     return node["unique_id"] if node else None
@@ -90,7 +75,7 @@ def test_events_per_node_and_job(
     env: dict[str, str], demo_project: Path, out_dir: Path, httpserver: HTTPServer
 ) -> None:
     add_failures(demo_project)
-    events = receiver(httpserver)
+    events = lineage_receiver(httpserver, API_KEY)
     env |= {
         "DBT_RUNNER_LINEAGE__URL": httpserver.url_for("/"),
         "DBT_RUNNER_LINEAGE__API_KEY": API_KEY,

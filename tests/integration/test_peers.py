@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import yaml
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from tests.integration.test_failures import add_failures
-from tests.support import read_json, run_cli
+from tests.support import lineage_receiver, read_json, run_cli
 
 BIN = Path(sys.executable).parent
 
@@ -109,17 +108,6 @@ def test_lint_findings_equal_sqlfluffs_own(
 # --- lineage: openlineage-dbt's dbt-ol -------------------------------------------------
 
 
-def receiver(httpserver: HTTPServer) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-
-    def handle(request: Request) -> Response:
-        events.append(json.loads(request.get_data()))
-        return Response(status=201)
-
-    httpserver.expect_request("/api/v1/lineage", method="POST").respond_with_handler(handle)
-    return events
-
-
 def by_job(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each job's final event, as a backend would read the lineage: its inputs and
     outputs by dataset name, and the data quality assertions on each input."""
@@ -157,7 +145,7 @@ def test_lineage_names_and_describes_as_dbt_ol(
 ) -> None:
     if broken:
         add_failures(demo_project)
-    events = receiver(httpserver)
+    events = lineage_receiver(httpserver)
     profiles = peer_profiles(tmp_path / "peer", env["DBT_RUNNER_WAREHOUSE__PATH"])
     namespace = {"OPENLINEAGE_NAMESPACE": "analytics"}
     peer_env = (

@@ -18,20 +18,6 @@ from tests.support import Postgres, read_json, run_cli
 BAD_MODEL = "select\n    order_id,ORDER_DATE ,  customer_id\nfrom {{ ref('stg_orders') }}\n"
 
 
-def schemas(postgres: Postgres, like: str) -> set[str]:
-    rows = postgres.query(
-        "select schema_name from information_schema.schemata where schema_name like %s", like
-    )
-    return {name for (name,) in rows}
-
-
-def tables(postgres: Postgres, schema: str) -> set[str]:
-    rows = postgres.query(
-        "select table_name from information_schema.tables where table_schema = %s", schema
-    )
-    return {name for (name,) in rows}
-
-
 def with_custom_schema(project: Path) -> None:
     """Marts in a custom schema of their own, as many projects have."""
     path = project / "dbt_project.yml"
@@ -85,8 +71,8 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
             "namespace": namespace,
             "schemas": [f"{namespace}_marts"],
         }
-        assert schemas(postgres, f"{namespace}%") == {f"{namespace}_marts"}
-        assert tables(postgres, f"{namespace}_marts") == {"orders", "customers", "daily_revenue"}
+        assert postgres.schemas(f"{namespace}%") == {f"{namespace}_marts"}
+        assert postgres.tables(f"{namespace}_marts") == {"orders", "customers", "daily_revenue"}
         assert report["state"]["promoted"] is False  # a PR never sets the state
     # Neither touched production, nor the shared CI schema.
     assert (
@@ -96,7 +82,7 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
         )
         == prod_oids
     )
-    assert schemas(postgres, f"{ci}") == set() and schemas(postgres, f"{ci}_marts") == set()
+    assert postgres.schemas(f"{ci}") == set() and postgres.schemas(f"{ci}_marts") == set()
     # Both read the unchanged parents from production (deferral to its state).
     compiled = read_json(
         Path(pr_env["DBT_RUNNER_STATE_URL"]) / "demo" / "prod" / "state" / "latest.json"
@@ -123,7 +109,7 @@ def test_a_project_that_maps_to_production_schemas_is_stopped(
     [line] = result.stderr.strip().splitlines()
     assert "model.demo.orders would write to schema 'analytics_prod'" in line
     assert f"outside pull request 7's schemas ('{base}_pr_7'" in line
-    assert schemas(postgres, "analytics_prod") == set() and schemas(postgres, f"{base}%") == set()
+    assert postgres.schemas("analytics_prod") == set() and postgres.schemas(f"{base}%") == set()
     report = read_json(out_dir / "report.json")
     assert report["status"] == "config_error" and report["errors"][0]["stage"] == "pr-guard"
     assert [p["status"] for p in report["phases"] if p["name"] in ("seed", "build")] == [
@@ -141,9 +127,9 @@ def test_cleanup_drops_exactly_that_pull_requests_schemas(
     first = run_cli("cleanup", "--pr", "201", env=pr_env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
     assert f"dropped schema {ci}_pr_201_marts" in first.stdout
-    assert schemas(postgres, f"{ci}_pr_201%") == set()
-    assert schemas(postgres, f"{ci}_pr_202%") == {f"{ci}_pr_202_marts"}  # another PR: kept
-    assert tables(postgres, f"{pr_env['PROD_SCHEMA']}_marts")  # production: kept
+    assert postgres.schemas(f"{ci}_pr_201%") == set()
+    assert postgres.schemas(f"{ci}_pr_202%") == {f"{ci}_pr_202_marts"}  # another PR: kept
+    assert postgres.tables(f"{pr_env['PROD_SCHEMA']}_marts")  # production: kept
     again = run_cli("cleanup", "--pr", "201", env=pr_env)
     assert again.returncode == 0 and "0 schema(s) dropped" in again.stdout
     missing = run_cli("cleanup", env=pr_env)
@@ -158,14 +144,14 @@ def test_namespaces_of_two_pull_requests_never_overlap(
     for pr in ("feature", "feature_2"):
         assert run_cli("run", "--pr", pr, env=pr_env).returncode == 0
     kept = {f"{ci}_pr_feature2_marts"}
-    assert schemas(postgres, f"{ci}_pr_feature2%") == kept
-    before = tables(postgres, f"{ci}_pr_feature2_marts")
+    assert postgres.schemas(f"{ci}_pr_feature2%") == kept
+    before = postgres.tables(f"{ci}_pr_feature2_marts")
     cleaned = run_cli("cleanup", "--pr", "feature", env=pr_env)
     assert cleaned.returncode == 0, cleaned.stdout[-3000:] + cleaned.stderr
     assert "1 schema(s) dropped" in cleaned.stdout
-    assert schemas(postgres, f"{ci}_pr_feature%") == kept
+    assert postgres.schemas(f"{ci}_pr_feature%") == kept
     assert (
-        tables(postgres, f"{ci}_pr_feature2_marts")
+        postgres.tables(f"{ci}_pr_feature2_marts")
         == before
         == {
             "orders",

@@ -16,14 +16,9 @@ import pytest
 from dbt_runner.report.model import RunReport
 from dbt_runner.state.store import StateStore
 from dbt_runner.storage import FileStorage
-from tests.support import Moto, Postgres, read_json, run_cli
+from tests.support import Moto, Postgres, latest_state, read_json, read_report, run_cli
 
 MODELS = {"stg_customers", "stg_orders", "stg_payments", "orders", "customers", "daily_revenue"}
-
-
-def report(out_dir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = read_json(out_dir / "report.json")
-    return data
 
 
 def built_models(state: dict[str, Any]) -> set[str]:
@@ -56,21 +51,14 @@ def slim_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return env | {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
 
 
-def latest(tmp_path: Path, env_name: str = "dev") -> dict[str, Any]:
-    data: dict[str, Any] = read_json(
-        tmp_path / "state" / "demo" / env_name / "state" / "latest.json"
-    )
-    return data
-
-
 def test_slim_builds_the_change_and_its_children_on_duckdb(
     slim_env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
 ) -> None:
     first = run_cli("run", env=slim_env)
     assert first.returncode == 0, first.stdout[-3000:]
-    full_run = report(out_dir)
+    full_run = read_report(out_dir)
     assert full_run["state"]["promoted"] is True
-    assert latest(tmp_path)["run_id"] == full_run["run_id"]
+    assert latest_state(tmp_path / "state")["run_id"] == full_run["run_id"]
     mark_relations(slim_env["DBT_RUNNER_WAREHOUSE__PATH"])
 
     # A real change to one model with no children but its tests.
@@ -78,7 +66,7 @@ def test_slim_builds_the_change_and_its_children_on_duckdb(
     customers.write_text(customers.read_text().replace("c.last_name,", "c.last_name, 1 as tier,"))
     slim = run_cli("run", "--job", "slim", env=slim_env)
     assert slim.returncode == 0, slim.stdout[-3000:]
-    state = report(out_dir)["state"]
+    state = read_report(out_dir)["state"]
     assert (state["mode"], state["deferred_to"], state["warm_parse"]) == (
         "slim",
         full_run["run_id"],
@@ -92,7 +80,7 @@ def test_slim_builds_the_change_and_its_children_on_duckdb(
     assert unmarked_relations(slim_env["DBT_RUNNER_WAREHOUSE__PATH"]) == {"customers"}
     with duckdb.connect(slim_env["DBT_RUNNER_WAREHOUSE__PATH"], read_only=True) as con:
         assert con.execute("select count(distinct tier) from main.customers").fetchone() == (1,)
-    assert latest(tmp_path)["run_id"] == report(out_dir)["run_id"]  # promoted
+    assert latest_state(tmp_path / "state")["run_id"] == read_report(out_dir)["run_id"]  # promoted
 
 
 def test_ci_job_defers_to_production_on_postgres_with_state_on_s3(
@@ -105,7 +93,7 @@ def test_ci_job_defers_to_production_on_postgres_with_state_on_s3(
     base = env | moto.env | {"DBT_RUNNER_STATE_URL": f"s3://{bucket}/dbt-state"}
     prod = base | postgres.warehouse_env(prod_schema) | {"DBT_RUNNER_ENV": "prod"}
     assert run_cli("run", env=prod).returncode == 0
-    prod_run = report(out_dir)["run_id"]
+    prod_run = read_report(out_dir)["run_id"]
     oids = "select relname, oid from pg_class where relnamespace = %s::regnamespace"
     prod_before = dict(postgres.query(oids, prod_schema))
 
@@ -124,7 +112,7 @@ def test_ci_job_defers_to_production_on_postgres_with_state_on_s3(
     )
     result = run_cli("run", env=ci)
     assert result.returncode == 0, result.stdout[-3000:]
-    ci_report = report(out_dir)
+    ci_report = read_report(out_dir)
     state = ci_report["state"]
     assert (state["mode"], state["deferred_to"]) == ("slim", prod_run)
     assert built_models(state) == {"orders", "customers", "daily_revenue"}
@@ -169,7 +157,7 @@ def test_failed_slim_run_keeps_the_last_good_state(
     slim_env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
 ) -> None:
     assert run_cli("run", env=slim_env).returncode == 0
-    good = latest(tmp_path)
+    good = latest_state(tmp_path / "state")
     pointer = tmp_path / "state" / "demo" / "dev" / "state" / "latest.json"
     pointer_bytes = pointer.read_bytes()
 
@@ -178,14 +166,14 @@ def test_failed_slim_run_keeps_the_last_good_state(
     orders.write_text(original.replace("o.status,", "o.no_such_column,"))
     failed = run_cli("run", "--job", "slim", env=slim_env)
     assert failed.returncode == 1
-    assert report(out_dir)["state"]["promoted"] is False
+    assert read_report(out_dir)["state"]["promoted"] is False
     assert pointer.read_bytes() == pointer_bytes
 
     orders.write_text(original.replace("o.status,", "o.status, 2 as v,"))
     fixed = run_cli("run", "--job", "slim", env=slim_env)
     assert fixed.returncode == 0, fixed.stdout[-3000:]
-    assert report(out_dir)["state"]["deferred_to"] == good["run_id"]  # still the last good one
-    assert latest(tmp_path)["run_id"] == report(out_dir)["run_id"]
+    assert read_report(out_dir)["state"]["deferred_to"] == good["run_id"]  # still the last good one
+    assert latest_state(tmp_path / "state")["run_id"] == read_report(out_dir)["run_id"]
 
 
 def test_no_state_builds_everything_and_creates_state(
@@ -193,11 +181,13 @@ def test_no_state_builds_everything_and_creates_state(
 ) -> None:
     result = run_cli("run", "--job", "slim", env=slim_env)
     assert result.returncode == 0, result.stdout[-3000:]
-    state = report(out_dir)["state"]
+    state = read_report(out_dir)["state"]
     assert state["mode"] == "full" and "no state yet" in state["reason"]
     assert "no state yet" in result.stdout
-    assert {n["name"] for n in report(out_dir)["nodes"] if n["resource_type"] == "model"} == MODELS
-    assert latest(tmp_path)["run_id"] == report(out_dir)["run_id"]
+    assert {
+        n["name"] for n in read_report(out_dir)["nodes"] if n["resource_type"] == "model"
+    } == MODELS
+    assert latest_state(tmp_path / "state")["run_id"] == read_report(out_dir)["run_id"]
 
 
 def corrupt_manifest(folder: Path, pointer: dict[str, Any]) -> str:
@@ -228,24 +218,26 @@ def test_bad_state_is_never_used_for_a_partial_build(
 ) -> None:
     assert run_cli("run", env=slim_env).returncode == 0
     folder = tmp_path / "state" / "demo" / "dev" / "state"
-    problem = damage(folder, latest(tmp_path))
+    problem = damage(folder, latest_state(tmp_path / "state"))
     (demo_project / "models" / "marts" / "customers.sql").write_text(
         (demo_project / "models" / "marts" / "customers.sql").read_text() + "\n-- changed\n"
     )
     result = run_cli("run", "--job", "slim", env=slim_env)
     assert result.returncode == 0, result.stdout[-3000:]
-    state = report(out_dir)["state"]
+    state = read_report(out_dir)["state"]
     assert state["mode"] == "full" and problem in state["reason"], state["reason"]
-    models = {n["name"] for n in report(out_dir)["nodes"] if n["resource_type"] == "model"}
+    models = {n["name"] for n in read_report(out_dir)["nodes"] if n["resource_type"] == "model"}
     assert models == MODELS  # everything rebuilt, not a partial build on bad state
-    assert latest(tmp_path)["run_id"] == report(out_dir)["run_id"]  # and the state is good again
+    assert (
+        latest_state(tmp_path / "state")["run_id"] == read_report(out_dir)["run_id"]
+    )  # and the state is good again
 
 
 def test_retry_reruns_only_failed_and_skipped_nodes_with_the_same_state(
     slim_env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
 ) -> None:
     assert run_cli("run", env=slim_env).returncode == 0
-    full_run = report(out_dir)["run_id"]
+    full_run = read_report(out_dir)["run_id"]
     marts = demo_project / "models" / "marts"
     orders, customers = marts / "orders.sql", marts / "customers.sql"
     orders.write_text(orders.read_text().replace("o.status,", "o.status, 3 as v,"))
@@ -253,7 +245,7 @@ def test_retry_reruns_only_failed_and_skipped_nodes_with_the_same_state(
     customers.write_text(good_customers.replace("c.first_name,", "c.no_such_column,"))
     failed = run_cli("run", "--job", "slim", env=slim_env)
     assert failed.returncode == 1
-    failed_report = report(out_dir)
+    failed_report = read_report(out_dir)
     to_retry = {
         n["unique_id"] for n in failed_report["nodes"] if n["outcome"] in ("failed", "skipped")
     }
@@ -262,15 +254,17 @@ def test_retry_reruns_only_failed_and_skipped_nodes_with_the_same_state(
     customers.write_text(good_customers)
     retried = run_cli("retry", env=slim_env)
     assert retried.returncode == 0, retried.stdout[-3000:]
-    retry_report = report(out_dir)
+    retry_report = read_report(out_dir)
     assert (retry_report["job"], retry_report["retry_of"]) == ("retry", failed_report["run_id"])
     assert {n["unique_id"] for n in retry_report["nodes"]} == to_retry
     assert retry_report["state"]["deferred_to"] == full_run  # the same state as the slim run
-    assert latest(tmp_path)["run_id"] == retry_report["run_id"]  # a good run again: promoted
+    assert (
+        latest_state(tmp_path / "state")["run_id"] == retry_report["run_id"]
+    )  # a good run again: promoted
 
     nothing = run_cli("retry", env=slim_env)  # the last run succeeded
     assert nothing.returncode == 0 and "nothing to retry" in nothing.stdout
-    assert report(out_dir)["phases"] == []
+    assert read_report(out_dir)["phases"] == []
 
 
 def test_retry_without_an_earlier_run(slim_env: dict[str, str]) -> None:

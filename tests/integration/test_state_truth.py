@@ -10,7 +10,6 @@ import signal
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import yaml
@@ -21,6 +20,7 @@ from tests.support import (
     Started,
     add_slow_model,
     by_id,
+    latest_state,
     pointer,
     read_json,
     run_cli,
@@ -36,28 +36,6 @@ DEMO_MODELS = {
     "customers",
     "daily_revenue",
 }
-
-
-def columns(postgres: Postgres, schema: str, table: str) -> set[str]:
-    rows = postgres.query(
-        "select column_name from information_schema.columns "
-        "where table_schema = %s and table_name = %s",
-        schema,
-        table,
-    )
-    return {name for (name,) in rows}
-
-
-def relations(postgres: Postgres, schema: str) -> set[str]:
-    rows = postgres.query(
-        "select table_name from information_schema.tables where table_schema = %s", schema
-    )
-    return {name for (name,) in rows}
-
-
-def latest(state: Path) -> dict[str, Any]:
-    data: dict[str, Any] = read_json(state / "demo" / "dev" / "state" / "latest.json")
-    return data
 
 
 def stop_in_the_slow_model(env: dict[str, str], postgres: Postgres, log: Path, sig: int) -> int:
@@ -95,13 +73,13 @@ def test_retry_refuses_when_a_model_it_built_has_changed(
     assert f"the project changed since run {stopped['run_id']} built" in line
     assert "model.demo.stg_orders" in line and "run the job again" in line
     assert pointer(state) is None  # nothing claims the new column exists
-    assert "added" not in columns(postgres, schema, "stg_orders")
+    assert "added" not in postgres.columns(schema, "stg_orders")
     assert read_json(out_dir / "report.json")["status"] == "config_error"
 
     # What the user runs next: the job again, which builds it and becomes the state.
     again = run_cli("run", env=env)
     assert again.returncode == 0, again.stdout[-3000:]
-    assert "added" in columns(postgres, schema, "stg_orders")
+    assert "added" in postgres.columns(schema, "stg_orders")
     assert pointer(state) == read_json(out_dir / "report.json")["run_id"]
 
 
@@ -121,7 +99,7 @@ def test_what_a_stopped_run_built_is_built_again_after_a_revert(
     add_slow_model(demo_project)
     slim = env | {"DBT_RUNNER_JOB": "slim"}
     assert stop_in_the_slow_model(slim, postgres, tmp_path / "run.log", signal.SIGTERM) == 143
-    assert "added" in columns(postgres, schema, "stg_orders")  # built before the stop
+    assert "added" in postgres.columns(schema, "stg_orders")  # built before the stop
 
     stg_orders.write_text(original)  # the developer reverts the change
     add_slow_model(demo_project, sleep="pg_sleep(0)")
@@ -131,7 +109,7 @@ def test_what_a_stopped_run_built_is_built_again_after_a_revert(
     assert report["state"]["mode"] == "slim"
     assert "fqn:demo.staging.stg_orders" in report["state"]["unsettled"]
     assert "model.demo.stg_orders" in report["state"]["built"]
-    assert "added" not in columns(postgres, schema, "stg_orders")
+    assert "added" not in postgres.columns(schema, "stg_orders")
     # Settled: the next slim job has nothing left to rebuild.
     again = run_cli("run", env=slim)
     assert again.returncode == 0, again.stdout[-3000:]
@@ -149,7 +127,7 @@ def test_a_state_is_trusted_only_by_the_target_it_was_made_for(
     state = tmp_path / "state"
     env |= {"DBT_RUNNER_STATE_URL": str(state)}
     assert run_cli("run", env=env | postgres.warehouse_env(schema_a)).returncode == 0
-    assert latest(state)["target"]["schema"] == schema_a
+    assert latest_state(state)["target"]["schema"] == schema_a
 
     # Another schema, no change: every model is built there, and it becomes the state.
     slim_b = env | postgres.warehouse_env(schema_b) | {"DBT_RUNNER_JOB": "slim"}
@@ -158,9 +136,9 @@ def test_a_state_is_trusted_only_by_the_target_it_was_made_for(
     report = read_json(out_dir / "report.json")
     assert report["state"]["mode"] == "full"
     assert f"another target (schema {schema_a} -> {schema_b})" in report["state"]["reason"]
-    assert relations(postgres, schema_b) >= DEMO_MODELS
+    assert postgres.tables(schema_b) >= DEMO_MODELS
     assert report["target"]["schema"] == schema_b
-    assert latest(state)["run_id"] == report["run_id"]
+    assert latest_state(state)["run_id"] == report["run_id"]
 
     # The next slim job in that schema trusts it: a change builds alone, and works.
     customers = demo_project / "models" / "marts" / "customers.sql"
@@ -172,7 +150,7 @@ def test_a_state_is_trusted_only_by_the_target_it_was_made_for(
     assert {uid for uid in state_info["built"] if uid.startswith("model.")} == {
         "model.demo.customers"
     }
-    assert "tier" in columns(postgres, schema_b, "customers")
+    assert "tier" in postgres.columns(schema_b, "customers")
 
 
 def test_a_profile_switch_is_another_target(
@@ -184,7 +162,7 @@ def test_a_profile_switch_is_another_target(
     (demo_project / "profiles.yml").write_text(yaml.safe_dump(profile))
     env |= {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
     assert run_cli("run", env=env).returncode == 0
-    assert latest(tmp_path / "state")["target"]["location"] == str(own)
+    assert latest_state(tmp_path / "state")["target"]["location"] == str(own)
 
     switched = env | {
         "DBT_RUNNER_PROFILE_SOURCE": "rendered",
@@ -211,14 +189,14 @@ def test_state_written_before_targets_were_recorded_is_untrusted_once(
     env |= {"DBT_RUNNER_STATE_URL": str(state)}
     assert run_cli("run", env=env).returncode == 0
     folder = state / "demo" / "dev" / "state"
-    old = {key: value for key, value in latest(state).items() if key != "target"}
+    old = {key: value for key, value in latest_state(state).items() if key != "target"}
     (folder / "latest.json").write_text(json.dumps(old))  # as dbt-runner 0.1.0 wrote it
 
     slim = run_cli("run", "--job", "slim", env=env)
     assert slim.returncode == 0, slim.stdout[-3000:]
     report = read_json(out_dir / "report.json")
     assert report["state"]["mode"] == "full" and "records no target" in report["state"]["reason"]
-    assert latest(state)["target"] == report["target"]
+    assert latest_state(state)["target"] == report["target"]
     again = run_cli("run", "--job", "slim", env=env)
     assert again.returncode == 0, again.stdout[-3000:]
     assert read_json(out_dir / "report.json")["state"]["mode"] == "slim"
@@ -273,11 +251,11 @@ def test_warehouse_settings_the_profile_would_ignore_are_an_error(
         assert str(demo_project / "profiles.yml") in line
         assert "DBT_RUNNER_PROFILE_SOURCE=rendered" in line
         assert "configuration OK" not in result.stdout
-    assert not project_db.exists() and relations(postgres, schema) == set()
+    assert not project_db.exists() and postgres.tables(schema) == set()
 
     rendered = run_cli("run", env=env | {"DBT_RUNNER_PROFILE_SOURCE": "rendered"})
     assert rendered.returncode == 0, rendered.stdout[-3000:]
-    assert relations(postgres, schema) >= DEMO_MODELS and not project_db.exists()
+    assert postgres.tables(schema) >= DEMO_MODELS and not project_db.exists()
 
 
 # --- 5. a killed run --------------------------------------------------------------------

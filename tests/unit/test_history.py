@@ -11,23 +11,14 @@ from dbt_runner.config import HistorySettings
 from dbt_runner.engine.nodes import warehouse_figures
 from dbt_runner.outputs.history import decode, encode, flaky_tests, history_key, regressions, rows
 from dbt_runner.report.model import NodeResult, RunReport
+from tests.support import node_result
 
 SETTINGS = HistorySettings(runs=5, min_runs=3, slower_ratio=2.0, slower_floor_s=10.0)
 
 
 def node(unique_id: str, seconds: float = 1.0, outcome: str = "ok", **extra: Any) -> NodeResult:
-    kind = unique_id.split(".", 1)[0]
-    status = {"ok": "success", "failed": "error", "skipped": "skipped"}[outcome]
-    return NodeResult(
-        unique_id=unique_id,
-        name=unique_id.rsplit(".", 1)[-1],
-        resource_type=kind,
-        phase="build",
-        status=status,
-        outcome=outcome,  # type: ignore[arg-type]
-        execution_time_s=seconds,
-        **extra,
-    )
+    node: NodeResult = node_result(unique_id, outcome, execution_time_s=seconds, **extra)
+    return node
 
 
 def run(*nodes: NodeResult) -> list[dict[str, Any]]:

@@ -6,7 +6,9 @@ import pytest
 
 from dbt_runner.config import Policy
 from dbt_runner.errors import ExitCode
-from dbt_runner.outputs.notify import resolve_header, safe_url, sign, slack_message, summary, wanted
+from dbt_runner.outputs.notify import wanted
+from dbt_runner.outputs.notify.payloads import slack_message, summary
+from dbt_runner.outputs.notify.transport import resolve_header, safe_url, sign
 from dbt_runner.report.model import NodeResult, PhaseResult, RunReport
 
 

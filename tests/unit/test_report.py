@@ -7,35 +7,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from dbt_runner.errors import ExitCode
-from dbt_runner.report.files import to_junit, to_markdown
-from dbt_runner.report.model import NodeResult, Outcome, PhaseResult, RunReport, report_schema
-from tests.support import SCHEMA
-
-
-def report(*phases: PhaseResult, nodes: list[NodeResult] | None = None) -> RunReport:
-    return RunReport(
-        runner_version="1.2.3",
-        env="prod",
-        job="full",
-        run_id="r1",
-        project="shop",
-        phases=list(phases),
-        nodes=nodes or [],
-    )
-
-
-def node(
-    uid: str, status: str, outcome: Outcome, phase: str = "build", message: str | None = None
-) -> NodeResult:
-    return NodeResult(
-        unique_id=uid,
-        name=uid.rsplit(".", maxsplit=1)[-1],
-        resource_type=uid.split(".", maxsplit=1)[0],
-        phase=phase,
-        status=status,
-        outcome=outcome,
-        message=message,
-    )
+from dbt_runner.report.junit import to_junit
+from dbt_runner.report.markdown import to_markdown
+from dbt_runner.report.model import NodeResult, PhaseResult, report_schema
+from tests.support import SCHEMA, node_result, run_report
 
 
 @pytest.mark.parametrize(
@@ -51,7 +26,7 @@ def node(
     ],
 )
 def test_exit_code_precedence(phases, errors, interrupted, expected) -> None:
-    r = report(*(PhaseResult(name=n, status=s, advisory=a) for n, s, a in phases))
+    r = run_report(*(PhaseResult(name=n, status=s, advisory=a) for n, s, a in phases))
     for code in errors:
         r.add_error("stage", "problem", code)
     r.finish(interrupted)
@@ -60,17 +35,19 @@ def test_exit_code_precedence(phases, errors, interrupted, expected) -> None:
 
 
 def test_junit_cases_failures_and_skips() -> None:
-    r = report(
+    r = run_report(
         PhaseResult(name="parse", status="success"),
         PhaseResult(name="build", status="failed"),
         PhaseResult(name="docs", status="error", advisory=True, message="catalog query failed"),
         nodes=[
-            node("model.shop.a", "success", "ok"),
-            node("model.shop.b", "error", "failed", message="Database Error\n  column x missing"),
-            node(
-                "test.shop.t", "fail", "failed", message="Got 3 results, configured to fail if != 0"
+            node_result("model.shop.a", "ok", "success"),
+            node_result(
+                "model.shop.b", "failed", "error", message="Database Error\n  column x missing"
             ),
-            node("model.shop.c", "skipped", "skipped"),
+            node_result(
+                "test.shop.t", "failed", "fail", message="Got 3 results, configured to fail if != 0"
+            ),
+            node_result("model.shop.c", "skipped", "skipped"),
         ],
     )
     r.add_error("publish", "cannot write s3://b/k: timeout", ExitCode.INFRA)
@@ -99,10 +76,10 @@ def test_junit_cases_failures_and_skips() -> None:
 
 def test_markdown_summary_escapes_and_limits() -> None:
     failures = [
-        node(f"model.shop.m{i}", "error", "failed", message="bad | pipe\nsecond line")
+        node_result(f"model.shop.m{i}", "failed", "error", message="bad | pipe\nsecond line")
         for i in range(25)
     ]
-    r = report(
+    r = run_report(
         PhaseResult(name="build", status="failed", counts={"ok": 0, "failed": 25}), nodes=failures
     )
     r.finish()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.engine.nodes import clean
+from dbt_runner.report.github import github_annotations
 from dbt_runner.report.model import LintFinding, LintInfo, PhaseStatus
 
 if TYPE_CHECKING:
@@ -157,15 +158,6 @@ def repository_prefix(project_path: Path) -> str:
     except ValueError:
         return ""
     return "" if relative == Path() else relative.as_posix() + "/"
-
-
-def github_annotations(info: LintInfo) -> list[str]:
-    """GitHub Actions annotations, one per finding, with paths from the repository root."""
-    return [
-        f"::warning file={info.prefix}{finding.file},line={finding.line},col={finding.column},"
-        f"title=SQLFluff {finding.rule}::{finding.message}"
-        for finding in info.findings
-    ]
 
 
 # The lint verb: the lint phase alone, for a developer's machine; findings fail it.

@@ -28,12 +28,13 @@ from dbt_runner.engine.artifacts import NODE_COMMANDS, keep_run_results
 from dbt_runner.engine.session import RETRY
 from dbt_runner.errors import ConfigError, InfraError
 from dbt_runner.jobs.base import JobKind, Prepared
-from dbt_runner.outputs.publish import RUNNING, read_last_run, run_key
+from dbt_runner.outputs.publish import RUNNING, read_last_run
 from dbt_runner.report.model import PhaseResult, RunReport, StateInfo
 from dbt_runner.state import ledger
 from dbt_runner.state.lease import current_holder
 from dbt_runner.state.store import StateError, open_state
 from dbt_runner.storage import Storage, join_key, open_storage
+from dbt_runner.storage.keys import run_key
 
 if TYPE_CHECKING:
     from dbt_runner.run.sequence import PhaseSequence

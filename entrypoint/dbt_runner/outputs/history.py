@@ -26,6 +26,7 @@ from dbt_runner.config import HistorySettings
 from dbt_runner.errors import RunnerError
 from dbt_runner.report.model import Flaky, HistoryInfo, NodeResult, Regression, RunReport
 from dbt_runner.storage import Storage, join_key
+from dbt_runner.storage.keys import history_key as history_folder
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ Row = dict[str, Any]
 
 
 def history_prefix(project: str, env: str) -> str:
-    return join_key(project, env, "history")
+    return history_folder(project, env)
 
 
 def history_key(report: RunReport) -> str:

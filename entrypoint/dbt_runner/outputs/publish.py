@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dbt_runner.report.model import Links, RunReport
 from dbt_runner.storage import Storage, join_key
+from dbt_runner.storage.keys import docs_key, last_run_key, run_key
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,6 @@ DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json"
 PAGE = "report.html"  # the run page: in the run's folder, and the latest beside the docs
 FINAL = ("report.json", PAGE)  # rewritten once notifying is timed
 RUNNING = "running"  # last_run.json's status while a run has not finished
-
-
-def run_key(project: str, env: str, run_id: str) -> str:
-    return join_key(project, env, "runs", run_id)
-
-
-def docs_key(project: str, env: str) -> str:
-    return join_key(project, env, "docs")
 
 
 def link(storage: Storage, key: str, public_url: str | None) -> str:
@@ -147,7 +140,3 @@ def read_last_run(storage: Storage, project: str, env: str) -> dict[str, str] | 
     """The last run that reached dbt: run_id, status ("running" until it finished), job."""
     data = storage.get_bytes(last_run_key(project, env))
     return json.loads(data) if data is not None else None
-
-
-def last_run_key(project: str, env: str) -> str:
-    return join_key(project, env, "last_run.json")

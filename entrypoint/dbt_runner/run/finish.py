@@ -19,7 +19,8 @@ from dbt_runner.outputs.publish import (
     publish_reports,
     run_links,
 )
-from dbt_runner.report.files import append_step_summary, write_report_files
+from dbt_runner.report.files import write_report_files
+from dbt_runner.report.github import append_step_summary
 from dbt_runner.run.stages import StageFailed
 from dbt_runner.state.promotion import end_building, promote_state
 from dbt_runner.storage import Storage, open_storage

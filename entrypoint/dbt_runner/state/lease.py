@@ -26,7 +26,8 @@ from pydantic import BaseModel, ValidationError
 
 from dbt_runner.config import Concurrency, Settings
 from dbt_runner.errors import InfraError, RunnerError
-from dbt_runner.storage import Storage, join_key, open_storage
+from dbt_runner.storage import Storage, open_storage
+from dbt_runner.storage.keys import lease_key
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,6 @@ def _parse(data: bytes) -> Holder | None:
         return None
 
 
-def lease_key(settings: Settings, project: str) -> str:
-    """One lease per project and env, and per pull request (each its own schemas)."""
-    name = f"lease-pr-{settings.pr}.json" if settings.pr else "lease.json"
-    return join_key(project, settings.env, name)
-
-
 def lease_storage(settings: Settings) -> Storage:
     """The state store when there is one (leases are about state), else the artifacts'."""
     return open_storage(settings.state_url or settings.artifacts_url, settings.aws)
@@ -156,7 +151,7 @@ def lease_storage(settings: Settings) -> Storage:
 
 def current_holder(settings: Settings, project: str) -> Holder | None:
     """The run that holds the env's lease now, if a live one does."""
-    found = lease_storage(settings).get_versioned(lease_key(settings, project))
+    found = lease_storage(settings).get_versioned(lease_key(project, settings.env, settings.pr))
     holder = _parse(found[0]) if found else None
     return holder if holder is not None and not holder.expired(_now()) else None
 
@@ -164,7 +159,7 @@ def current_holder(settings: Settings, project: str) -> Holder | None:
 def take_lease(settings: Settings, project: str, job: str) -> Lease | Holder:
     """The env's lease for this run, as DBT_RUNNER_CONCURRENCY says: the run that holds
     it instead (skip), or InfraError (fail, or waited too long)."""
-    key = lease_key(settings, project)
+    key = lease_key(project, settings.env, settings.pr)
     lease = Lease(lease_storage(settings), key, settings.run_id, job, settings.lease_ttl_s)
     deadline = time.monotonic() + settings.concurrency_wait_s
     while True:

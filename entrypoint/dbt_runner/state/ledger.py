@@ -52,6 +52,15 @@ def distrust(
     it must describe this run's very target. `unsettled`: what runs that were not
     promoted built into it since (those nodes are built again); a run that began
     building and never said what it built leaves the whole state in doubt."""
+    return (
+        _foreign(metadata, project, target)
+        or (_not_this_target(pointer, target, unsettled) if own_env else None)
+        or (_not_for_fresh(pointer, dbt_version) if job is Job.FRESH else None)
+    )
+
+
+def _foreign(metadata: dict[str, Any], project: str, target: Target | None) -> str | None:
+    """Another project's state, a manifest this dbt does not read, another adapter."""
     if metadata.get("project_name") != project:
         return f"the state is project '{metadata.get('project_name')}'s"
     if metadata.get("dbt_schema_version") != SUPPORTED_MANIFEST:
@@ -61,25 +70,35 @@ def distrust(
     built_on = metadata.get("adapter_type")
     if built_on not in (None, target.adapter):
         return f"the state was built on {built_on}, not {target.adapter}"
-    if own_env:
-        if pointer.target is None:
-            return (
-                "the state records no target (written before dbt-runner 0.2.0): it cannot "
-                "say which warehouse holds its relations"
-            )
-        if pointer.target != target:
-            changed = ", ".join(target.differences(pointer.target))
-            return f"the state was made for another target ({changed})"
-        if unsettled is not None and unsettled.building is not None:
-            return (
-                f"run {unsettled.building} began building into this target and never said "
-                "what it built (killed?)"
-            )
-    if job is Job.FRESH:
-        if pointer.dbt_version != dbt_version:
-            return f"dbt changed since it ({pointer.dbt_version} -> {dbt_version})"
-        if not pointer.sources:
-            return "it keeps no sources.json (taken by a fresh job before its build)"
+    return None
+
+
+def _not_this_target(
+    pointer: StatePointer, target: Target | None, unsettled: Unsettled | None
+) -> str | None:
+    """An env's own state must describe this very target, and nothing unsaid since."""
+    if pointer.target is None:
+        return (
+            "the state records no target (written before dbt-runner 0.2.0): it cannot "
+            "say which warehouse holds its relations"
+        )
+    if target is not None and pointer.target != target:
+        changed = ", ".join(target.differences(pointer.target))
+        return f"the state was made for another target ({changed})"
+    if unsettled is not None and unsettled.building is not None:
+        return (
+            f"run {unsettled.building} began building into this target and never said "
+            "what it built (killed?)"
+        )
+    return None
+
+
+def _not_for_fresh(pointer: StatePointer, dbt_version: str | None) -> str | None:
+    """A fresh job compares freshness taken with the same dbt, before a build."""
+    if pointer.dbt_version != dbt_version:
+        return f"dbt changed since it ({pointer.dbt_version} -> {dbt_version})"
+    if not pointer.sources:
+        return "it keeps no sources.json (taken by a fresh job before its build)"
     return None
 
 
@@ -98,20 +117,31 @@ def vanishing(target: Target | None, settings: Settings) -> str | None:
 def unbuilt(report: RunReport) -> str | None:
     """Why the report does not show that the run built everything its job selected,
     if it does not."""
+    return _not_everything(report) or _phases_incomplete(report) or _nodes_missing(report)
+
+
+def _not_everything(report: RunReport) -> str | None:
     if report.skipped:
         return "the run was skipped: another run held its env"
     if not report.builds_whole_project:
         return "the job built a selection, not the whole project"
     if not report.succeeding():
         return "the run did not succeed"
+    return None
+
+
+def _phases_incomplete(report: RunReport) -> str | None:
     ran = [phase for phase in report.phases if phase.name in NODE_PHASE_NAMES]
-    if not any(
-        phase.status == "success" and phase.name in ("build", "run", "retry") for phase in ran
-    ):
+    built = ("build", "run", "retry")
+    if not any(phase.status == "success" and phase.name in built for phase in ran):
         return "no build, run or retry phase succeeded"
     for phase in ran:
         if phase.status not in ("success", "skipped") or not phase.results_complete:
             return f"its {phase.name} phase ended {phase.status}"
+    return None
+
+
+def _nodes_missing(report: RunReport) -> str | None:
     missing = [
         n.unique_id
         for n in report.nodes

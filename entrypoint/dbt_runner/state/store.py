@@ -32,6 +32,7 @@ from dbt_runner.config import Settings
 from dbt_runner.report.model import RunReport
 from dbt_runner.state.kept import NODES, SOURCES
 from dbt_runner.storage import Storage, join_key, open_storage
+from dbt_runner.storage.keys import state_key
 from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class StateStore:
     def __init__(self, storage: Storage, project: str, env: str) -> None:
         self.storage = storage
         self.project = project
-        self.prefix = join_key(project, env, "state")
+        self.prefix = state_key(project, env)
 
     def url(self) -> str:
         return self.storage.url_for(self.prefix)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from dbt_runner.config import WRITING_PHASES, Settings
 from dbt_runner.errors import ConfigError, InfraError
-from dbt_runner.outputs.publish import run_key
 from dbt_runner.state.lease import Holder, Lease, take_lease
 from dbt_runner.state.store import open_state
-from dbt_runner.storage import Storage, join_key, open_storage
+from dbt_runner.storage import Storage, open_storage
+from dbt_runner.storage.keys import run_key
 from dbt_runner.workspace.profiles import check_profile
 from dbt_runner.workspace.project import Project
 
@@ -51,7 +51,7 @@ def check_work_dir(settings: Settings) -> None:
 
 def check_storage(storage: Storage, project: str, env: str, run_id: str) -> None:
     """A cheap write-and-delete in this run's own folder, before anything depends on it."""
-    storage.check_writable(join_key(run_key(project, env, run_id), MARKER))
+    storage.check_writable(run_key(project, env, run_id, MARKER))
 
 
 def run_preflight(settings: Settings, project: Project, may_promote: bool) -> None:

@@ -175,46 +175,58 @@ def render_output(
             fields[name.rstrip("_")] = value
     if wh.password is not None:
         fields["password"] = wh.password.get_secret_value()
-
-    adapter = wh.type
-    threads = settings.threads or DEFAULT_THREADS
+    output: dict[str, Any] = {"type": wh.type.value, "threads": settings.threads or DEFAULT_THREADS}
     env: dict[str, str] = {}
-    output: dict[str, Any] = {"type": adapter.value, "threads": threads}
-
-    if adapter is Adapter.DUCKDB:
-        path = fields.get("path") or settings.work_dir / f"{project.name}-{settings.env}.duckdb"
-        output["path"] = str(Path(path).expanduser().resolve())
-        if fields.get("schema") or settings.pr:
-            output["schema"] = _target_schema(settings, fields.get("schema") or "main")
-    elif adapter in (Adapter.POSTGRES, Adapter.REDSHIFT):
-        output.update(
-            host=_required(fields.get("host"), "HOST", adapter, "the server's host name"),
-            port=int(fields.get("port") or DEFAULT_PORTS[adapter]),
-            user=_required(fields.get("user"), "USER", adapter, "the database user"),
-            dbname=_required(fields.get("database"), "DATABASE", adapter, "the database name"),
-            schema=_target_schema(settings, fields.get("schema") or "public"),
-            password="{{ env_var('" + PASSWORD_ENV + "', '') }}",
-        )
+    if wh.type is Adapter.DUCKDB:
+        output |= _duckdb_output(settings, project, fields)
+    elif wh.type in (Adapter.POSTGRES, Adapter.REDSHIFT):
+        output |= _server_output(settings, wh.type, fields)
         env[PASSWORD_ENV] = str(fields.get("password") or "")
-        if wh.sslmode:
-            output["sslmode"] = wh.sslmode
-    elif adapter is Adapter.BIGQUERY:
-        output.update(
-            project=_required(fields.get("project"), "PROJECT", adapter, "the GCP project id"),
-            dataset=_target_schema(
-                settings, _required(fields.get("schema"), "SCHEMA", adapter, "the BigQuery dataset")
-            ),
-        )
-        keyfile = fields.get("keyfile")
-        if keyfile:
-            output.update(method="service-account", keyfile=str(keyfile))
-        else:
-            # Application default credentials: GKE workload identity, gcloud, metadata server.
-            output["method"] = wh.method or "oauth"
-        if wh.location:
-            output["location"] = wh.location
+    elif wh.type is Adapter.BIGQUERY:
+        output |= _bigquery_output(settings, fields)
     output.update(wh.extra)
     return output, env
+
+
+def _duckdb_output(settings: Settings, project: Project, fields: dict[str, Any]) -> dict[str, Any]:
+    path = fields.get("path") or settings.work_dir / f"{project.name}-{settings.env}.duckdb"
+    output: dict[str, Any] = {"path": str(Path(path).expanduser().resolve())}
+    if fields.get("schema") or settings.pr:
+        output["schema"] = _target_schema(settings, fields.get("schema") or "main")
+    return output
+
+
+def _server_output(settings: Settings, adapter: Adapter, fields: dict[str, Any]) -> dict[str, Any]:
+    """postgres and redshift: the password a reference to the secret variable."""
+    output = {
+        "host": _required(fields.get("host"), "HOST", adapter, "the server's host name"),
+        "port": int(fields.get("port") or DEFAULT_PORTS[adapter]),
+        "user": _required(fields.get("user"), "USER", adapter, "the database user"),
+        "dbname": _required(fields.get("database"), "DATABASE", adapter, "the database name"),
+        "schema": _target_schema(settings, fields.get("schema") or "public"),
+        "password": "{{ env_var('" + PASSWORD_ENV + "', '') }}",
+    }
+    if settings.warehouse.sslmode:
+        output["sslmode"] = settings.warehouse.sslmode
+    return output
+
+
+def _bigquery_output(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
+    adapter, wh = Adapter.BIGQUERY, settings.warehouse
+    dataset = _required(fields.get("schema"), "SCHEMA", adapter, "the BigQuery dataset")
+    output: dict[str, Any] = {
+        "project": _required(fields.get("project"), "PROJECT", adapter, "the GCP project id"),
+        "dataset": _target_schema(settings, dataset),
+    }
+    keyfile = fields.get("keyfile")
+    if keyfile:
+        output.update(method="service-account", keyfile=str(keyfile))
+    else:
+        # Application default credentials: GKE workload identity, gcloud, metadata server.
+        output["method"] = wh.method or "oauth"
+    if wh.location:
+        output["location"] = wh.location
+    return output
 
 
 def exported_env(fetched: dict[str, Any]) -> dict[str, str]:

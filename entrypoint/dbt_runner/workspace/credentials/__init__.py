@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from dbt_runner import aws
-from dbt_runner.aws import AwsSettings
 from dbt_runner.config import Settings
 from dbt_runner.workspace.credentials import glue, redshift_iam, secrets_manager, ssm
 
@@ -79,41 +78,58 @@ def _write_keyfile(key: dict[str, Any], folder: Path) -> Path:
 
 
 def fetch(settings: Settings, secrets_dir: Path) -> Credentials:
-    """Fetch every configured source; raise InfraError naming what failed."""
-    config = settings.credentials
+    """Fetch every configured source, in order, a later one overriding an earlier; raise
+    InfraError naming what failed."""
     result = Credentials(secrets_dir=secrets_dir)
-    if not config.configured:
+    if not settings.credentials.configured:
         return result
-    aws_settings: AwsSettings = settings.aws
-    known = {
-        "database": settings.warehouse.database,
-        "host": settings.warehouse.host,
-    }
-    if config.glue_connection:
+    _from_glue(settings, result)
+    _from_secrets_manager(settings, result, secrets_dir)
+    _from_ssm(settings, result)
+    _from_redshift_iam(settings, result)
+    return result
+
+
+def _from_glue(settings: Settings, result: Credentials) -> None:
+    name, aws_settings = settings.credentials.glue_connection, settings.aws
+    if name:
         fields = glue.connection_fields(
-            config.glue_connection,
+            name,
             aws.client("glue", aws_settings),
             lambda: aws.client("secretsmanager", aws_settings),
         )
-        result.merge(normalise(fields), f"Glue connection '{config.glue_connection}'")
-    if config.secret_id:
-        raw = secrets_manager.secret_json(
-            config.secret_id, aws.client("secretsmanager", aws_settings)
-        )
-        if secrets_manager.is_service_account_key(raw):
-            path = _write_keyfile(raw, secrets_dir)
-            result.merge({"keyfile": str(path)}, f"Secrets Manager secret '{config.secret_id}'")
-            if raw.get("project_id"):
-                result.fields.setdefault("project", raw["project_id"])
-        else:
-            result.merge(normalise(raw), f"Secrets Manager secret '{config.secret_id}'")
+        result.merge(normalise(fields), f"Glue connection '{name}'")
+
+
+def _from_secrets_manager(settings: Settings, result: Credentials, secrets_dir: Path) -> None:
+    secret_id = settings.credentials.secret_id
+    if not secret_id:
+        return
+    raw = secrets_manager.secret_json(secret_id, aws.client("secretsmanager", settings.aws))
+    if not secrets_manager.is_service_account_key(raw):
+        result.merge(normalise(raw), f"Secrets Manager secret '{secret_id}'")
+        return
+    path = _write_keyfile(raw, secrets_dir)
+    result.merge({"keyfile": str(path)}, f"Secrets Manager secret '{secret_id}'")
+    if raw.get("project_id"):
+        result.fields.setdefault("project", raw["project_id"])
+
+
+def _from_ssm(settings: Settings, result: Credentials) -> None:
+    config = settings.credentials
     if config.ssm_path or config.ssm_parameters:
-        client = aws.client("ssm", aws_settings)
+        client = aws.client("ssm", settings.aws)
         raw = ssm.parameter_fields(config.ssm_path, config.ssm_parameters, client)
         where = f"SSM path '{config.ssm_path}'" if config.ssm_path else "SSM parameters"
         result.merge(normalise(raw), where)
-    database = known["database"] or result.fields.get("database")
-    host = known["host"] or result.fields.get("host")
+
+
+def _from_redshift_iam(settings: Settings, result: Credentials) -> None:
+    """Temporary credentials for the database (and its endpoint, when no other source
+    gave a host): a provisioned cluster, or a Serverless workgroup."""
+    config, aws_settings = settings.credentials, settings.aws
+    database = settings.warehouse.database or result.fields.get("database")
+    need_endpoint = (settings.warehouse.host or result.fields.get("host")) is None
     if config.redshift_cluster_id:
         fields = redshift_iam.cluster_fields(
             aws.client("redshift", aws_settings),
@@ -122,7 +138,7 @@ def fetch(settings: Settings, secrets_dir: Path) -> Credentials:
             database=database,
             duration_s=config.redshift_duration_s,
             auto_create=config.redshift_auto_create,
-            need_endpoint=host is None,
+            need_endpoint=need_endpoint,
         )
         result.merge(fields, f"Redshift IAM (cluster '{config.redshift_cluster_id}')")
     if config.redshift_workgroup:
@@ -131,7 +147,6 @@ def fetch(settings: Settings, secrets_dir: Path) -> Credentials:
             workgroup=config.redshift_workgroup,
             database=database,
             duration_s=config.redshift_duration_s,
-            need_endpoint=host is None,
+            need_endpoint=need_endpoint,
         )
         result.merge(fields, f"Redshift Serverless IAM (workgroup '{config.redshift_workgroup}')")
-    return result
