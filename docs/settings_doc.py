@@ -1,9 +1,9 @@
-"""The README's settings tables, generated from the settings model (`make docs`).
+"""docs/settings.md's tables, generated from the settings model (`make docs`).
 
-Each setting's description lives on its field in entrypoint/settings.py; this renders
-one Markdown table per group between the README's `settings:start` / `settings:end`
-markers, so the README can never disagree with the code. `--check` fails when the
-README is stale (CI runs it through the tests).
+Each setting's description lives on its field (entrypoint/dbt_runner/config/); this
+renders one Markdown table per group between the page's `settings:start` /
+`settings:end` markers, so the documentation can never disagree with the code.
+`--check` fails when the page is stale (CI runs it through the tests).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic_core import PydanticUndefined
 
 from dbt_runner.config import ENV_PREFIX, NESTED_DELIMITER, Settings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parent / "settings.md"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 GROUPS = {
     "": "General",
@@ -68,7 +68,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
 
 
 def render() -> str:
-    """Every settings table, one per group, as the README shows them."""
+    """Every settings table, one per group, as docs/settings.md shows them."""
     lines: list[str] = []
     for group, title in GROUPS.items():
         model: Any = Settings.model_fields[group].annotation if group else Settings
@@ -86,14 +86,14 @@ def updated(readme: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text()
+    text = PAGE.read_text()
     new = updated(text)
     if "--check" in argv:
         if new != text:
-            print("README.md's settings tables are stale: run `make docs`", file=sys.stderr)
+            print("docs/settings.md's tables are stale: run `make docs`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(new)
+    PAGE.write_text(new)
     return 0
 
 

@@ -7,7 +7,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """The documented exit codes (README, "Exit codes")."""
+    """The documented exit codes (docs/faults.md, "Exit codes")."""
 
     SUCCESS = 0
     DBT_FAILURES = 1  # dbt ran and reported failed nodes

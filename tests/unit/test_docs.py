@@ -1,14 +1,15 @@
-"""The README agrees with the code: generated settings tables, tables that render,
-and every setting the code names in a message exists."""
+"""The documentation agrees with the code: generated settings tables, tables that
+render, links that resolve, and every setting the code names in a message exists."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from markdown_it import MarkdownIt
 
 from dbt_runner.config import Settings, known_env_names
-from docs.settings_doc import README, main, render, updated
+from docs.settings_doc import PAGE, main, render, updated
 from tests.support import ROOT
 
 
@@ -22,7 +23,7 @@ def test_settings_tables_are_generated_from_the_model() -> None:
     shown = set(re.findall(r"^\| `(DBT_RUNNER_[A-Z0-9_]+)`", render(), re.MULTILINE))
     assert shown == known_env_names() - groups  # every setting has its row, and only those
     # And the check can fail: a stale README is caught.
-    stale = README.read_text().replace("| `DBT_RUNNER_ENV` |", "| `DBT_RUNNER_ENVIRONMENT` |")
+    stale = PAGE.read_text().replace("| `DBT_RUNNER_ENV` |", "| `DBT_RUNNER_ENVIRONMENT` |")
     assert updated(stale) != stale
 
 
@@ -36,17 +37,49 @@ def table_lines(markdown: str) -> set[int]:
     return lines
 
 
-def test_every_readme_table_renders_as_a_table() -> None:
-    text = README.read_text()
-    in_tables = table_lines(text)
-    in_code = False
-    for number, line in enumerate(text.splitlines()):
-        in_code = in_code != line.startswith("```")
-        if line.startswith("|") and not in_code:
-            assert number in in_tables, f"README.md line {number + 1} is not in a table: {line}"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_table_renders_as_a_table() -> None:
+    assert len(PAGES) >= 10  # the README and the docs pages
+    for page in PAGES:
+        text = page.read_text()
+        in_tables = table_lines(text)
+        in_code = False
+        for number, line in enumerate(text.splitlines()):
+            in_code = in_code != line.startswith("```")
+            if line.startswith("|") and not in_code:
+                assert number in in_tables, (
+                    f"{page.name} line {number + 1} is not in a table: {line}"
+                )
     # The check can fail: a blank line inside a table leaves its rest as text.
     broken = "| a | b |\n|---|---|\n| 1 | 2 |\n\n| 3 | 4 |\n"
     assert 4 not in table_lines(broken)
+
+
+def broken_links(page: Path) -> list[str]:
+    """Relative links in a Markdown page that lead nowhere."""
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
+    local = [link for link in links if "://" not in link and not link.startswith("mailto:")]
+    return [link for link in local if not (page.parent / link).exists()]
+
+
+def test_every_link_between_the_pages_resolves(tmp_path: Path) -> None:
+    for page in PAGES:
+        assert broken_links(page) == [], page.name
+    # The check can fail: a page that links to one that is not there.
+    lost = tmp_path / "lost.md"
+    lost.write_text("see [the jobs](jobs.md) and [the web](https://example.com)")
+    assert broken_links(lost) == ["jobs.md"]
+
+
+def test_the_readme_is_the_front_door() -> None:
+    """Short: what it is, the quick start, the common settings, the links."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    assert "make test" in readme and "make run" in readme
+    linked = set(re.findall(r"\(docs/([a-z-]+\.md)\)", readme))
+    assert linked == {page.name for page in PAGES[1:]}  # every page, from the front door
 
 
 def test_settings_named_in_messages_exist() -> None:

@@ -32,7 +32,7 @@ with DAG(
     max_active_runs=1,
     default_args={"retries": 0, "execution_timeout": timedelta(hours=3)},
     params={
-        # fresh: only what has new data or changed code (README, Source-aware builds);
+        # fresh: only what has new data or changed code (docs/jobs.md, Source-aware builds);
         # trigger it hourly between the daily full builds, e.g. with a second schedule.
         "job": Param("full", enum=["full", "slim", "fresh"]),
         "select": Param("", type="string", description="dbt selection; empty: everything"),

@@ -29,7 +29,7 @@ def setting(
     **options: Any,
 ) -> Any:
     """A documented field: `flag` (and `short`) make it a CLI flag too; `shown` is the
-    default as the README states it, for defaults computed at run time."""
+    default as docs/settings.md states it, for defaults computed at run time."""
     extra: dict[str, Any] = {"flag": flag, "short": short, "shown": shown}
     if "default_factory" not in options:
         options["default"] = default

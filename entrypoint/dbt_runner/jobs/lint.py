@@ -6,7 +6,7 @@ runner always lints with the dbt templater (on the run's manifest: SQLFluff's ji
 templater would not know the project's macros), points it at the run's project folder,
 profile and target, and sets the dialect of the profile's adapter when the config names
 none. Files the project's `.sqlfluffignore` leaves out are not linted, nor reported.
-Without one, DEFAULT_CONFIG applies (README, "SQL lint"). A slim job lints only the
+Without one, DEFAULT_CONFIG applies (docs/jobs.md, "SQL lint"). A slim job lints only the
 files of the nodes it changed; a full job every model and snapshot of the project.
 """
 

@@ -74,7 +74,7 @@ def check_nodes(manifest: Any, selected: set[str], namespace: Namespace) -> list
                 f"{unique_id} would write to schema '{node.schema}', outside pull request "
                 f"{namespace.pr}'s schemas ('{namespace.root}' and '{namespace.root}_*'): the "
                 "project's generate_schema_name must build on target.schema for pull requests "
-                "(see README, Pull-request environments); nothing was built"
+                "(see docs/pull-requests.md); nothing was built"
             )
         schemas.add(node.schema)
     return sorted(schemas)

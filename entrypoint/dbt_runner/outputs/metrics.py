@@ -3,7 +3,7 @@
 With DBT_RUNNER_METRICS=emf (the default when DBT_RUNNER_LOG_FORMAT=json) the run ends
 with one EMF document: the awslogs driver (ECS) or Fluent Bit (EKS) ships stdout to
 CloudWatch Logs, which extracts the metrics with no agent and no PutMetricData, so
-an alarm is a stack parameter, never an image (README, "Metrics and alarms"). The
+an alarm is a stack parameter, never an image (docs/metrics-and-lineage.md). The
 documents are written by AWS's own `aws-embedded-metrics` library.
 """
 
@@ -20,7 +20,7 @@ RUN_METRICS = (
     # name, unit, what it counts
     ("RunDuration", "Seconds", "the whole run, publishing and notifying included"),
     ("RunSucceeded", "Count", "1 when the run exited 0, else 0"),
-    ("ExitCode", "None", "the run's exit code (README, Exit codes)"),
+    ("ExitCode", "None", "the run's exit code (docs/faults.md)"),
     ("NodesSucceeded", "Count", "nodes that succeeded or passed"),
     ("NodesFailed", "Count", "tests that failed"),
     ("NodesErrored", "Count", "nodes that errored"),
