@@ -73,6 +73,8 @@ class JobKind:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.found = Findings()
+        if type(self) is JobKind:  # full or custom: the settings say which
+            self.name = settings.job.value
 
     def before_lease(self, project: str) -> None:
         return None

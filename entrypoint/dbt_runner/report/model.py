@@ -134,7 +134,8 @@ class RunReport(BaseModel):
 
     def finish(self, stopped_by: int | None = None) -> None:
         """Stamp the end (once, after every step that can add an error, before the last
-        write). `stopped_by`: the exit code of a signal or the timeout that stopped it."""
+        write). `stopped_by`: the exit code of a signal or the timeout that stopped it
+        (the run sets it as soon as it knows, so every rendering says it)."""
         self.stopped_by = stopped_by if stopped_by is not None else self.stopped_by
         self.finished_at = now()
 

@@ -44,6 +44,8 @@ class Finish:
         stop = self.run.guard.stopped()
         if stop is not None:  # one line and one error saying why, where it happened
             self.stages.fail(self.stages.current, stop)
+            # Before anything renders the report: every file and message says the stop.
+            self.report.stopped_by = self.run.guard.exit_code
         self.state()
         self.publish()
         self.history()
@@ -53,7 +55,7 @@ class Finish:
         self.notify()
         with self.stages.step("metrics"):
             metrics.emit_for(self.settings, self.report)
-        self.report.finish(self.run.guard.exit_code)
+        self.report.finish()
         self.final(paths)
 
     def state(self) -> None:

@@ -124,7 +124,7 @@ def send_all(
         except NotifyError as exc:
             problems.append(f"{delivery.channel} ({url}): {exc}")
             sent.append(Notification(channel=delivery.channel, url=url, ok=False, error=str(exc)))
-    return sent, [f"notification failed: {problem}" for problem in problems]
+    return sent, [f"notification failed, exit code unchanged: {problem}" for problem in problems]
 
 
 def _trigger(
