@@ -28,10 +28,23 @@ SEEDS = 5
 ROWS = 1_000_000
 
 
+# The rows of a staging table, per warehouse.
+ROW_SOURCE = {
+    "duckdb": "range({rows}) as t(r)",
+    "postgres": "generate_series(0, {rows} - 1) as t(r)",
+}
+
+
 def generate(
-    dest: Path, models: int = 500, seed: int = 42, rows: int = ROWS, sources: int = SEEDS
+    dest: Path,
+    models: int = 500,
+    seed: int = 42,
+    rows: int = ROWS,
+    sources: int = SEEDS,
+    dialect: str = "duckdb",
 ) -> Path:
-    """Write the project into `dest` (replaced) and return it."""
+    """Write the project into `dest` (replaced) and return it; `dialect`: the warehouse
+    its staging SQL is written for."""
     rng = random.Random(seed)
     shutil.rmtree(dest, ignore_errors=True)
     for folder in ("seeds", "models/staging", "models/layers", "local_packages/bench_utils/macros"):
@@ -84,7 +97,7 @@ def generate(
             f"-- depends_on: {{{{ source('raw', 'seed_{i}') }}}}\n"
             f"select r as id, (r * 7919 + {i}) % 1000 as value,\n"
             f"  chr(cast(97 + r % 5 as integer)) as category\n"
-            f"from range({rows}) as t(r)\n"
+            f"from {ROW_SOURCE[dialect].format(rows=rows)}\n"
         )
         groups.append([name])
     tested = []

@@ -25,6 +25,8 @@ GROUPS = {
     "warehouse": "Warehouse (a rendered profile)",
     "slim": "Slim jobs",
     "fresh": "Fresh jobs",
+    "pr_impact": "Pull requests: impact on the data",
+    "github": "Pull requests: the GitHub comment",
     "credentials": "Credentials",
     "notify": "Notifications",
     "lineage": "Lineage (OpenLineage)",

@@ -87,33 +87,63 @@ def test_workflows_do_what_the_runbook_says() -> None:
     release_runs = [step.get("run", "") for step in steps_of(release)]
     assert release_runs.index("make image") < release_runs.index("make sanity")
     assert any("make release" in run for run in release_runs)
-    slim_run = next(step["run"] for step in steps_of(slim) if "docker run" in step.get("run", ""))
-    for expected in (
-        "DBT_RUNNER_JOB=slim",
-        "DBT_RUNNER_STATE_URL=",
-        "GITHUB_STEP_SUMMARY",
-        "--user",
-    ):
-        assert expected in slim_run
+    # The dbt steps run this repository's action; what they set is what the runbook says.
+    slim_step = action_step(slim)
+    assert slim_step["with"]["job"] == "slim" and slim_step["with"]["state-url"].startswith("s3://")
+    assert slim_step["with"]["pr"] == "${{ github.event.pull_request.number }}"
+    assert slim["permissions"]["pull-requests"] == "write"  # the impact comment
     # Each pull request in its own namespace, its older run cancelled, its SQL linted.
     job_env = slim["jobs"]["slim"]["env"]
-    assert job_env["DBT_RUNNER_PR"] == "${{ github.event.pull_request.number }}"
     assert "pull_request.number" in slim["concurrency"]["group"]
-    assert "lint" in job_env["DBT_RUNNER_PHASES"] and "-e DBT_RUNNER_PR" in slim_run
+    assert "lint" in job_env["DBT_RUNNER_PHASES"]
     sarif = [s for s in steps_of(slim) if "upload-sarif" in s.get("uses", "")]
-    assert sarif and sarif[0]["with"]["sarif_file"] == "out/lint.sarif"
+    assert sarif and sarif[0]["with"]["sarif_file"] == "${{ runner.temp }}/dbt-runner/lint.sarif"
     cleanup = workflow("dbt-pr-cleanup.yml")
     assert cleanup[True]["pull_request"]["types"] == ["closed"]
-    cleanup_run = next(s["run"] for s in steps_of(cleanup) if "docker run" in s.get("run", ""))
-    assert cleanup_run.rstrip().endswith('"$IMAGE" cleanup') and "-e DBT_RUNNER_PR" in cleanup_run
+    cleanup_step = action_step(cleanup)
+    assert cleanup_step["with"]["command"] == "cleanup" and "number" in cleanup_step["with"]["pr"]
     junit = [
         s for s in steps_of(slim) if s.get("uses", "").startswith("mikepenz/action-junit-report")
     ]
     assert (
         junit
-        and junit[0]["with"]["report_paths"] == "out/junit.xml"
+        and junit[0]["with"]["report_paths"] == "${{ runner.temp }}/dbt-runner/junit.xml"
         and junit[0]["if"] == "always()"
     )
+
+
+ACTION = ROOT / "action.yml"
+
+
+def action_step(data: dict[Any, Any]) -> dict[str, Any]:
+    [step] = [s for s in steps_of(data) if s.get("uses", "").startswith("dbt-runner/dbt-runner@")]
+    return step
+
+
+def test_the_action_is_valid_and_its_inputs_all_reach_the_runner(tmp_path: Path) -> None:
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert checker, "check-jsonschema is a dev dependency: make venv"
+    schema = ["--builtin-schema", "vendor.github-actions"]
+    result = subprocess.run(
+        [checker, *schema, str(ACTION)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "action.yml"
+    broken.write_text(ACTION.read_text().replace("using: composite", "using: composit"))
+    refused = subprocess.run([checker, *schema, str(broken)], capture_output=True, check=False)
+    assert refused.returncode != 0
+    action = yaml.safe_load(ACTION.read_text())
+    [step] = action["runs"]["steps"]
+    script = (ROOT / "docker" / "action" / "run.sh").read_text()
+    for name in action["inputs"]:
+        variable = "INPUT_" + name.upper().replace("-", "_")
+        assert step["env"][variable] == "${{ inputs." + name + " }}"
+        assert "${" + variable in script, f"run.sh never reads {variable}"
+    # Every example workflow gives the action only inputs it has, and the one it needs.
+    for path in sorted((DEPLOY / "github-actions").glob("dbt-*.yml")):
+        used = action_step(workflow(path.name))["with"]
+        assert set(used) <= set(action["inputs"]), path.name
+        assert "image" in used, path.name
 
 
 def ecs_shape() -> Any:

@@ -107,7 +107,6 @@ def test_version_prints_version_and_dbt(image: str) -> None:
     assert re.fullmatch(r"dbt-core 1\.11\.\d+", lines[1])
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_help_lists_every_verb(image: str) -> None:
     """`docker run IMAGE --help` replaces the CMD (run): the top-level help, not run's."""
     for asked in (["--help"], ["help"]):
@@ -117,6 +116,7 @@ def test_help_lists_every_verb(image: str) -> None:
         assert all(f"\n  {verb} " in result.stdout for verb in ("run", "retry", "plan", "dbt"))
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_variant_imports_exactly_its_adapters(variant: str) -> None:
     probe = (
         "import importlib.util, json;"

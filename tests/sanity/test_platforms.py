@@ -137,7 +137,7 @@ def test_an_entrypoint_change_rebuilds_only_the_thin_layer(tmp_path: Path) -> No
     base = before["Config"]["Labels"]["io.dbt-runner.base"]
     base_id = docker("image", "inspect", "--format", "{{.Id}}", base).stdout.strip()
     source = tracked_copy(tmp_path / "src")
-    cli = source / "entrypoint" / "cli.py"
+    cli = source / "entrypoint" / "dbt_runner" / "cli" / "__init__.py"
     cli.write_text(cli.read_text() + "\n# a one-line change\n")
     tag = f"thinlayer:{VERSION}-{variant}"
     env = {**os.environ, "IMAGE": "thinlayer", "BASE_REPO": base.split(":")[0]}

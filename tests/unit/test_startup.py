@@ -1,4 +1,4 @@
-"""dbt's import with the collector paused, then frozen (entrypoint/startup.py)."""
+"""dbt's import with the collector paused, then frozen (entrypoint/dbt_runner/engine/startup.py)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ FOLDERS = {
     "engine",
     "jobs",
     "state",
+    "impact",
     "run",
     "report",
     "outputs",

@@ -38,6 +38,7 @@ from dbt_runner.config.kinds import (
     Phase,
     ProfileSource,
 )
+from dbt_runner.config.review import GitHubSettings, ImpactSettings, impact_switch
 from dbt_runner.config.values import ENV_PREFIX, NESTED_DELIMITER, PhaseList, new_run_id, setting
 from dbt_runner.storage import local_folder
 
@@ -218,6 +219,8 @@ class Settings(JobSettings):
         "the schema of a pull request's relations: `{schema}` is the target's, `{pr}` the "
         "pull request; dbt's default generate_schema_name puts custom schemas under it",
     )
+    pr_impact: Annotated[ImpactSettings, NoDecode] = Field(default_factory=ImpactSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
     slim: SlimSettings = Field(default_factory=SlimSettings)
     fresh: FreshSettings = Field(default_factory=FreshSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
@@ -230,6 +233,7 @@ class Settings(JobSettings):
     _run_id = field_validator("run_id")(checks.run_id)
     _pr = field_validator("pr")(checks.pull_request)
     _pr_schema = field_validator("pr_schema")(checks.pr_schema)
+    _pr_impact = field_validator("pr_impact", mode="before")(impact_switch)
     _urls = field_validator("artifacts_url", "state_url")(checks.storage_url)
     _public = field_validator("artifacts_public_url")(checks.public_url)
     _absolute = field_validator("work_dir", "report_dir")(checks.absolute)

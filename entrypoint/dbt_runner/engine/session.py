@@ -49,6 +49,11 @@ class Interrupted(KeyboardInterrupt):
     so every stage lets it through to the run's guard)."""
 
 
+class TimeLimitReached(KeyboardInterrupt):
+    """A command was stopped by a time limit of its own (`DbtSession.interrupt`): dbt
+    cancels its queries as for a stop, and the run goes on."""
+
+
 @dataclass
 class Clock:
     started_at: datetime = field(default_factory=now)
@@ -77,8 +82,17 @@ def exception_message(exc: BaseException) -> str:
 class DbtSession:
     """dbt for one run: commands on the shared manifest, each one's nodes as they finish."""
 
-    def __init__(self, invocation: DbtInvocation, target_path: Path, adapter: str | None) -> None:
+    def __init__(
+        self,
+        invocation: DbtInvocation,
+        target_path: Path,
+        adapter: str | None,
+        interrupt: Callable[[], None] | None = None,
+    ) -> None:
         self.invocation = invocation
+        # Stops the command in flight with TimeLimitReached, from any thread (the run's
+        # guard); None where nothing may be stopped that way.
+        self.interrupt = interrupt
         self.target_path = target_path
         self.adapter = adapter
         self.manifest: Manifest | None = None
@@ -144,6 +158,26 @@ class DbtSession:
         # debug, deps, docs: no node results, so dbt could not do what was asked.
         message = self.recorder.first_error() or f"dbt {name} did not succeed"
         return Outcome("error", args, clock, message, nodes)
+
+    def render_inline(self, template: str, listener: Callable[[Any], None]) -> Any:
+        """Compile a Jinja template as an inline node on the shared manifest: its
+        run_query calls run in the warehouse, `listener` gets dbt's events (what the
+        template logs among them); dbt prints nothing and writes no artifact. dbt's
+        result, its exception a TimeLimitReached or Interrupted when stopped."""
+        from dbt.cli.main import dbtRunner
+
+        args = ["compile", "--inline", template, NO_WRITE, "--log-level", "none", *self.common()]
+        try:
+            return dbtRunner(manifest=self.manifest, callbacks=[listener]).invoke(args)
+        finally:
+            self._forget_inline_nodes()
+
+    def _forget_inline_nodes(self) -> None:
+        """An inline node stays in the manifest dbt was given; the next would clash."""
+        if self.manifest is None:
+            return
+        for unique_id in [uid for uid in self.manifest.nodes if uid.startswith("sql_operation.")]:
+            del self.manifest.nodes[unique_id]
 
     def _write_results(self, name: str, outcome: Any) -> None:
         """What dbt would have written, without its manifest.json; a `dbt retry` of

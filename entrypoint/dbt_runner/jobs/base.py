@@ -12,6 +12,7 @@ from dbt_runner.state.lookup import fetch_state, look_up_state
 
 if TYPE_CHECKING:
     from dbt_runner.engine.session import DbtSession
+    from dbt_runner.report.impact import ImpactInfo
     from dbt_runner.report.model import FreshInfo, NodeResult, StateInfo
     from dbt_runner.run.sequence import PhaseSequence
     from dbt_runner.state.store import Baseline
@@ -48,6 +49,7 @@ class Findings:
 
     fresh: FreshInfo | None = None
     pr_schemas: list[str] | None = None  # the schemas a pull request's run writes to
+    impact: ImpactInfo | None = None  # what a pull request's run does to the data
     errors: list[tuple[str, str]] = field(default_factory=list)  # (stage, config error)
 
 

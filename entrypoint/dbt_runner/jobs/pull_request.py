@@ -4,14 +4,25 @@ runs; a pull request's run never becomes the state."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from dbt_runner.config import BUILDING_PHASES
+from dbt_runner.engine.session import Clock
 from dbt_runner.errors import ConfigError
+from dbt_runner.impact.step import built_models, measure_impact
 from dbt_runner.jobs.base import Context, Findings, JobKind
+from dbt_runner.report.impact import ImpactInfo
+from dbt_runner.report.parts import PhaseStatus
 from dbt_runner.workspace.namespace import Namespace
 
 if TYPE_CHECKING:
+    from dbt_runner.run.sequence import PhaseSequence
     from dbt_runner.state.store import Baseline
+
+log = logging.getLogger(__name__)
+
+IMPACT = "impact"
 
 # Nodes whose build creates a relation.
 BUILT_TYPES = {"model", "seed", "snapshot"}
@@ -27,6 +38,36 @@ class PullRequest(JobKind):
 
     def node_selection(self, baseline: Baseline | None) -> list[str]:
         return self.inner.node_selection(baseline)
+
+    def execute(self, sequence: PhaseSequence) -> None:
+        """The job's phases, then what they did to the data against production."""
+        self.inner.execute(sequence)
+        builds = BUILDING_PHASES & set(self.settings.job_phases)
+        if self.settings.pr_impact.enabled and builds:
+            self.found.impact = self._impact(sequence)
+
+    def _impact(self, sequence: PhaseSequence) -> ImpactInfo | None:
+        """The impact step, a phase of the report: advisory unless its gate fails."""
+        recorder, baseline = sequence.recorder, sequence.baseline
+        built = built_models(recorder.nodes, sequence.session)
+        why = _no_impact(baseline, built)
+        if why is not None or baseline is None:
+            recorder.skipped(IMPACT, f"skipped: {why}")
+            return None
+        clock = Clock()
+        try:
+            info = measure_impact(sequence.session, self.settings.pr_impact, built, baseline.dir)
+        except KeyboardInterrupt:
+            recorder.record(IMPACT, "interrupted", clock, advisory=True)
+            raise
+        except Exception as exc:  # the impact never fails the run but by its gate
+            log.debug("impact failed", exc_info=True)
+            recorder.record(IMPACT, "error", clock, message=f"{exc}", advisory=True)
+            return None
+        status: PhaseStatus = "failed" if info.gate else "success"
+        message = info.gate or info.headline()
+        recorder.record(IMPACT, status, clock, message=message, advisory=info.gate is None)
+        return info
 
     def before_nodes(self, context: Context, selected: set[str]) -> str | None:
         """Every node the job's node phases select writes inside the namespace, or the
@@ -46,6 +87,7 @@ class PullRequest(JobKind):
     def findings(self, context: Context) -> Findings:
         found = self.inner.findings(context)
         found.pr_schemas = self.found.pr_schemas
+        found.impact = self.found.impact
         return found
 
     def selects_whole_project(self) -> bool:
@@ -59,6 +101,14 @@ class PullRequest(JobKind):
         if reason == "the job has no build or run phase":
             return reason
         return "a pull-request run: its relations live in the pull request's schemas"
+
+
+def _no_impact(baseline: Baseline | None, built: list[str]) -> str | None:
+    if baseline is None:
+        return "no production state to compare with"
+    if not built:
+        return "the run built no model"
+    return None
 
 
 def check_nodes(manifest: Any, selected: set[str], namespace: Namespace) -> list[str]:

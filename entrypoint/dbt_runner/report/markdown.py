@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbt_runner.report.impact import ImpactInfo, ModelImpact
 from dbt_runner.report.model import (
     STATUS_ICONS,
     FreshInfo,
@@ -100,6 +101,33 @@ def _md_history(history: HistoryInfo) -> list[str]:
     return _md_section("Slower than usual", slower) + _md_section("Flaky tests", flaky)
 
 
+def md_impact(impact: ImpactInfo) -> list[str]:
+    """What the pull request does to the data: a row per model with a difference (or
+    not compared), then the models without one."""
+    shown = impact.changed()
+    title = (
+        f"### Impact on the data: {impact.count('compared')} model(s) compared with "
+        f"production, {len([m for m in shown if m.status == 'compared'])} changed"
+    )
+    lines = [title, ""]
+    if shown:
+        lines += ["| Model | Columns | Rows (production → PR) | Rows by key |", "|---|---|---|---|"]
+        lines += [_md_impact_row(model) for model in shown]
+        lines.append("")
+    same = [f"`{m.name}`" for m in impact.models if m not in shown]
+    lines += [f"No difference: {', '.join(same)}", ""] if same else []
+    lines += [f"**Gate:** {_md_cell(impact.gate)}", ""] if impact.gate else []
+    return lines
+
+
+def _md_impact_row(model: ModelImpact) -> str:
+    name = f"`{model.name}`" + (" (edited)" if model.modified else "")
+    if model.status != "compared":
+        return f"| {name} | {_md_cell(model.summary())} | | |"
+    columns, rows, by_key = model.columns_text(), model.rows_text(), model.by_key_text()
+    return f"| {name} | {_md_cell(columns) or '—'} | {rows} | {_md_cell(by_key)} |"
+
+
 def _md_link(label: str, url: str) -> str:
     return f"- [{label}]({url})" if url.startswith(("https://", "http://")) else f"- {label}: {url}"
 
@@ -130,6 +158,7 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     lines += _md_section("Errors", errors)
     failures = report.failures()
     lines += _md_failures(failures, max_failures) if failures else []
+    lines += md_impact(report.impact) if report.impact is not None else []
     lines += _md_lint(report.lint) if report.lint is not None else []
     lines += _md_history(report.history) if report.history is not None else []
     lines += _md_section("Warnings", [f"- {_md_cell(w)}" for w in report.warnings])

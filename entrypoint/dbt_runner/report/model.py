@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field, model_validator
 
 from dbt_runner.errors import ExitCode
+from dbt_runner.report.impact import ImpactInfo
 from dbt_runner.report.parts import (
     SCHEMA_VERSION,
     STOPPED,
@@ -80,6 +81,9 @@ class RunReport(BaseModel):
     state: StateInfo | None = None
     retry_of: str | None = Field(default=None, description="The run a retry re-ran")
     pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
+    impact: ImpactInfo | None = Field(
+        default=None, description="What a pull-request run did to the data, against production"
+    )
     lint: LintInfo | None = Field(default=None, description="SQL lint findings (the lint phase)")
     fresh: FreshInfo | None = Field(default=None, description="A fresh job's source changes")
     history: HistoryInfo | None = Field(

@@ -238,3 +238,6 @@ class PullRequestInfo(BaseModel):
     schemas: list[str] = Field(
         default_factory=list, description="The schemas this run's nodes write to"
     )
+    comment_url: str | None = Field(
+        default=None, description="The pull request's comment this run wrote or updated"
+    )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dbt_runner.errors import InfraError, RunnerError
 from dbt_runner.outputs import history, metrics, notify
+from dbt_runner.outputs.comment import post_comment, why_no_comment
 from dbt_runner.outputs.publish import (
     publish_artifacts,
     publish_reports,
@@ -52,6 +53,7 @@ class Finish:
         self.lineage()
         paths = self.reports()
         append_step_summary(self.report)
+        self.comment()
         self.notify()
         with self.stages.step("metrics"):
             metrics.emit_for(self.settings, self.report)
@@ -114,6 +116,17 @@ class Finish:
                 self.stages.warn(
                     f"lineage: {info.events} event(s) sent to {info.url}, then {info.error}"
                 )
+
+    def comment(self) -> None:
+        """The pull request's comment, updated in place; not after a stop (notifying has
+        the little time left)."""
+        why = why_no_comment(self.settings.github, self.report)
+        if why:
+            self.stages.warn(why)
+        if why is not None or self.run.guard.exit_code is not None or self.report.pr is None:
+            return
+        with self.stages.advisory("comment"):
+            self.report.pr.comment_url = post_comment(self.settings.github, self.report)
 
     def notify(self) -> None:
         with self.stages.step("notify"):

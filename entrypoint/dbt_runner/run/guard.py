@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from dbt_runner.engine.session import TimeLimitReached
 from dbt_runner.errors import ExitCode, RunnerError
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ class Guard:
         self.exit_code: int | None = None  # set by the first stop
         self.signal_name: str | None = None  # the first stop's signal, if a signal
         self.armed = False
+        self.ends_at: float | None = None  # when the run timeout passes (monotonic)
+        self.interrupting = False  # a step's time limit asked for the next SIGALRM
+        self.main_thread = threading.main_thread().ident
 
     @property
     def reason(self) -> str:
@@ -75,7 +81,21 @@ class Guard:
         self._stop(_CODES[signal.Signals(signum)], f"received {name}")
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        run_timeout = self.ends_at is not None and time.monotonic() >= self.ends_at
+        if self.interrupting and not run_timeout:
+            self.interrupting = False
+            if self.armed and self.exit_code is None:
+                raise TimeLimitReached
+            return
         self._stop(ExitCode.TIMEOUT, f"the run reached DBT_RUNNER_TIMEOUT_S={self.timeout_s:g}")
+
+    def interrupt(self) -> None:
+        """Stop the dbt command in flight, from any thread, as the timeout would, but
+        with TimeLimitReached: a step's own time limit, not the end of the run."""
+        if self.main_thread is None or not self.armed:
+            return
+        self.interrupting = True
+        signal.pthread_kill(self.main_thread, signal.SIGALRM)
 
     @contextmanager
     def installed(self) -> Iterator[Guard]:
@@ -83,6 +103,7 @@ class Guard:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _CODES}
         previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_alarm)
         if self.timeout_s:
+            self.ends_at = time.monotonic() + self.timeout_s
             signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
         self.armed = True
         try:

@@ -143,7 +143,10 @@ class Run:
             return
         self._mark_start(workspace)
         session = DbtSession(
-            workspace.invocation(), workspace.target_path, workspace.profile.adapter
+            workspace.invocation(),
+            workspace.target_path,
+            workspace.profile.adapter,
+            interrupt=self.guard.interrupt,
         )
         recorder = PhaseRecorder(
             self.report, self.stages, lambda: self.guard.reason, lambda: session.manifest
@@ -185,6 +188,7 @@ class Run:
         self.report.lint = sequence.lint
         if self.report.pr is not None and findings.pr_schemas is not None:
             self.report.pr.schemas = findings.pr_schemas
+        self.report.impact = findings.impact
         self.built = sequence.session.built_selectors(self.report.nodes)
         if self.baseline is not None and self.report.state is not None:
             nodes = slim_nodes(self.report.nodes, sequence.session.manifest)

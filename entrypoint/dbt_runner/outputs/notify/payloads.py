@@ -46,6 +46,7 @@ def summary(report: RunReport, max_failures: int = 10) -> dict[str, Any]:
         "warnings": report.warnings,
         "links": report.links.model_dump(),
         "fresh": report.fresh.model_dump() if report.fresh else None,
+        "impact": report.impact.headline() if report.impact else None,
         "history": report.history.model_dump(exclude={"url"}) if report.history else None,
     }
 
@@ -91,6 +92,8 @@ def slack_message(
     if report.fresh is not None:
         text = _fresh_line(report.fresh)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    if report.impact is not None:
+        blocks.append(_section(f"*Impact:* {_clip(report.impact.headline())}"))
     if report.history is not None:
         for text in _history_lines(report.history, max_failures):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})

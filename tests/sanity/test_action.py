@@ -1,0 +1,76 @@
+"""The GitHub Action (action.yml) as a workflow runs it: its step script, with the
+inputs GitHub would set, on a checked-out repository, against the real image."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.sanity.conftest import DOCKER
+from tests.support import DEMO, ROOT, copy_project, read_json
+
+STEP = ROOT / "docker" / "action" / "run.sh"
+
+
+def run_step(repo: Path, temp: Path, **inputs: str) -> tuple[int, dict[str, str], str]:
+    """The action's step: exit code, the step's outputs, its summary."""
+    outputs, summary = temp / "outputs", temp / "summary.md"
+    env = {
+        "PATH": os.environ["PATH"],
+        "DOCKER": DOCKER,
+        "GITHUB_WORKSPACE": str(repo),
+        "RUNNER_TEMP": str(temp),
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_ACTIONS": "true",
+        "DBT_RUNNER_WAREHOUSE__PATH": "/out/warehouse.duckdb",  # a step's own env passes
+        "INPUT_PROJECT_DIR": "analytics",
+        "INPUT_GITHUB_TOKEN": "",
+    }
+    env |= {"INPUT_" + name.upper(): value for name, value in inputs.items()}
+    outputs.write_text("")
+    result = subprocess.run(
+        ["bash", str(STEP)], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    said = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    return result.returncode, said, summary.read_text() if summary.exists() else ""
+
+
+def test_the_action_runs_a_job_then_a_pull_request_with_its_impact(
+    image: str, tmp_path: Path
+) -> None:
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    temp.mkdir()
+    project = copy_project(DEMO, repo / "analytics")
+    state = {"state_url": "file:///out/state", "image": image}
+
+    code, outputs, summary = run_step(repo, temp, job="full", env="prod", **state)
+    assert (code, outputs["exit-code"], outputs["status"]) == (0, "0", "success")
+    report = read_json(Path(outputs["report"]))
+    assert (report["env"], report["job"], report["status"]) == ("prod", "full", "success")
+    assert "dbt-runner demo/prod full: success" in summary
+    assert (temp / "dbt-runner" / "warehouse.duckdb").is_file()  # the step's env reached it
+
+    orders = project / "models" / "marts" / "orders.sql"
+    orders.write_text(orders.read_text().replace("o.status,", "o.status, 1 as version,"))
+    code, outputs, _ = run_step(
+        repo, temp, pr="5", env="ci", vars=json.dumps({"raw_schema": "main"}), **state
+    )
+    assert code == 0, outputs
+    report = read_json(Path(outputs["report"]))
+    assert report["pr"]["namespace"] == "main_pr_5" and report["job"] == "slim"
+    impact = {m["name"]: m for m in report["impact"]["models"]}
+    assert [c["name"] for c in impact["orders"]["added"]] == ["version"]
+    assert impact["orders"]["by_key"]["changed"] == 0
+    assert report["pr"]["comment_url"] is None  # no token, no comment
+
+
+def test_a_failing_run_is_the_steps_exit_code_and_outputs(image: str, tmp_path: Path) -> None:
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    temp.mkdir()
+    copy_project(DEMO, repo / "analytics")
+    code, outputs, _ = run_step(repo, temp, job="slim", image=image)  # no state URL
+    assert code == 3 and outputs["exit-code"] == "3"
+    assert outputs["status"] == "config_error"
