@@ -73,7 +73,7 @@ FROM os AS base
 ARG UID=10001
 RUN useradd --uid "${UID}" --gid 0 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin dbt \
  && install -d -m 1777 /out \
- && install -d -m 0755 /opt/dbt-runner/project
+ && install -d -m 0755 -o "${UID}" -g 0 /opt/dbt-runner/project
 COPY --from=venv /opt/dbt-runner/venv /opt/dbt-runner/venv
 COPY --from=base-sbom /opt/dbt-runner/sbom.base.cdx.json /opt/dbt-runner/sbom.base.cdx.json
 ENV PATH=/opt/dbt-runner/venv/bin:$PATH \

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -522,3 +524,42 @@ def lineage_receiver(httpserver: HTTPServer, api_key: str | None = None) -> list
 
     httpserver.expect_request("/api/v1/lineage", method="POST").respond_with_handler(handle)
     return events
+
+
+# --- a project baked by `dbt-runner prepare` (integration and sanity) ---------------
+
+TARBALL_MACRO = "{% macro answer() %}42{% endmacro %}\n"
+
+
+def tarball_package() -> bytes:
+    """A dbt package as a .tar.gz, as a package registry or a release serves it."""
+    files = {
+        "extra_utils/dbt_project.yml": "name: extra_utils\nversion: '1.0.0'\nconfig-version: 2\n",
+        "extra_utils/macros/answer.sql": TARBALL_MACRO,
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        folder = tarfile.TarInfo("extra_utils")  # first, as GitHub's archives have it
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(folder)
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def with_packages(project: Path, url: str) -> None:
+    """The demo's local package, and one from a tarball only the build can reach; a
+    model using it; a var read from the environment in dbt_project.yml."""
+    (project / "packages.yml").write_text(
+        "packages:\n  - local: local_packages/demo_utils\n"
+        f"  - tarball: {url}\n    name: extra_utils\n"
+    )
+    (project / "package-lock.yml").unlink()
+    (project / "models" / "marts" / "answer.sql").write_text(
+        "select {{ extra_utils.answer() }} as answer, '{{ var('flavour') }}' as flavour\n"
+    )
+    path = project / "dbt_project.yml"
+    path.write_text(path.read_text() + "\nvars:\n  flavour: \"{{ env_var('DEMO_FLAVOUR') }}\"\n")

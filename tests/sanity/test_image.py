@@ -87,7 +87,7 @@ def test_no_credentials_in_filesystem_or_history(host: Any, image: str) -> None:
         "/etc /root /home /tmp /out /usr/local /opt/dbt-runner/examples /opt/dbt-runner/project"
     )
     places += (
-        " /opt/dbt-runner/venv/bin /opt/dbt-runner/venv/lib/python3.11/site-packages/entrypoint"
+        " /opt/dbt-runner/venv/bin /opt/dbt-runner/venv/lib/python3.11/site-packages/dbt_runner"
     )
     found = host.run(f"grep -rIlE '{pattern}' {places} 2>/dev/null")
     assert found.stdout.strip() == "", found.stdout

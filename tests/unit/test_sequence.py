@@ -66,7 +66,10 @@ class Refusing(JobKind):
 
 
 def sequence(
-    phases: str, answers: dict[str, PhaseStatus] | None = None, job: type[JobKind] | None = None
+    phases: str,
+    answers: dict[str, PhaseStatus] | None = None,
+    job: type[JobKind] | None = None,
+    baked: Any = None,
 ) -> tuple[PhaseSequence, FakeSession, Any]:
     settings = Settings.model_validate({"project_dir": DEMO, "job": "custom", "phases": phases})
     report = run_report()
@@ -75,6 +78,7 @@ def sequence(
     workspace = SimpleNamespace(
         project=SimpleNamespace(name="demo", has_packages=True, dir=DEMO, source_dir=DEMO),
         profile=SimpleNamespace(namespace=None),
+        baked=baked,
     )
     kind = job(settings) if job else kind_of(settings)
     made = PhaseSequence(settings, kind, session, recorder, workspace, None)  # type: ignore[arg-type]
@@ -173,3 +177,15 @@ def test_deps_is_skipped_without_packages() -> None:
     made.run()
     assert statuses(report) == [("deps", "skipped"), ("debug", "success")]
     assert session.ran == ["debug"]
+
+
+def test_deps_is_skipped_when_the_image_has_the_packages_baked() -> None:
+    for packages, ran in ((True, ["debug"]), (False, ["deps", "debug"])):
+        made, session, report = sequence("deps,debug", baked=SimpleNamespace(packages=packages))
+        made.run()
+        assert session.ran == ran
+    made, session, report = sequence("deps,debug", baked=SimpleNamespace(packages=True))
+    made.run()
+    assert report.phases[0].message == (
+        "the packages were installed into the image by dbt-runner prepare"
+    )

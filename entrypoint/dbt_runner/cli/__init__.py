@@ -1,4 +1,4 @@
-"""Command line: `dbt-runner [run|retry|lint|cleanup|check|plan|version|dbt -- ARGS]`,
+"""Command line: `dbt-runner [run|retry|lint|cleanup|prepare|check|plan|version|dbt -- ARGS]`,
 one module per verb.
 
 Flags override DBT_RUNNER_* variables, so a workflow can change `--select` without a
@@ -51,6 +51,10 @@ def _dispatch(verb: str, args: list[str]) -> int:
         from dbt_runner.cli.plan import plan_verb
 
         return plan_verb(parsed)
+    if verb == "prepare":
+        from dbt_runner.cli.prepare import prepare_verb
+
+        return prepare_verb(parsed)
     from dbt_runner.cli import run
 
     verbs = {

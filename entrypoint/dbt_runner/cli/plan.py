@@ -13,10 +13,12 @@ from dbt_runner.cli.args import settings_from
 if TYPE_CHECKING:
     from dbt_runner.config import Settings
     from dbt_runner.state.lookup import FoundState
+    from dbt_runner.workspace.baked import Baked
     from dbt_runner.workspace.target import Target
 
 
 def plan_verb(args: argparse.Namespace) -> int:
+    from dbt_runner.config import Phase
     from dbt_runner.run.commands import plan
     from dbt_runner.state.lookup import look_up_state
     from dbt_runner.state.store import Baseline
@@ -31,14 +33,18 @@ def plan_verb(args: argparse.Namespace) -> int:
     baseline = None
     if found is not None and found.usable:
         baseline = Baseline(settings.run_dir / "state", found.baseline_extra())
-    commands = plan(settings, workspace.invocation(), baseline)
+    baked = workspace.baked is not None and workspace.baked.packages
+    no_deps = (
+        frozenset({Phase.DEPS}) if baked or not workspace.project.has_packages else frozenset()
+    )
+    commands = plan(settings, workspace.invocation(), baseline, no_deps)
     if args.as_json:
         print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
         return 0
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
     if workspace.project.dir != workspace.project.source_dir:
         print(f"# the project folder is read-only: dbt runs a copy in {workspace.project.dir}")
-    for note in notes(settings, name, target, found):
+    for note in [*notes(settings, name, target, found), *baked_notes(workspace.baked)]:
         print(f"# {note}")
     for phase, argv in commands:
         tool = "" if argv[0] == "sqlfluff" else "dbt "
@@ -70,3 +76,16 @@ def notes(
             "retry would refuse it"
         )
     return said
+
+
+def baked_notes(baked: Baked | None) -> list[str]:
+    """Whether run would start from what `dbt-runner prepare` baked, and why not."""
+    if baked is None:
+        return []
+    if baked.problem is not None:
+        parse = f"baked parse: not used ({baked.problem}); dbt parses without it"
+    else:
+        when = baked.record.prepared_at.isoformat() if baked.record else "?"
+        parse = f"baked parse: used (prepared {when}, {baked.folder})"
+    packages = "baked: deps is skipped" if baked.packages else "installed by deps"
+    return [parse, f"packages: {packages}"]

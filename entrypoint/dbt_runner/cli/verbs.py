@@ -5,6 +5,7 @@ VERBS = {
     "retry": "re-run what the last run (or --from-run RUN_ID) did not finish",
     "lint": "lint the project's SQL (SQLFluff, dbt templater); findings fail it",
     "cleanup": "drop a pull request's schemas (--pr N)",
+    "prepare": "bake the project into its image: packages installed, parse cached (a RUN)",
     "check": "validate the settings and print them, secrets redacted",
     "plan": "print every dbt command `run` would make, and what it would find; runs nothing",
     "version": "the runner's version, dbt-core's and each adapter's",

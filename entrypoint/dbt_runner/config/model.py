@@ -158,6 +158,12 @@ class Settings(JobSettings):
         flag="--report-dir",
         shown="artifacts folder, or `WORK_DIR/report` for S3",
     )
+    prepared_dir: Path | None = setting(
+        None,
+        "where `dbt-runner prepare` keeps what it baked (the parse cache and its record) "
+        "and where runs look for it",
+        shown="`<project>/.dbt-runner`",
+    )
     work_dir: Path = setting(
         Path(tempfile.gettempdir()) / "dbt-runner",
         "scratch: rendered profiles, each run's target and logs, caches; must be writable",
@@ -236,7 +242,7 @@ class Settings(JobSettings):
     _pr_impact = field_validator("pr_impact", mode="before")(impact_switch)
     _urls = field_validator("artifacts_url", "state_url")(checks.storage_url)
     _public = field_validator("artifacts_public_url")(checks.public_url)
-    _absolute = field_validator("work_dir", "report_dir")(checks.absolute)
+    _absolute = field_validator("work_dir", "report_dir", "prepared_dir")(checks.absolute)
 
     @model_validator(mode="after")
     def _pull_request_defaults(self) -> Settings:
@@ -283,6 +289,11 @@ class Settings(JobSettings):
     def run_dir(self) -> Path:
         """This run's scratch folder: rendered profile, dbt's target and logs, secrets."""
         return self.work_dir / "runs" / self.run_id
+
+    @property
+    def prepared_folder(self) -> Path:
+        """Where `dbt-runner prepare` writes, and runs read, the baked parse."""
+        return self.prepared_dir or self.project_dir.absolute() / ".dbt-runner"
 
     @property
     def report_folder(self) -> Path:

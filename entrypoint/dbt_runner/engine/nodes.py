@@ -79,6 +79,7 @@ class NodeRecorder:
             self.run_results_written = False
             self._debug_failed = False
             self.unmatched: list[str] = []  # selection criteria dbt found no node for
+            self.full_parse: str | None = None  # why dbt did not use its parse cache
 
     def __call__(self, event: Any) -> None:
         name = event.info.name
@@ -88,6 +89,8 @@ class NodeRecorder:
                 self.nodes.append(node)
         elif name == "ArtifactWritten" and event.data.artifact_type == "RunExecutionResult":
             self.run_results_written = True
+        elif name == "UnableToPartialParse":
+            self.full_parse = str(event.data.reason)
         elif name == "NoNodesForSelectionCriteria":
             with self._lock:
                 self.unmatched.append(str(event.data.spec_raw))

@@ -98,6 +98,7 @@ class DbtSession:
         self.manifest: Manifest | None = None
         self.recorder = NodeRecorder(self.path_of)
         self.manifest_written = False  # by dbt, in the job's last dbt phase
+        self.full_parse: str | None = None  # why dbt's parse did not use its cache
 
     def path_of(self, unique_id: str) -> str | None:
         node = self.manifest.nodes.get(unique_id) if self.manifest else None
@@ -122,6 +123,7 @@ class DbtSession:
         clock = Clock()
         self.recorder.begin(PARSE)
         result = self.invoke(args)
+        self.full_parse = self.recorder.full_parse
         if isinstance(result.exception, KeyboardInterrupt):
             return Outcome("interrupted", args, clock)
         if result.success and result.result is not None:

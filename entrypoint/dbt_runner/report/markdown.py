@@ -10,6 +10,7 @@ from dbt_runner.report.model import (
     LintInfo,
     NodeResult,
     PhaseResult,
+    PreparedInfo,
     RunReport,
     StateInfo,
 )
@@ -44,6 +45,13 @@ def _md_state(state: StateInfo) -> list[str]:
             "",
         ]
     return [f"**Full build:** {_md_cell(state.reason)}", ""] if state.reason else []
+
+
+def _md_prepared(prepared: PreparedInfo) -> list[str]:
+    """What this run used of what `dbt-runner prepare` baked into its image."""
+    parse = "its parse cache" if prepared.parse else f"not its parse ({prepared.reason})"
+    packages = ", its packages (no `dbt deps`)" if prepared.packages else ""
+    return [f"**Baked into the image:** {_md_cell(parse)}{packages}", ""]
 
 
 def _md_fresh(fresh: FreshInfo) -> list[str]:
@@ -153,6 +161,7 @@ def to_markdown(report: RunReport, max_failures: int = 20) -> str:
     lines += [f"**Target:** `{report.target.describe()}`", ""] if report.target else []
     lines += _md_phases(report.phases) if report.phases else []
     lines += _md_state(report.state) if report.state is not None else []
+    lines += _md_prepared(report.prepared) if report.prepared is not None else []
     lines += _md_fresh(report.fresh) if report.fresh is not None else []
     errors = [f"- **{e.stage}** (exit {e.exit_code}): {_md_cell(e.message)}" for e in report.errors]
     lines += _md_section("Errors", errors)

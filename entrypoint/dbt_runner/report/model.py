@@ -28,6 +28,7 @@ from dbt_runner.report.parts import (
     Outcome,
     PhaseResult,
     PhaseStatus,
+    PreparedInfo,
     PullRequestInfo,
     Regression,
     RunError,
@@ -79,6 +80,9 @@ class RunReport(BaseModel):
         "(DBT_RUNNER_CONCURRENCY=skip)",
     )
     state: StateInfo | None = None
+    prepared: PreparedInfo | None = Field(
+        default=None, description="What `dbt-runner prepare` baked, and what this run used"
+    )
     retry_of: str | None = Field(default=None, description="The run a retry re-ran")
     pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
     impact: ImpactInfo | None = Field(
@@ -224,6 +228,7 @@ __all__ = [
     "Outcome",
     "PhaseResult",
     "PhaseStatus",
+    "PreparedInfo",
     "PullRequestInfo",
     "Regression",
     "RunError",

@@ -241,3 +241,13 @@ class PullRequestInfo(BaseModel):
     comment_url: str | None = Field(
         default=None, description="The pull request's comment this run wrote or updated"
     )
+
+
+class PreparedInfo(BaseModel):
+    """What `dbt-runner prepare` baked into the image, and what this run used of it."""
+
+    folder: str
+    prepared_at: datetime | None = None
+    parse: bool = Field(description="The baked parse cache started dbt's parse")
+    packages: bool = Field(description="The packages installed at build time were used")
+    reason: str | None = Field(default=None, description="Why the baked parse was not used")

@@ -90,13 +90,17 @@ def phase_command(
 
 
 def plan(
-    settings: Settings, invocation: DbtInvocation, baseline: Baseline | None = None
+    settings: Settings,
+    invocation: DbtInvocation,
+    baseline: Baseline | None = None,
+    skipped: frozenset[Phase] = frozenset(),
 ) -> list[tuple[str, list[str]]]:
-    """Every dbt command a run would make, in order (parse included)."""
+    """Every dbt command a run would make, in order (parse included); `skipped`: phases
+    the run will skip before dbt (deps, with no packages or baked ones)."""
     phases, job = settings.job_phases, kind_of(settings)
     commands: list[tuple[str, list[str]]] = []
     parsed = False
-    for phase in phases:
+    for phase in (p for p in phases if p not in skipped):
         if phase in NEEDS_MANIFEST and not parsed:
             commands.append((PARSE, ["parse", NO_WRITE, *invocation.common_args()]))
             parsed = True

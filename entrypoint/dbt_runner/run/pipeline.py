@@ -23,7 +23,7 @@ from dbt_runner.engine.startup import import_dbt
 from dbt_runner.jobs import JobKind, kind_of
 from dbt_runner.jobs.slim import slim_nodes
 from dbt_runner.outputs.publish import mark_started
-from dbt_runner.report.model import PullRequestInfo, RunReport
+from dbt_runner.report.model import PreparedInfo, PullRequestInfo, RunReport
 from dbt_runner.run.finish import Finish
 from dbt_runner.run.guard import Guard
 from dbt_runner.run.recorder import PhaseRecorder
@@ -106,6 +106,7 @@ class Run:
                 self.stages.warn(warning)
         with self.stages.stage("state"):
             self._prepare_state(workspace)
+            self._use_baked(workspace)
 
     def _preflight(self) -> None:
         """Checks before dbt starts, then the env's lease (or the run that holds it)."""
@@ -133,6 +134,25 @@ class Run:
             self.report.retry_of = prepared.retry_of
         if prepared.builds_whole_project is not None:
             self.report.builds_whole_project = prepared.builds_whole_project
+
+    def _use_baked(self, workspace: Workspace) -> None:
+        """What `dbt-runner prepare` baked: its parse cache where dbt reads it (over the
+        state's), its packages instead of `dbt deps`; or why not, said."""
+        baked = workspace.baked
+        if baked is None:
+            return
+        restored = baked.restore(workspace.target_path)
+        self.report.prepared = PreparedInfo(
+            folder=str(baked.folder),
+            prepared_at=baked.record.prepared_at if baked.record else None,
+            parse=restored,
+            packages=baked.packages,
+            reason=baked.problem,
+        )
+        if restored:
+            log.info("parse cache baked by dbt-runner prepare (%s)", baked.folder)
+        else:
+            log.warning("the baked parse is not used: %s; dbt parses without it", baked.problem)
 
     # --- dbt -----------------------------------------------------------------------
 
@@ -190,6 +210,11 @@ class Run:
             self.report.pr.schemas = findings.pr_schemas
         self.report.impact = findings.impact
         self.built = sequence.session.built_selectors(self.report.nodes)
+        refused = sequence.session.full_parse
+        prepared = self.report.prepared
+        if prepared is not None and prepared.parse and refused is not None:
+            prepared.parse, prepared.reason = False, f"dbt parsed in full: {refused}"
+            log.warning("the baked parse is not used: %s", prepared.reason)
         if self.baseline is not None and self.report.state is not None:
             nodes = slim_nodes(self.report.nodes, sequence.session.manifest)
             self.report.state = self.report.state.model_copy(update=nodes)

@@ -52,6 +52,7 @@ class PhaseSequence:
         self.recorder, self.baseline = recorder, baseline
         self.project = workspace.project
         self.namespace = workspace.profile.namespace
+        self.baked_packages = workspace.baked is not None and workspace.baked.packages
         self.phases = settings.job_phases
         self.compiled = False  # every node compiled into the manifest by an earlier phase
         self.guarded = False  # the job was asked before the first node phase
@@ -99,6 +100,8 @@ class PhaseSequence:
     def _skip(self, phase: Phase) -> str | None:
         if phase is Phase.DEPS and not self.project.has_packages:
             return "no packages.yml or dependencies.yml"
+        if phase is Phase.DEPS and self.baked_packages:
+            return "the packages were installed into the image by dbt-runner prepare"
         return None
 
     def _ready(self, phase: Phase) -> str | None:

@@ -23,6 +23,7 @@ import yaml
 from dbt_runner.config import Settings
 from dbt_runner.engine.invocation import DbtInvocation
 from dbt_runner.workspace import credentials
+from dbt_runner.workspace.baked import Baked, ProfileShape, check_baked
 from dbt_runner.workspace.profiles import Profile, check_profile, describe_profile, prepare_profile
 from dbt_runner.workspace.project import Project, describe_project, prepare_project
 from dbt_runner.workspace.target import Target, resolve_target
@@ -45,6 +46,7 @@ class Workspace:
     project: Project
     profile: Profile
     credentials: credentials.Credentials = field(default_factory=credentials.Credentials)
+    baked: Baked | None = None  # what `dbt-runner prepare` baked, if anything
 
     @property
     def target_path(self) -> Path:
@@ -133,18 +135,25 @@ def dbt_environment(values: dict[str, str], cwd: Path | None = None) -> Iterator
                 os.environ[name] = value
 
 
-def open_workspace(settings: Settings, stage: Stage = _no_stage) -> Workspace:
-    """Prepare the project, check its adapter, fetch credentials, write the profile.
-    Each step runs as its own `stage` (the run's bookkeeping, or nothing)."""
+def open_workspace(
+    settings: Settings, stage: Stage = _no_stage, fetch_credentials: bool = True
+) -> Workspace:
+    """Prepare the project, check its adapter, fetch credentials (unless building an
+    image: `prepare`), write the profile. Each step runs as its own `stage` (the run's
+    bookkeeping, or nothing)."""
     with stage("project"):
         project = prepare_project(settings.project_dir, settings.work_dir)
     with stage("profile"):
         check_profile(settings, project)
+    fetched = credentials.Credentials()
     with stage("credentials"):
-        fetched = credentials.fetch(settings, settings.run_dir / "secrets")
+        if fetch_credentials:
+            fetched = credentials.fetch(settings, settings.run_dir / "secrets")
     with stage("profile"):
         profile = prepare_profile(settings, project, settings.run_dir, fetched.fields)
-    return Workspace(settings, project, profile, fetched)
+    with stage("prepared"):
+        baked = look_for_baked(settings, project, profile)
+    return Workspace(settings, project, profile, fetched, baked)
 
 
 def describe_workspace(settings: Settings) -> Workspace:
@@ -153,4 +162,16 @@ def describe_workspace(settings: Settings) -> Workspace:
     project = describe_project(settings.project_dir, settings.work_dir)
     check_profile(settings, project)
     profile = describe_profile(settings, project, settings.run_dir)
-    return Workspace(settings, project, profile)
+    return Workspace(settings, project, profile, baked=look_for_baked(settings, project, profile))
+
+
+def profile_shape(project: Project, profile: Profile) -> ProfileShape:
+    """What dbt's parse depends on in the profile: its name, target and adapter."""
+    return ProfileShape(name=project.profile, target=profile.target, adapter=profile.adapter or "?")
+
+
+def look_for_baked(settings: Settings, project: Project, profile: Profile) -> Baked | None:
+    """What `dbt-runner prepare` baked for this project, checked against this run."""
+    shape = profile_shape(project, profile)
+    folder = settings.prepared_folder
+    return check_baked(folder, project.source_dir, project.name, shape, settings.vars)

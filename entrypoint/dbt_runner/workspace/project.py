@@ -28,7 +28,7 @@ INSTALLED_PACKAGES = "dbt_packages"
 # Kept in a read-only project's copy across runs (names and suffixes).
 KEPT = {INSTALLED_PACKAGES, ".duckdb", ".wal"}
 # dbt's outputs and tooling, never worth copying (installed packages are kept).
-_NOT_COPIED = ("target", "logs", ".git", ".venv", "__pycache__")
+_NOT_COPIED = ("target", "logs", ".git", ".venv", "__pycache__", ".dbt-runner")
 
 
 @dataclass(frozen=True)
