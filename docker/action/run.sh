@@ -6,7 +6,7 @@
 # the command line. Writes the step's outputs: exit-code, status, report.
 set -euo pipefail
 
-: "${INPUT_IMAGE:?the action's image input is required}"
+: "${INPUT_IMAGE:?the image input is required}"
 workspace="${GITHUB_WORKSPACE:-$PWD}"
 out="${RUNNER_TEMP:-/tmp}/dbt-runner"
 mkdir -p "$out"
@@ -50,7 +50,10 @@ code=0
 "${DOCKER:-docker}" "${args[@]}" "$INPUT_IMAGE" "${INPUT_COMMAND:-run}" || code=$?
 
 report="$out/report.json"
-status=$(sed -n 's/^  "status": "\([a-z_]*\)",$/\1/p' "$report" 2>/dev/null | head -n 1)
+status=""  # no report: settings that could not be read write none
+if [ -f "$report" ]; then
+  status=$(sed -n 's/^  "status": "\([a-z_]*\)",$/\1/p' "$report" | head -n 1)
+fi
 if [ -n "${GITHUB_OUTPUT:-}" ]; then
   {
     echo "exit-code=$code"

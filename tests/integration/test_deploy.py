@@ -134,7 +134,10 @@ def test_the_action_is_valid_and_its_inputs_all_reach_the_runner(tmp_path: Path)
     assert refused.returncode != 0
     action = yaml.safe_load(ACTION.read_text())
     [step] = action["runs"]["steps"]
-    script = (ROOT / "docker" / "action" / "run.sh").read_text()
+    step_script = ROOT / "docker" / "action" / "run.sh"
+    syntax = subprocess.run(["bash", "-n", str(step_script)], capture_output=True, check=False)
+    assert syntax.returncode == 0, syntax.stderr
+    script = step_script.read_text()
     for name in action["inputs"]:
         variable = "INPUT_" + name.upper().replace("-", "_")
         assert step["env"][variable] == "${{ inputs." + name + " }}"

@@ -14,8 +14,10 @@ from tests.support import DEMO, ROOT, copy_project, read_json
 STEP = ROOT / "docker" / "action" / "run.sh"
 
 
-def run_step(repo: Path, temp: Path, **inputs: str) -> tuple[int, dict[str, str], str]:
-    """The action's step: exit code, the step's outputs, its summary."""
+def run_step(
+    repo: Path, temp: Path, step_env: dict[str, str] | None = None, **inputs: str
+) -> tuple[int, dict[str, str], str]:
+    """The action's step (`step_env`: the step's own env): exit code, outputs, summary."""
     outputs, summary = temp / "outputs", temp / "summary.md"
     env = {
         "PATH": os.environ["PATH"],
@@ -29,7 +31,7 @@ def run_step(repo: Path, temp: Path, **inputs: str) -> tuple[int, dict[str, str]
         "INPUT_PROJECT_DIR": "analytics",
         "INPUT_GITHUB_TOKEN": "",
     }
-    env |= {"INPUT_" + name.upper(): value for name, value in inputs.items()}
+    env |= (step_env or {}) | {"INPUT_" + name.upper(): value for name, value in inputs.items()}
     outputs.write_text("")
     result = subprocess.run(
         ["bash", str(STEP)], env=env, capture_output=True, text=True, timeout=600, check=False
@@ -71,6 +73,12 @@ def test_a_failing_run_is_the_steps_exit_code_and_outputs(image: str, tmp_path: 
     repo, temp = tmp_path / "repo", tmp_path / "temp"
     temp.mkdir()
     copy_project(DEMO, repo / "analytics")
+    # Settings that cannot be read: exit 3 and no report.
     code, outputs, _ = run_step(repo, temp, job="slim", image=image)  # no state URL
-    assert code == 3 and outputs["exit-code"] == "3"
-    assert outputs["status"] == "config_error"
+    assert (code, outputs["exit-code"], outputs["status"]) == (3, "3", "unknown")
+    # A run that fails after it started: exit 3, its report's status.
+    unmatched = {"DBT_RUNNER_UNMATCHED_SELECTION": "fail"}
+    code, outputs, summary = run_step(repo, temp, unmatched, select="no_such_model", image=image)
+    assert (code, outputs["exit-code"], outputs["status"]) == (3, "3", "config_error")
+    assert read_json(Path(outputs["report"]))["status"] == "config_error"
+    assert "config_error" in summary

@@ -15,6 +15,14 @@ from dbt_runner.cli.verbs import HELP, VERBS, top_level_help
 from dbt_runner.engine.startup import thaw
 
 
+def entry() -> None:
+    """The `dbt-runner` command and `python -m dbt_runner`: the verb, then the process
+    ends at once (process.py)."""
+    from dbt_runner.process import end
+
+    end(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] and args[0] in HELP:

@@ -23,6 +23,7 @@ from dbt_runner.engine.startup import import_dbt
 from dbt_runner.jobs import JobKind, kind_of
 from dbt_runner.jobs.slim import slim_nodes
 from dbt_runner.outputs.publish import mark_started
+from dbt_runner.process import started_at
 from dbt_runner.report.model import PreparedInfo, PullRequestInfo, RunReport
 from dbt_runner.run.finish import Finish
 from dbt_runner.run.guard import Guard
@@ -49,6 +50,7 @@ class Run:
         self.settings = settings
         self.job = job or kind_of(settings)
         self.report = RunReport(
+            started_at=started_at(),  # the process's start: its imports are the run's too
             runner_version=runner_version(),
             dbt_version=dbt_version(),
             env=settings.env,

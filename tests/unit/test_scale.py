@@ -1,0 +1,87 @@
+"""What the runner does after dbt grows with the project, not faster: the history
+comparison, the history rows and the run page for 20,000 nodes cost about ten times
+what they cost for 2,000 (a per-node scan of the history made it a hundred). A ratio in
+one process, best of three, so a slow machine does not fail it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from dbt_runner.config import HistorySettings
+from dbt_runner.outputs import history
+from dbt_runner.report.html import render
+from dbt_runner.report.model import RunReport, now
+from tests.support import node_result, run_report
+
+SMALL, LARGE = 2_000, 20_000
+# Linear work grows 10x; anything per node per node grows 100x.
+MAX_RATIO = 25
+
+
+def report_of(count: int, run: int = 0) -> RunReport:
+    start = now() - timedelta(hours=run)
+    nodes = [
+        node_result(
+            f"{'model' if i % 2 else 'test'}.p.n{i}",
+            outcome="failed" if (i + run) % 7 == 0 else "ok",
+            execution_time_s=0.5,
+            started_at=start + timedelta(seconds=i / 100),
+            finished_at=start + timedelta(seconds=i / 100 + 0.5),
+            thread=f"Thread-{i % 4 + 1}",
+        )
+        for i in range(count)
+    ]
+    return run_report(nodes=nodes, run_id=f"r{run}", started_at=start)
+
+
+def best_of_three(work: Callable[[], Any]) -> float:
+    spent = []
+    for _ in range(3):
+        started = time.perf_counter()
+        work()
+        spent.append(time.perf_counter() - started)
+    return min(spent)
+
+
+def history_work(count: int) -> Callable[[], Any]:
+    settings = HistorySettings()
+    earlier = [
+        history.decode(history.encode(history.rows(report_of(count, run))))
+        for run in range(1, settings.runs + 1)
+    ]
+    current = report_of(count)
+
+    def compare() -> Any:
+        history.regressions(current.nodes, earlier, settings)
+        history.flaky_tests(current.nodes, earlier, settings)
+        return history.encode(history.rows(current))
+
+    return compare
+
+
+def test_the_history_comparison_grows_with_the_nodes_not_faster() -> None:
+    small, large = history_work(SMALL), history_work(LARGE)
+    ratio = best_of_three(large) / best_of_three(small)
+    assert ratio < MAX_RATIO, f"history: 20,000 nodes cost {ratio:.0f}x 2,000"
+
+
+def test_the_run_page_grows_with_the_nodes_not_faster() -> None:
+    small, large = report_of(SMALL), report_of(LARGE)
+    ratio = best_of_three(lambda: render(large)) / best_of_three(lambda: render(small))
+    assert ratio < MAX_RATIO, f"run page: 20,000 nodes cost {ratio:.0f}x 2,000"
+
+
+def test_the_checks_can_fail() -> None:
+    """A per-node scan of the history, as it was, is caught by the same bound."""
+
+    def quadratic(count: int) -> Callable[[], Any]:
+        rows = [{"unique_id": f"n{i}"} for i in range(count // 10)]
+        return lambda: [
+            sum(1 for row in rows if row["unique_id"] == f"n{i}") for i in range(count // 10)
+        ]
+
+    ratio = best_of_three(quadratic(LARGE)) / best_of_three(quadratic(SMALL))
+    assert ratio >= MAX_RATIO
