@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.sanity.conftest import DOCKER
@@ -15,7 +16,7 @@ STEP = ROOT / "docker" / "action" / "run.sh"
 
 
 def run_step(
-    repo: Path, temp: Path, step_env: dict[str, str] | None = None, **inputs: str
+    repo: Path, temp: Path, step_env: Mapping[str, str] | None = None, **inputs: str
 ) -> tuple[int, dict[str, str], str]:
     """The action's step (`step_env`: the step's own env): exit code, outputs, summary."""
     outputs, summary = temp / "outputs", temp / "summary.md"
@@ -31,7 +32,7 @@ def run_step(
         "INPUT_PROJECT_DIR": "analytics",
         "INPUT_GITHUB_TOKEN": "",
     }
-    env |= (step_env or {}) | {"INPUT_" + name.upper(): value for name, value in inputs.items()}
+    env |= dict(step_env or {}) | {"INPUT_" + name.upper(): value for name, value in inputs.items()}
     outputs.write_text("")
     result = subprocess.run(
         ["bash", str(STEP)], env=env, capture_output=True, text=True, timeout=600, check=False
@@ -46,9 +47,11 @@ def test_the_action_runs_a_job_then_a_pull_request_with_its_impact(
     repo, temp = tmp_path / "repo", tmp_path / "temp"
     temp.mkdir()
     project = copy_project(DEMO, repo / "analytics")
-    state = {"state_url": "file:///out/state", "image": image}
+    state = "file:///out/state"
 
-    code, outputs, summary = run_step(repo, temp, job="full", env="prod", **state)
+    code, outputs, summary = run_step(
+        repo, temp, job="full", env="prod", state_url=state, image=image
+    )
     assert (code, outputs["exit-code"], outputs["status"]) == (0, "0", "success")
     report = read_json(Path(outputs["report"]))
     assert (report["env"], report["job"], report["status"]) == ("prod", "full", "success")
@@ -58,7 +61,13 @@ def test_the_action_runs_a_job_then_a_pull_request_with_its_impact(
     orders = project / "models" / "marts" / "orders.sql"
     orders.write_text(orders.read_text().replace("o.status,", "o.status, 1 as version,"))
     code, outputs, _ = run_step(
-        repo, temp, pr="5", env="ci", vars=json.dumps({"raw_schema": "main"}), **state
+        repo,
+        temp,
+        pr="5",
+        env="ci",
+        vars=json.dumps({"raw_schema": "main"}),
+        state_url=state,
+        image=image,
     )
     assert code == 0, outputs
     report = read_json(Path(outputs["report"]))

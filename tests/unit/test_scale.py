@@ -34,7 +34,8 @@ def report_of(count: int, run: int = 0) -> RunReport:
         )
         for i in range(count)
     ]
-    return run_report(nodes=nodes, run_id=f"r{run}", started_at=start)
+    made: RunReport = run_report(nodes=nodes, run_id=f"r{run}", started_at=start)
+    return made
 
 
 def best_of_three(work: Callable[[], Any]) -> float:
