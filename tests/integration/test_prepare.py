@@ -34,12 +34,15 @@ def phase(report: dict[str, object], name: str) -> dict[str, object]:
 
 
 def test_a_baked_project_runs_offline_from_its_parse(
-    env: dict[str, str], demo_project: Path, out_dir: Path, httpserver: HTTPServer
+    env: dict[str, str], demo_project: Path, out_dir: Path
 ) -> None:
-    httpserver.expect_request("/extra_utils.tar.gz").respond_with_data(
+    # A server of its own: the suite's shared one must outlive this test.
+    package_server = HTTPServer()
+    package_server.start()
+    package_server.expect_request("/extra_utils.tar.gz").respond_with_data(
         tarball_package(), content_type="application/gzip"
     )
-    with_packages(demo_project, httpserver.url_for("/extra_utils.tar.gz"))
+    with_packages(demo_project, package_server.url_for("/extra_utils.tar.gz"))
     env |= {"DEMO_FLAVOUR": "vanilla"}
     prepared = run_cli("prepare", env=env)
     assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr
@@ -48,7 +51,7 @@ def test_a_baked_project_runs_offline_from_its_parse(
     assert record["packages"] is True and "DEMO_FLAVOUR" in record["env_vars"]
     assert "vanilla" not in json.dumps(record)  # values only as digests
     assert (demo_project / "dbt_packages" / "extra_utils" / "macros" / "answer.sql").is_file()
-    httpserver.stop()  # the package server is gone at run time
+    package_server.stop()  # the package server is gone at run time
 
     result = offline("run", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr

@@ -4,6 +4,8 @@ stops, a phase that could not run, and the job's word before the node phases."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +20,8 @@ from dbt_runner.report.model import PhaseStatus
 from dbt_runner.run.recorder import PhaseRecorder
 from dbt_runner.run.sequence import PhaseSequence
 from dbt_runner.run.stages import Stages
+from dbt_runner.workspace.prepare import Workspace
+from dbt_runner.workspace.project import Project
 from tests.support import DEMO, node_result, run_report
 
 
@@ -31,6 +35,7 @@ class FakeSession:
     manifest: Any = None
     manifest_written: bool = False
     ran: list[str] = field(default_factory=list)
+    listed: int = 0  # dbt ls commands
     recorder: Any = field(default_factory=lambda: SimpleNamespace(unmatched=[]))
 
     def common(self, target: bool = True) -> list[str]:
@@ -52,6 +57,7 @@ class FakeSession:
         return Outcome(status, command, Clock(), None if status == "success" else "no", nodes)
 
     def selected(self, command: list[str]) -> set[str]:
+        self.listed += 1
         return {"model.p.a"}
 
     def write_manifest(self) -> None:
@@ -61,8 +67,8 @@ class FakeSession:
 class Refusing(JobKind):
     """A job that refuses before its node phases (as a pull request's guard does)."""
 
-    def before_nodes(self, context: Context, selected: set[str]) -> str | None:
-        return f"model.p.a would write outside ({len(selected)} node)"
+    def before_nodes(self, context: Context, selected: Callable[[], set[str]]) -> str | None:
+        return f"model.p.a would write outside ({len(selected())} node)"
 
 
 def sequence(
@@ -70,14 +76,20 @@ def sequence(
     answers: dict[str, PhaseStatus] | None = None,
     job: type[JobKind] | None = None,
     baked: Any = None,
+    project_dir: Path | None = None,
 ) -> tuple[PhaseSequence, FakeSession, Any]:
     settings = Settings.model_validate({"project_dir": DEMO, "job": "custom", "phases": phases})
     report = run_report()
     session = FakeSession(answers or {})
     recorder = PhaseRecorder(report, Stages(report), lambda: "stopped by SIGTERM", lambda: None)
-    workspace = SimpleNamespace(
-        project=SimpleNamespace(name="demo", has_packages=True, dir=DEMO, source_dir=DEMO),
-        profile=SimpleNamespace(namespace=None),
+    folder = project_dir or Path(tempfile.mkdtemp(prefix="dbt-runner-sequence-"))
+    if project_dir is None:  # a project of its own: dbt writes nothing here
+        (folder / "dbt_project.yml").write_text("name: demo\n")
+        (folder / "packages.yml").write_text("packages: []\n")
+    workspace = Workspace(
+        settings,
+        Project(folder, folder, "demo", "demo"),
+        SimpleNamespace(namespace=None),  # type: ignore[arg-type]
         baked=baked,
     )
     kind = job(settings) if job else kind_of(settings)
@@ -169,14 +181,37 @@ def test_the_job_is_asked_before_the_node_phases_and_may_refuse() -> None:
     ]
     assert [(e.stage, e.exit_code) for e in report.errors] == [("pr-guard", 3)]
     assert "seed" not in session.ran and "build" not in session.ran
+    assert session.listed == 2  # the selection, asked for by the job: one dbt ls per phase
+
+
+def test_a_job_that_needs_no_selection_costs_no_dbt_ls() -> None:
+    made, session, _ = sequence("deps,seed,build")
+    made.run()
+    assert session.listed == 0
 
 
 def test_deps_is_skipped_without_packages() -> None:
     made, session, report = sequence("deps,debug")
-    made.project = SimpleNamespace(name="demo", has_packages=False)  # type: ignore[assignment]
+    (made.project.dir / "packages.yml").unlink()
+    made, session, report = sequence("deps,debug", project_dir=made.project.dir)
     made.run()
     assert statuses(report) == [("deps", "skipped"), ("debug", "success")]
+    assert report.phases[0].message == "no packages.yml or dependencies.yml"
     assert session.ran == ["debug"]
+
+
+def test_deps_is_skipped_when_its_last_install_here_still_holds() -> None:
+    made, session, report = sequence("deps,debug")
+    (made.project.dir / "dbt_packages").mkdir()  # what dbt deps leaves (FakeSession does not)
+    (made.project.dir / "package-lock.yml").write_text("packages: []\n")
+    made.run()
+    assert session.ran == ["deps", "debug"]  # installs, and remembers what it installed
+    made, session, report = sequence("deps,debug", project_dir=made.project.dir)
+    made.run()
+    assert session.ran == ["debug"]
+    assert report.phases[0].message == (
+        "the packages are installed and unchanged since the last dbt deps"
+    )
 
 
 def test_deps_is_skipped_when_the_image_has_the_packages_baked() -> None:

@@ -33,10 +33,8 @@ def plan_verb(args: argparse.Namespace) -> int:
     baseline = None
     if found is not None and found.usable:
         baseline = Baseline(settings.run_dir / "state", found.baseline_extra())
-    baked = workspace.baked is not None and workspace.baked.packages
-    no_deps = (
-        frozenset({Phase.DEPS}) if baked or not workspace.project.has_packages else frozenset()
-    )
+    deps_not_needed = workspace.deps_not_needed()
+    no_deps = frozenset({Phase.DEPS}) if deps_not_needed else frozenset()
     commands = plan(settings, workspace.invocation(), baseline, no_deps)
     if args.as_json:
         print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
@@ -44,7 +42,8 @@ def plan_verb(args: argparse.Namespace) -> int:
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
     if workspace.project.dir != workspace.project.source_dir:
         print(f"# the project folder is read-only: dbt runs a copy in {workspace.project.dir}")
-    for note in [*notes(settings, name, target, found), *baked_notes(workspace.baked)]:
+    deps = [f"deps: skipped, {deps_not_needed}"] if deps_not_needed else []
+    for note in [*notes(settings, name, target, found), *baked_notes(workspace.baked), *deps]:
         print(f"# {note}")
     for phase, argv in commands:
         tool = "" if argv[0] == "sqlfluff" else "dbt "
@@ -87,5 +86,4 @@ def baked_notes(baked: Baked | None) -> list[str]:
     else:
         when = baked.record.prepared_at.isoformat() if baked.record else "?"
         parse = f"baked parse: used (prepared {when}, {baked.folder})"
-    packages = "baked: deps is skipped" if baked.packages else "installed by deps"
-    return [parse, f"packages: {packages}"]
+    return [parse]

@@ -86,8 +86,11 @@ def _writable(settings: Settings) -> None:
 def _deps_and_parse(session: DbtSession, packages: bool) -> None:
     """dbt deps (when the project has packages), then the parse and its manifest; the
     first that fails ends prepare with dbt's own words."""
+    from dbt_runner.workspace.packages import remember_install
+
     if packages:
         _succeeded("deps", session.execute("deps", ["deps"], has_nodes=False))
+        remember_install(session.invocation.project_dir)
     _succeeded("parse", session.parse())
     session.target_path.mkdir(parents=True, exist_ok=True)
     session.write_manifest()

@@ -4,6 +4,7 @@ say, builds it from scratch, and may become the state when it selected everythin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,8 @@ class JobKind:
     - `node_selection`: the selection of its node phases (seed, snapshot, run, test,
       build), given the state it compares with (`baseline`, None without one);
     - `before_nodes`: after the parse, before the first node phase: None to go on, or
-      why not (the run stops, nothing is built);
+      why not (the run stops, nothing is built); `selected()` lists the nodes the node
+      phases select (a `dbt ls`: asked only by a job that needs it);
     - `build_command`: the build phase's command, once the phases before it ran;
     - `findings`: what it found, once its phases ran;
     - `selects_whole_project`, `compiles_whole_project`, `not_promotable`: what its
@@ -105,7 +107,7 @@ class JobKind:
     def node_selection(self, baseline: Baseline | None) -> list[str]:
         return user_selection(self.settings)
 
-    def before_nodes(self, context: Context, selected: set[str]) -> str | None:
+    def before_nodes(self, context: Context, selected: Callable[[], set[str]]) -> str | None:
         return None
 
     def build_command(self, command: list[str], context: Context) -> list[str]:

@@ -5,6 +5,7 @@ runs; a pull request's run never becomes the state."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.config import BUILDING_PHASES
@@ -69,14 +70,14 @@ class PullRequest(JobKind):
         recorder.record(IMPACT, status, clock, message=message, advisory=info.gate is None)
         return info
 
-    def before_nodes(self, context: Context, selected: set[str]) -> str | None:
+    def before_nodes(self, context: Context, selected: Callable[[], set[str]]) -> str | None:
         """Every node the job's node phases select writes inside the namespace, or the
         run stops with the first one that would not (exit 3): nothing is built."""
         if context.namespace is None:
             return None
         try:
             manifest = context.session.manifest
-            self.found.pr_schemas = check_nodes(manifest, selected, context.namespace)
+            self.found.pr_schemas = check_nodes(manifest, selected(), context.namespace)
         except ConfigError as exc:
             return exc.message
         return None

@@ -29,6 +29,7 @@ from dbt_runner.run.commands import (
 )
 from dbt_runner.run.recorder import PhaseRecorder
 from dbt_runner.state.store import Baseline
+from dbt_runner.workspace.packages import remember_install
 from dbt_runner.workspace.prepare import Workspace
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class PhaseSequence:
         self.recorder, self.baseline = recorder, baseline
         self.project = workspace.project
         self.namespace = workspace.profile.namespace
-        self.baked_packages = workspace.baked is not None and workspace.baked.packages
+        self.deps_not_needed = workspace.deps_not_needed()
         self.phases = settings.job_phases
         self.compiled = False  # every node compiled into the manifest by an earlier phase
         self.guarded = False  # the job was asked before the first node phase
@@ -98,11 +99,7 @@ class PhaseSequence:
         self.session.write_manifest()
 
     def _skip(self, phase: Phase) -> str | None:
-        if phase is Phase.DEPS and not self.project.has_packages:
-            return "no packages.yml or dependencies.yml"
-        if phase is Phase.DEPS and self.baked_packages:
-            return "the packages were installed into the image by dbt-runner prepare"
-        return None
+        return self.deps_not_needed if phase is Phase.DEPS else None
 
     def _ready(self, phase: Phase) -> str | None:
         """What a phase needs first: the parse, and the job's word before node phases.
@@ -111,7 +108,7 @@ class PhaseSequence:
             return "skipped: the project did not parse"
         if phase in NODE_PHASES and not self.guarded:
             self.guarded = True
-            refused = self.job.before_nodes(self.context(), self._selected())
+            refused = self.job.before_nodes(self.context(), self._selected)
             if refused is not None:
                 self.recorder.stages.error("pr-guard", refused, ExitCode.CONFIG)
                 return "skipped: a node would write outside the pull request's schemas"
@@ -147,6 +144,8 @@ class PhaseSequence:
         result = self._dbt_phase(phase, command, advisory)
         if phase is Phase.BUILD and result.status == "success":
             self.compiled = self.job.compiles_whole_project()
+        if phase is Phase.DEPS and result.status == "success":
+            remember_install(self.project.dir)
         return result
 
     def _dbt_phase(self, phase: Phase, command: list[str], advisory: bool) -> PhaseResult:

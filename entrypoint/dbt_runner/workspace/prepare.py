@@ -24,6 +24,7 @@ from dbt_runner.config import Settings
 from dbt_runner.engine.invocation import DbtInvocation
 from dbt_runner.workspace import credentials
 from dbt_runner.workspace.baked import Baked, ProfileShape, check_baked
+from dbt_runner.workspace.packages import unchanged_since_install
 from dbt_runner.workspace.profiles import Profile, check_profile, describe_profile, prepare_profile
 from dbt_runner.workspace.project import Project, describe_project, prepare_project
 from dbt_runner.workspace.target import Target, resolve_target
@@ -64,6 +65,16 @@ class Workspace:
             return self.settings.run_dir / name
         path = Path(chosen)
         return path if path.is_absolute() else self.project.dir / path
+
+    def deps_not_needed(self) -> str | None:
+        """Why `dbt deps` has nothing to do in this run, or None when it has."""
+        if not self.project.has_packages:
+            return "no packages.yml or dependencies.yml"
+        if self.baked is not None and self.baked.packages:
+            return "the packages were installed into the image by dbt-runner prepare"
+        if unchanged_since_install(self.project.dir):
+            return "the packages are installed and unchanged since the last dbt deps"
+        return None
 
     def invocation(self) -> DbtInvocation:
         return DbtInvocation(
