@@ -159,7 +159,7 @@ releases: venv ## list tickets, versions, digests and the environments running t
 	$(RELEASE) releases --registry "$(REGISTRY)"
 
 .PHONY: bench
-bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-up, image, run page
+bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-up, image, run page, impact, own seconds, scale, baked parse
 	$(PY) benchmarks/bench_runner.py
 	$(PY) benchmarks/bench_slim.py
 	$(PY) benchmarks/bench_slim.py --models 2000
@@ -169,6 +169,13 @@ bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-
 	$(PY) benchmarks/bench_lint.py
 	DOCKER=$(DOCKER) BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) $(PY) benchmarks/bench_image.py --platforms linux/amd64,linux/arm64
 	$(PY) benchmarks/bench_report_html.py
+	$(PY) benchmarks/bench_report_html.py --nodes 20000
+	$(PY) benchmarks/bench_impact.py
+	$(PY) benchmarks/bench_own.py
+	$(PY) benchmarks/bench_scale.py --models 500
+	$(PY) benchmarks/bench_scale.py --models 2000
+	$(PY) benchmarks/bench_scale.py --models 10000
+	DOCKER=$(DOCKER) $(PY) benchmarks/bench_baked.py
 
 .PHONY: clean
 clean: ## remove local outputs

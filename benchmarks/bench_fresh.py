@@ -23,7 +23,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate, run_job, runner_env, write_results
+from benchmarks.project import ROWS, as_in_the_image, generate, run_job, runner_env, write_results
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=10)
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per staging table")
     args = parser.parse_args()
+    as_in_the_image()
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-fresh-") as tmp:
         base = Path(tmp)
         project = generate(base / "project", args.models, rows=args.rows, sources=args.sources)

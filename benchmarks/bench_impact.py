@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import generate, run_job, runner_env, write_results
+from benchmarks.project import as_in_the_image, generate, run_job, runner_env, write_results
 from tests.support import Postgres, postgres_server
 
 
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=500)
     parser.add_argument("--rows", type=int, default=10_000, help="rows per staging table")
     args = parser.parse_args()
+    as_in_the_image()
     with (
         tempfile.TemporaryDirectory(prefix="dbt-runner-bench-impact-") as tmp,
         postgres_server() as postgres,

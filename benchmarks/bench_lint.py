@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import BIN, generate, profile, runner_env, write_results
+from benchmarks.project import BIN, as_in_the_image, generate, profile, runner_env, write_results
 from dbt_runner.jobs.lint import DEFAULT_CONFIG
 
 
@@ -52,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--models", type=int, default=500)
     args = parser.parse_args()
+    as_in_the_image()
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-lint-") as tmp:
         base = Path(tmp)
         project = generate(base / "project", args.models, rows=1000)

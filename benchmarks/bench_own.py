@@ -30,7 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import BIN, generate, profile, run_job, runner_env, write_results
+from benchmarks.project import (
+    BIN,
+    as_in_the_image,
+    generate,
+    profile,
+    run_job,
+    runner_env,
+    write_results,
+)
 
 RUNS = 3
 
@@ -64,6 +72,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--cpus", type=int, default=1)
     args = parser.parse_args()
+    as_in_the_image()
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cpus]))
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-own-") as tmp:
         base = Path(tmp)

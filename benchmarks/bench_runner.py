@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate, profile, write_results
+from benchmarks.project import ROWS, as_in_the_image, generate, profile, write_results
 
 BIN = Path(sys.executable).parent
 
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--skip-job", action="store_true", help="only the version figure")
     args = parser.parse_args()
+    as_in_the_image()
     results: dict[str, object] = {"models": args.models, "rows": args.rows, "threads": args.threads}
 
     if not args.skip_job:

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.project import ROWS, generate, run_job, runner_env, write_results
+from benchmarks.project import ROWS, as_in_the_image, generate, run_job, runner_env, write_results
 
 
 def change(model: Path, marker: str) -> None:
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--cpus", type=int, help="pin the jobs to this many cores")
     args = parser.parse_args()
+    as_in_the_image()
     if args.cpus:
         # Inherited by every job this script starts.
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cpus]))

@@ -42,9 +42,10 @@ def generate(
     rows: int = ROWS,
     sources: int = SEEDS,
     dialect: str = "duckdb",
+    tested_every: int = 10,
 ) -> Path:
     """Write the project into `dest` (replaced) and return it; `dialect`: the warehouse
-    its staging SQL is written for."""
+    its staging SQL is written for; a not_null test on every `tested_every`th model."""
     rng = random.Random(seed)
     shutil.rmtree(dest, ignore_errors=True)
     for folder in ("seeds", "models/staging", "models/layers", "local_packages/bench_utils/macros"):
@@ -119,7 +120,7 @@ def generate(
             )
         (dest / "models/layers" / f"{name}.sql").write_text(sql)
         names.append(name)
-        if i % 10 == 0:
+        if i % tested_every == 0:
             tested.append(name)
     (dest / "models/layers/_tests.yml").write_text(
         yaml.safe_dump(
@@ -153,6 +154,22 @@ def profile(dest: Path, database: Path, threads: int) -> Path:
 
 
 BIN = Path(sys.executable).parent
+
+
+def as_in_the_image() -> None:
+    """Python's bytecode compiled ahead, as the image ships it (`uv --compile-bytecode`),
+    and kept: a shell with PYTHONDONTWRITEBYTECODE=1 would otherwise make every process
+    compile every module it imports (about 1.5 s per dbt process), runner and plain dbt
+    alike, and the ratios would measure the compiler."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    site = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+    source = Path(__file__).resolve().parents[1] / "entrypoint"
+    for folder in (site, source):
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(folder)],
+            capture_output=True,
+            check=False,  # a file that does not compile is compiled at import, or never used
+        )
 
 
 def runner_env(base: Path, project: Path) -> dict[str, str]:

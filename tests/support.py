@@ -45,11 +45,10 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any runner or dbt setting, plus `extra`."""
+    """This process's environment without any runner, dbt or GitHub setting (a test run
+    inside a workflow must not comment on its pull request), plus `extra`."""
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DBT_", "GITHUB_STEP_SUMMARY"))
+        key: value for key, value in os.environ.items() if not key.startswith(("DBT_", "GITHUB_"))
     }
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env.update(extra)

@@ -70,6 +70,7 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
             "pr": pr.replace("-", ""),
             "namespace": namespace,
             "schemas": [f"{namespace}_marts"],
+            "comment_url": None,  # no GitHub token: no comment
         }
         assert postgres.schemas(f"{namespace}%") == {f"{namespace}_marts"}
         assert postgres.tables(f"{namespace}_marts") == {"orders", "customers", "daily_revenue"}

@@ -122,6 +122,13 @@ def change_one_model(project: Path, tag: str) -> str:
     return path.stem
 
 
+def change_packages(project: Path, tag: str) -> None:
+    """packages.yml edited: the next job's `dbt deps` has work to do (an unchanged one
+    is skipped)."""
+    packages = project / "packages.yml"
+    packages.write_text(packages.read_text() + f"# {tag}\n")
+
+
 def code_columns(sql: str) -> set[str]:
     return BASE_COLUMNS | set(CHANGED.findall(sql))
 
@@ -371,6 +378,8 @@ def test_stops_at_every_boundary_never_leave_a_lying_state(
     for index, stop in enumerate(STOPS):
         if stop.job == "slim":
             change_one_model(sweep.project, f"s{index}")  # something for it to build
+        if stop.line is not None and "deps" in stop.line:
+            change_packages(sweep.project, f"s{index}")
         code = stop_a_job(sweep, proxy, stop, tmp_path / f"stop-{index}.log")
         expected = {signal.SIGTERM: (143, 0), signal.SIGKILL: (-signal.SIGKILL,)}[stop.sig]
         assert code in expected, f"{stop}: exit {code}"
