@@ -1,7 +1,8 @@
 """Benchmark a pull request's impact step against its build phase, on PostgreSQL.
 
 The generated N-model project (every model keyed by `meta.primary_key`), built in
-production; then a pull request changing one mid-DAG model (it filters out a few rows
+production; then a pull request changing the model whose edit reaches a tenth of the
+project (it filters out a few rows
 and changes a value in others): its slim run builds that model and everything
 downstream in the pull request's schemas, then compares each built model with
 production. Figures from the run's own report, the same run: the impact phase's time
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,17 +32,40 @@ from tests.support import Postgres, postgres_server
 
 
 def keyed(project: Path) -> None:
-    """Every model keyed by its id, as a team would declare it."""
+    """Every model keyed by its id, as a team would declare it; the sources in one
+    schema for every env (`raw_schema`), as a warehouse's raw data is: a pull request
+    reads production's sources, so only its edit and what is downstream differ."""
+    sources = project / "models" / "staging" / "_sources.yml"
+    sources.write_text(
+        sources.read_text().replace(
+            "'{{ target.schema }}'", "'{{ var(\"raw_schema\", target.schema) }}'"
+        )
+    )
     path = project / "dbt_project.yml"
     config = yaml.safe_load(path.read_text())
     config["models"]["bench"]["+meta"] = {"primary_key": "id"}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def mid_dag_model(project: Path) -> Path:
-    """A model a third of the way down the DAG: it has children and grandchildren."""
-    models = sorted((project / "models" / "layers").glob("m_*.sql"))
-    return models[len(models) // 3]
+def mid_dag_model(project: Path, share: float = 0.1) -> Path:
+    """The model whose edit reaches closest to `share` of the project (itself and every
+    model downstream): a pull request with a real review in it."""
+    models = {path.stem: path for path in (project / "models" / "layers").glob("m_*.sql")}
+    children: dict[str, set[str]] = {name: set() for name in models}
+    for name, path in models.items():
+        for parent in re.findall(r"ref\('(m_\d+)'\)", path.read_text()):
+            children[parent].add(name)
+
+    def reach(name: str) -> int:
+        seen, todo = {name}, [name]
+        while todo:
+            for child in children[todo.pop()] - seen:
+                seen.add(child)
+                todo.append(child)
+        return len(seen)
+
+    wanted = share * len(models)
+    return models[min(sorted(models), key=lambda name: abs(reach(name) - wanted))]
 
 
 def edit(model: Path) -> None:
@@ -74,16 +99,14 @@ def main() -> None:
         base = Path(tmp)
         project = generate(base / "project", args.models, rows=args.rows, dialect="postgres")
         keyed(project)
-        prod = environment(base, project, postgres, "prod") | {"DBT_RUNNER_ENV": "prod"}
+        raw = {"DBT_RUNNER_VARS": json.dumps({"raw_schema": "prod"})}  # the same in every env
+        prod = environment(base, project, postgres, "prod") | {"DBT_RUNNER_ENV": "prod"} | raw
         full, _ = run_job(prod, "--phases", "deps,seed,build")
         print(f"production, full build: {full:.1f} s", flush=True)
 
         model = mid_dag_model(project)
         edit(model)
-        ci = environment(base, project, postgres, "ci") | {
-            "DBT_RUNNER_ENV": "ci",
-            "DBT_RUNNER_VARS": json.dumps({"raw_schema": "prod"}),
-        }
+        ci = environment(base, project, postgres, "ci") | {"DBT_RUNNER_ENV": "ci"} | raw
         wall, report = run_job(ci, "--pr", "1", "--phases", "deps,build")
         impact = report["impact"]
         compared = [m for m in impact["models"] if m["status"] == "compared"]

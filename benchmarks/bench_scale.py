@@ -7,9 +7,11 @@ dominates, as in the largest deployments' CI), one session, one machine:
    the runner's parse + build (`--job custom --phases build`, one process): the wall
    time ratio (goal <= 1.0) and the peak RSS of each (the largest process; goal: the
    runner's <= plain dbt's + 5 %);
-2. the runner's own work after dbt finished (state, reports, run page, history,
-   metrics, until the process exits): seconds, for the run's node count (goal < 2 s for
-   20,000 nodes);
+2. the runner's own work after dbt finished: until the report is final (state,
+   publishing, history, reports, run page, notifications, metrics), and until the
+   process has exited (the report's last write, and the adapter's own close: DuckDB
+   checkpoints its database file, as at the end of plain dbt's process), for the run's
+   node count (goal < 2 s for 20,000 nodes);
 3. a slim job (one leaf changed, warm parse from the state) against the build of 1.
    (goal <= 0.03);
 4. a fresh job with nothing new (after a first fresh job kept the sources' state)
@@ -78,6 +80,7 @@ def runner(env: dict[str, str], base: Path, *args: str) -> tuple[float, float, d
         if phase["started_at"]
     )
     report["after_dbt_s"] = ended - dbt_ended
+    report["until_report_s"] = datetime.fromisoformat(report["finished_at"]).timestamp() - dbt_ended
     return spent, peak_mb, report
 
 
@@ -134,7 +137,11 @@ def main() -> None:
                 "ratio": round(build_mb / plain["peak_rss_mb"], 3),
                 "goal": 1.05,
             },
-            "after_dbt": {"seconds": round(build["after_dbt_s"], 2), "goal_s": 2.0},
+            "after_dbt": {
+                "until_exit_s": round(build["after_dbt_s"], 2),
+                "until_report_s": round(build["until_report_s"], 2),
+                "goal_s": 2.0,
+            },
             "slim": {
                 "seconds": round(slim_s, 2),
                 "ratio": round(slim_s / build_s, 4),

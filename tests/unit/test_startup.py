@@ -55,3 +55,25 @@ def test_dbt_console_hides_the_interrupt_traceback_only() -> None:
     assert shown("06:43:14  Encountered an error:\nRuntime Error: relation does not exist")
     assert shown("06:43:14  Traceback (most recent call last):\n ValueError: x")
     assert shown('{"info": {"msg": "1 of 5 OK created sql view model"}}')
+
+
+def test_settle_freezes_what_lives_on_and_not_the_young_garbage() -> None:
+    check = """
+import gc
+from dbt_runner.engine.startup import settle
+class Node: pass
+gc.collect()
+gc.freeze()  # what the interpreter and the imports made: not this test's
+kept = [Node() for _ in range(50_000)]
+for _ in range(1_000):  # garbage: cycles the young collection frees before the freeze
+    a, b = Node(), Node(); a.b, b.a = b, a
+del a, b
+frozen = gc.get_freeze_count()
+settle()
+print(gc.isenabled(), gc.get_freeze_count() - frozen, gc.get_count()[0])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "True"
+    assert 50_000 <= int(out[1]) < 50_100  # the kept nodes, not the 4,000 objects in cycles

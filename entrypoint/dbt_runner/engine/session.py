@@ -29,6 +29,7 @@ from dbt_runner.engine.selection import (
     invocation_args,
     selected_nodes,
 )
+from dbt_runner.engine.startup import settle
 from dbt_runner.report.model import NodeResult, PhaseStatus, now
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class DbtSession:
             return Outcome("interrupted", args, clock)
         if result.success and result.result is not None:
             self.manifest = result.result
+            settle()
             if self.adapter == "redshift":
                 tag_query_groups(self.manifest)
             return Outcome("success", args, clock, f"{len(result.result.nodes)} nodes")

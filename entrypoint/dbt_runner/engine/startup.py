@@ -34,6 +34,15 @@ def import_dbt() -> None:
     gc.freeze()
 
 
+def settle() -> None:
+    """After the parse: its manifest lives as long as the run, so freeze it too; the
+    full collections of the build then walk only what the build makes (at 2,000
+    models, 60 of them took 0.14 s each). The young generations are collected first,
+    so no garbage of the parse is frozen with it."""
+    gc.collect(1)
+    gc.freeze()
+
+
 def thaw() -> None:
     """Give the frozen objects back to the collector, for the final collection."""
     gc.unfreeze()

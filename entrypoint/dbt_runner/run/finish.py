@@ -8,7 +8,6 @@ called once, after every step that can add an error, before the last write.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from dbt_runner.report.github import append_step_summary
 from dbt_runner.run.stages import StageFailed
 from dbt_runner.state.promotion import end_building, promote_state
 from dbt_runner.storage import Storage, open_storage
+from dbt_runner.workspace.scratch import remove_run_dir
 
 if TYPE_CHECKING:
     from dbt_runner.run.pipeline import Run
@@ -171,7 +171,7 @@ class Finish:
         if self.run.workspace is not None:
             self.run.workspace.close()  # key files go, even when the rest is kept
         if not self.keep_run_dir:
-            shutil.rmtree(self.settings.run_dir, ignore_errors=True)
+            remove_run_dir(self.settings.run_dir)
 
     def _write(self, final: bool = False) -> list[Path]:
         """Write the report files locally; if the report folder is not writable, say
