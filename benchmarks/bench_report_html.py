@@ -113,7 +113,7 @@ def main() -> None:
         "chromium_page_vs_blank": round(page_s / blank_s, 2),
         "chromium_page_over_blank_s": round(page_s - blank_s, 2),
     }
-    write_results("report_html", result)
+    write_results(f"report_html-{args.nodes}", result)
 
 
 if __name__ == "__main__":
