@@ -55,9 +55,8 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
     pr_env: dict[str, str], out_dir: Path, postgres: Postgres
 ) -> None:
     prod, ci = pr_env["PROD_SCHEMA"], pr_env["DBT_RUNNER_WAREHOUSE__SCHEMA"]
-    prod_oids = postgres.query(
-        "select relname, oid from pg_class where relnamespace = %s::regnamespace", f"{prod}_marts"
-    )
+    relations = "select relname, oid from pg_class where relnamespace = %s::regnamespace"
+    prod_oids = postgres.query(f"{relations} order by relname", f"{prod}_marts")
     reports = {}
     for pr in ("101", "feature-x"):
         result = run_cli("run", "--pr", pr, env=pr_env)
@@ -76,13 +75,7 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
         assert postgres.tables(f"{namespace}_marts") == {"orders", "customers", "daily_revenue"}
         assert report["state"]["promoted"] is False  # a PR never sets the state
     # Neither touched production, nor the shared CI schema.
-    assert (
-        postgres.query(
-            "select relname, oid from pg_class where relnamespace = %s::regnamespace",
-            f"{prod}_marts",
-        )
-        == prod_oids
-    )
+    assert postgres.query(f"{relations} order by relname", f"{prod}_marts") == prod_oids
     assert postgres.schemas(f"{ci}") == set() and postgres.schemas(f"{ci}_marts") == set()
     # Both read the unchanged parents from production (deferral to its state).
     compiled = read_json(
