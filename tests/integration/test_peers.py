@@ -202,3 +202,79 @@ def test_lineage_names_and_describes_as_dbt_ol(
             "run": {"runId": run_id},
             "job": {"namespace": "analytics", "name": "dbt-run-demo"},
         }
+
+
+# --- build order: what a failure keeps from running, as dbt's own build ------------------
+
+
+def add_an_orphan(project: Path) -> None:
+    """A relationships test that fails (a test on two models) and a model downstream of
+    both: the case dbt's fast test edges must order as its default edges do."""
+    staging = project / "models" / "staging"
+    (staging / "orphan_orders.sql").write_text("select 999 as customer_id\n")
+    (staging / "_orphans.yml").write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {
+                        "name": "orphan_orders",
+                        "columns": [
+                            {
+                                "name": "customer_id",
+                                "data_tests": [
+                                    {
+                                        "relationships": {
+                                            "arguments": {
+                                                "to": "ref('stg_customers')",
+                                                "field": "customer_id",
+                                            }
+                                        }
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    (project / "models" / "marts" / "orphan_report.sql").write_text(
+        "select o.customer_id from {{ ref('orphan_orders') }} as o\n"
+        "join {{ ref('stg_customers') }} as c on o.customer_id = c.customer_id\n"
+    )
+
+
+def statuses(run_results: Path) -> dict[str, str]:
+    return {r["unique_id"]: r["status"] for r in read_json(run_results)["results"]}
+
+
+def test_build_skips_what_dbts_own_build_skips(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """The runner has dbt order a build with its fast test edges (engine/startup.py):
+    every node a failing model or test keeps from running is the one plain `dbt build`,
+    with dbt's default edges, keeps from running."""
+    add_failures(demo_project)
+    add_an_orphan(demo_project)
+    env.pop("DBT_USE_FAST_TEST_EDGES", None)
+    profiles = peer_profiles(tmp_path / "peer", str(tmp_path / "peer.duckdb"))
+    peer_env = env | {"DBT_PROFILES_DIR": str(profiles)}
+    assert peer(peer_env, demo_project, "dbt", "deps").returncode == 0
+    theirs_run = peer(peer_env, demo_project, "dbt", "build", "--target-path", "peer-target")
+    assert theirs_run.returncode == 1, theirs_run.stdout[-3000:]
+    theirs = demo_project / "peer-target" / "run_results.json"
+
+    result = run_cli("run", env=env)
+    assert result.returncode == 1, result.stdout[-3000:]
+    run_id = read_json(out_dir / "report.json")["run_id"]
+    ours = out_dir / "demo" / "dev" / "runs" / run_id / "phases" / "build" / "run_results.json"
+
+    # The runner's full job loads seeds in a phase of their own, before its build.
+    their_nodes = {u: s for u, s in statuses(theirs).items() if not u.startswith("seed.")}
+    assert statuses(ours) == their_nodes
+    skipped = {uid for uid, status in statuses(ours).items() if status == "skipped"}
+    downstream = {"model.demo.orphan_report", "model.demo.after_broken", "model.demo.customers"}
+    assert downstream <= skipped
+    # The edges differ: dbt's default for the peer, the fast ones for the runner.
+    assert read_json(theirs)["args"]["use_fast_test_edges"] is False
+    assert read_json(ours)["args"]["use_fast_test_edges"] is True

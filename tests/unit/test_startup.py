@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 CHECK = """
 import gc, sys
@@ -77,3 +80,16 @@ print(gc.isenabled(), gc.get_freeze_count() - frozen, gc.get_count()[0])
     ).stdout.split()
     assert out[0] == "True"
     assert 50_000 <= int(out[1]) < 50_100  # the kept nodes, not the 4,000 objects in cycles
+
+
+def test_dbt_defaults_turn_fast_test_edges_on_unless_the_job_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dbt_runner.engine.startup import FAST_TEST_EDGES, dbt_defaults
+
+    monkeypatch.delenv(FAST_TEST_EDGES, raising=False)
+    dbt_defaults()
+    assert os.environ[FAST_TEST_EDGES] == "true"
+    monkeypatch.setenv(FAST_TEST_EDGES, "false")  # dbt's default, asked for
+    dbt_defaults()
+    assert os.environ[FAST_TEST_EDGES] == "false"
