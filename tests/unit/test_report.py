@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -121,3 +124,39 @@ def test_timeline_lanes_are_concurrent_slots_reused_across_phases() -> None:
     nodes += [node(3, 4, "Thread-4"), node(3, 5, "Thread-5")]
     assert slots(nodes) == [0, 1, 1, 0, 1]
     assert max(slots(nodes)) + 1 == 2 < len({n.thread for n in nodes})
+
+
+def _finish_in(folder: Path) -> Any:
+    """The finishing steps of a run that publishes nowhere, its reports in `folder`."""
+    from dbt_runner.run.finish import Finish
+
+    settings = SimpleNamespace(report_folder=folder, run_dir=folder / "scratch")
+    run = SimpleNamespace(
+        report=run_report(PhaseResult(name="build", status="success")),
+        settings=settings,
+        stages=None,
+        workspace=None,
+    )
+    return Finish(run)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("new_error", [False, True], ids=["as-notified", "a-step-failed"])
+def test_final_write_rewrites_what_changed_since_the_first(new_error: bool, tmp_path: Path) -> None:
+    """After notifying, report.json and the page say the final clock and notifications;
+    the other files are written once, unless a step since added an error."""
+    finish = _finish_in(tmp_path)
+    paths = finish.reports()
+    assert {p.name for p in paths} == {"report.json", "report.html", "summary.md", "junit.xml"}
+    for path in paths:
+        path.write_text("first write")
+    if new_error:
+        finish.report.add_error("notify", "the webhook is gone", ExitCode.INFRA)
+    finish.report.finish()
+    finish.final(paths)
+    rewritten = {p.name for p in paths if p.read_text() != "first write"}
+    expected = {"report.json", "report.html"} | (
+        {"summary.md", "junit.xml"} if new_error else set()
+    )
+    assert rewritten == expected
+    summary = (tmp_path / "summary.md").read_text()
+    assert ("exit code 4" in summary) is new_error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from dbt_runner.report.model import Links, RunReport
@@ -30,7 +31,7 @@ ARTIFACTS = (
 )
 DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
 PAGE = "report.html"  # the run page: in the run's folder, and the latest beside the docs
-FINAL = ("report.json", PAGE)  # rewritten once notifying is timed
+FINAL = ("report.json", PAGE)  # rewritten once notifying is timed (and all, on a new error)
 RUNNING = "running"  # last_run.json's status while a run has not finished
 
 
@@ -102,21 +103,21 @@ def publish_reports(
     project: str,
     report: RunReport,
     paths: list[Path],
-    final: bool = False,
+    only: Collection[str] | None = None,
     last_run: bool = False,
 ) -> None:
     """Upload the report files next to the run's artifacts, and the run page beside the
     docs too; then, for a run that marked its start (`last_run`), record how it ended
-    in last_run.json (what `dbt-runner retry` starts from). `final`: only the files
-    rewritten once notifying is timed."""
+    in last_run.json (what `dbt-runner retry` starts from). `only`: just these files
+    (the final upload, of what notifying changed)."""
     prefix = run_key(project, report.env, report.run_id)
     for path in paths:
-        if final and path.name not in FINAL:
+        if only is not None and path.name not in only:
             continue
         storage.put_file(join_key(prefix, path.name), path)
         if path.name == PAGE:
             storage.put_file(join_key(docs_key(project, report.env), PAGE), path)
-    if last_run and not final:
+    if last_run:
         _write_last_run(storage, project, report, report.status)
 
 

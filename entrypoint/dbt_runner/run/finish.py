@@ -8,6 +8,7 @@ called once, after every step that can add an error, before the last write.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from dbt_runner.errors import InfraError, RunnerError
 from dbt_runner.outputs import history, metrics, notify
 from dbt_runner.outputs.comment import post_comment, why_no_comment
 from dbt_runner.outputs.publish import (
+    FINAL,
     publish_artifacts,
     publish_reports,
     run_links,
@@ -40,6 +42,7 @@ class Finish:
         self.report, self.settings, self.stages = run.report, run.settings, run.stages
         self.storage: Storage | None = None
         self.keep_run_dir = False  # the local artifacts, when they could not be published
+        self.errors_reported = 0  # the report's errors when its files were first written
 
     def everything(self) -> None:
         stop = self.run.guard.stopped()
@@ -142,6 +145,7 @@ class Finish:
         """Write the report files, then publish them beside the artifacts; a storage
         that fails here is an infrastructure error like any other."""
         paths = self._write()
+        self.errors_reported = len(self.report.errors)
         if self.storage is None or not paths or self.keep_run_dir:
             return paths
         try:
@@ -155,12 +159,15 @@ class Finish:
         return paths
 
     def final(self, paths: list[Path]) -> None:
-        """The report as it ends (notifying and metrics included), then the clean-up."""
-        self._write(final=True)
+        """The report as it ends (notifying and metrics included), then the clean-up.
+        Notifying changed the clock and the notifications (report.json, the page); a
+        step that failed since changed what every file says."""
+        only = FINAL if len(self.report.errors) == self.errors_reported else None
+        self._write(final=True, only=only)
         if self.storage is not None and paths and not self.keep_run_dir:
             try:
                 project = str(self.report.project)
-                publish_reports(self.storage, project, self.report, paths, final=True)
+                publish_reports(self.storage, project, self.report, paths, only=only)
             except RunnerError as exc:  # the copies published before notifying stay
                 log.warning("the final report was not published: %s", exc.message)
         report = self.report
@@ -173,12 +180,12 @@ class Finish:
         if not self.keep_run_dir:
             remove_run_dir(self.settings.run_dir)
 
-    def _write(self, final: bool = False) -> list[Path]:
-        """Write the report files locally; if the report folder is not writable, say
-        so (exit 4) and write them into the kept scratch folder instead."""
+    def _write(self, final: bool = False, only: Collection[str] | None = None) -> list[Path]:
+        """Write the report files (`only`: these of them) locally; if the report folder
+        is not writable, say so (exit 4) and write them into the kept scratch folder."""
         folder = self.settings.report_folder
         try:
-            return write_report_files(self.report, folder)
+            return write_report_files(self.report, folder, only)
         except OSError as exc:
             if final:  # the first write failed the same way and said so
                 return []
@@ -189,7 +196,7 @@ class Finish:
             self.stages.fail("report", InfraError(message))
             self.keep_run_dir = True
         try:
-            return write_report_files(self.report, self.settings.run_dir / "report")
+            return write_report_files(self.report, self.settings.run_dir / "report", only)
         except OSError as exc:
             log.error("cannot write the report anywhere: %s", exc)
             return []
