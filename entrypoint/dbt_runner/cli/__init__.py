@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from dbt_runner.cli.verbs import HELP, VERBS, top_level_help
-from dbt_runner.engine.startup import thaw
 
 
 def entry() -> None:
@@ -36,10 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dbt_runner.cli.version import version_verb
 
         return version_verb("--json" in args)
-    try:
-        return _guarded(lambda: _dispatch(verb, args))
-    finally:
-        thaw()  # see engine/startup.py
+    return _guarded(lambda: _dispatch(verb, args))
 
 
 def _dispatch(verb: str, args: list[str]) -> int:

@@ -7,11 +7,10 @@ build: on the 500-model benchmark project that is about a sixth of a slim job
 (`benchmarks/bench_slim.py`). gc.freeze() moves what exists into a permanent
 generation the collector skips; collection itself stays on.
 
-Before exit the frozen objects are handed back (`thaw`): the interpreter's final
-collection must free every DuckDB object, or DuckDB's bindings print "nanobind: leaked
-..." on stderr at exit, which breaks JSON log mode
-(tests/integration/test_trust.py::test_json_mode_writes_only_json_lines). dbt's
-adapter registry, created by the import and so frozen, holds the connections.
+Nothing is thawed before exit: the process ends without the interpreter's teardown
+(process.py), so the final collection that would walk the frozen objects (and DuckDB's
+bindings' "nanobind: leaked ..." check, which broke JSON log mode) never runs
+(tests/integration/test_cli.py::test_dbt_passthrough_uses_the_rendered_profile).
 """
 
 from __future__ import annotations
@@ -56,8 +55,3 @@ def settle() -> None:
     so no garbage of the parse is frozen with it."""
     gc.collect(1)
     gc.freeze()
-
-
-def thaw() -> None:
-    """Give the frozen objects back to the collector, for the final collection."""
-    gc.unfreeze()
