@@ -17,7 +17,11 @@ dominates, as in the largest deployments' CI), one session, one machine:
 4. a fresh job with nothing new (after a first fresh job kept the sources' state)
    against the build of 1. (goal <= 0.05).
 
+The runner has dbt use its fast test edges (engine/startup.py); `--plain-fast-edges`
+also times plain dbt with them, to tell what dbt's flag alone buys from the runner's own.
+
 Usage: python benchmarks/bench_scale.py [--models 10000] [--rows 100] [--tested-every 1]
+                                        [--plain-fast-edges]
 Writes build/bench/scale-<models>.json.
 """
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,12 +58,16 @@ def measured(command: list[str], env: dict[str, str], log: Path) -> tuple[float,
     return spent, usage.ru_maxrss / 1024, ended
 
 
-def plain_dbt(project: Path, base: Path) -> dict[str, float]:
-    """`dbt parse && dbt build`, each its own process, no parse cache."""
+def plain_dbt(project: Path, base: Path, fast_edges: bool = False) -> dict[str, float]:
+    """`dbt parse && dbt build`, each its own process, no parse cache; dbt's default
+    test edges, or (`fast_edges`) the ones the runner asks for."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    profiles = profile(base / "plain-profile", base / "plain.duckdb", threads=4)
+    env["DBT_USE_FAST_TEST_EDGES"] = str(fast_edges).lower()
+    database = base / f"plain-{fast_edges}.duckdb"
+    profiles = profile(base / "plain-profile", database, threads=4)
     common = ["--project-dir", str(project), "--profiles-dir", str(profiles)]
+    shutil.rmtree(project / "target", ignore_errors=True)  # no parse cache from a last time
     measured([str(BIN / "dbt"), "deps", *common], env, base / "plain-deps.log")
     parse_s, parse_mb, _ = measured([str(BIN / "dbt"), "parse", *common], env, base / "p.log")
     build_s, build_mb, _ = measured([str(BIN / "dbt"), "build", *common], env, base / "b.log")
@@ -84,6 +93,15 @@ def runner(env: dict[str, str], base: Path, *args: str) -> tuple[float, float, d
     return spent, peak_mb, report
 
 
+# The runner's finishing steps (run/finish.py), as its report times them.
+FINISHING = ("state", "publish", "history", "lineage", "report", "notify", "metrics")
+
+
+def finishing(report: dict[str, Any]) -> dict[str, float]:
+    """Seconds per finishing step, from the report's timings."""
+    return {step: report["timings"][step] for step in FINISHING if step in report["timings"]}
+
+
 def leaf(project: Path) -> Path:
     return sorted((project / "models" / "layers").glob("m_*.sql"))[-1]
 
@@ -93,13 +111,20 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--tested-every", type=int, default=1, help="a test per Nth model")
+    parser.add_argument(
+        "--plain-fast-edges",
+        action="store_true",
+        help="also plain dbt with DBT_USE_FAST_TEST_EDGES=true: what the flag alone buys",
+    )
     args = parser.parse_args()
     as_in_the_image()
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-scale-") as tmp:
         base = Path(tmp)
         shape = {"rows": args.rows, "tested_every": args.tested_every}
-        plain = plain_dbt(generate(base / "plain", args.models, **shape), base)
+        plain_project = generate(base / "plain", args.models, **shape)
+        plain = plain_dbt(plain_project, base)
         print(f"plain dbt: parse {plain['parse_s']:.1f} s, build {plain['build_s']:.1f} s")
+        fast = plain_dbt(plain_project, base, fast_edges=True) if args.plain_fast_edges else None
 
         project = generate(base / "runner", args.models, **shape)
         env = runner_env(base, project) | {"DBT_RUNNER_THREADS": "4"}
@@ -108,6 +133,7 @@ def main() -> None:
         build_s, build_mb, build = runner(env, base, "--job", "custom", "--phases", "build")
         assert build["state"]["promoted"], build["state"]
         print(f"runner parse + build: {build_s:.1f} s, after dbt {build['after_dbt_s']:.2f} s")
+        print(f"  its finishing steps: {finishing(build)}")
 
         (leaf(project)).write_text(leaf(project).read_text() + "-- one change\n")
         slim_s, _, slim = runner(env, base, "--job", "slim")
@@ -141,6 +167,7 @@ def main() -> None:
                 "until_exit_s": round(build["after_dbt_s"], 2),
                 "until_report_s": round(build["until_report_s"], 2),
                 "goal_s": 2.0,
+                "steps_s": finishing(build),
             },
             "slim": {
                 "seconds": round(slim_s, 2),
@@ -153,6 +180,10 @@ def main() -> None:
                 "goal": 0.05,
             },
         }
+    if fast is not None:
+        fast_s = fast["parse_s"] + fast["build_s"]
+        results["parse_build"]["plain_dbt_fast_edges_s"] = round(fast_s, 2)
+        results["parse_build"]["ratio_to_fast_edges"] = round(build_s / fast_s, 3)
     write_results(f"scale-{args.models}", results)
 
 

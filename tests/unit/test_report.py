@@ -129,14 +129,11 @@ def test_timeline_lanes_are_concurrent_slots_reused_across_phases() -> None:
 def _finish_in(folder: Path) -> Any:
     """The finishing steps of a run that publishes nowhere, its reports in `folder`."""
     from dbt_runner.run.finish import Finish
+    from dbt_runner.run.stages import Stages
 
     settings = SimpleNamespace(report_folder=folder, run_dir=folder / "scratch")
-    run = SimpleNamespace(
-        report=run_report(PhaseResult(name="build", status="success")),
-        settings=settings,
-        stages=None,
-        workspace=None,
-    )
+    report = run_report(PhaseResult(name="build", status="success"))
+    run = SimpleNamespace(report=report, settings=settings, stages=Stages(report), workspace=None)
     return Finish(run)  # type: ignore[arg-type]
 
 
@@ -160,3 +157,4 @@ def test_final_write_rewrites_what_changed_since_the_first(new_error: bool, tmp_
     assert rewritten == expected
     summary = (tmp_path / "summary.md").read_text()
     assert ("exit code 4" in summary) is new_error
+    assert finish.report.timings["report"] > 0  # both writes, timed

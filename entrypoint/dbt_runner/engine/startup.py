@@ -49,9 +49,10 @@ def import_dbt() -> None:
 
 
 def settle() -> None:
-    """After the parse: its manifest lives as long as the run, so freeze it too; the
-    full collections of the build then walk only what the build makes (at 2,000
-    models, 60 of them took 0.14 s each). The young generations are collected first,
-    so no garbage of the parse is frozen with it."""
+    """Freeze what lives on from here: after the parse, its manifest (the full collections
+    of the build then walk only what the build makes: at 2,000 models, 60 of them took
+    0.14 s each); after dbt, what the build left (finishing renders 20,000 nodes' report
+    without walking them). The young generations are collected first, so no fresh
+    garbage is frozen with it."""
     gc.collect(1)
     gc.freeze()

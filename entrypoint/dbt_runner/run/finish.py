@@ -12,6 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dbt_runner.engine.startup import settle
 from dbt_runner.errors import InfraError, RunnerError
 from dbt_runner.outputs import history, metrics, notify
 from dbt_runner.outputs.comment import post_comment, why_no_comment
@@ -45,6 +46,7 @@ class Finish:
         self.errors_reported = 0  # the report's errors when its files were first written
 
     def everything(self) -> None:
+        settle()  # what dbt left lives until the end: the collector skips it from here
         stop = self.run.guard.stopped()
         if stop is not None:  # one line and one error saying why, where it happened
             self.stages.fail(self.stages.current, stop)
@@ -185,7 +187,8 @@ class Finish:
         is not writable, say so (exit 4) and write them into the kept scratch folder."""
         folder = self.settings.report_folder
         try:
-            return write_report_files(self.report, folder, only)
+            with self.stages.timed("report"):
+                return write_report_files(self.report, folder, only)
         except OSError as exc:
             if final:  # the first write failed the same way and said so
                 return []

@@ -41,14 +41,21 @@ class Stages:
     def stage(self, name: str) -> Iterator[None]:
         """Run a stage; a failure is recorded, then raised as StageFailed."""
         self.current = name
-        started = time.monotonic()
         try:
-            yield
+            with self.timed(name):
+                yield
         except StageFailed:
             raise
         except Exception as exc:
             self.fail(name, exc)
             raise StageFailed(name) from exc
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the time spent inside to the report's timing of `name`."""
+        started = time.monotonic()
+        try:
+            yield
         finally:
             spent = time.monotonic() - started
             self.report.timings[name] = round(self.report.timings.get(name, 0.0) + spent, 3)
@@ -92,11 +99,8 @@ class Stages:
     def advisory(self, name: str) -> Iterator[None]:
         """A finishing step whose failure costs a warning, never the exit code (history,
         lineage): timed like the others."""
-        started = time.monotonic()
         try:
-            yield
+            with self.timed(name):
+                yield
         except Exception as exc:
             self.warn(f"{name} failed: {as_runner_error(exc, name).message}")
-        finally:
-            spent = time.monotonic() - started
-            self.report.timings[name] = round(self.report.timings.get(name, 0.0) + spent, 3)
