@@ -24,8 +24,10 @@ PLATFORM ?=
 # The variant the test suite also builds and runs for arm64 (emulated builds are slow).
 ARM64_VARIANT ?= redshift
 BASE_IMAGE ?= debian:bookworm-slim
-# A CA bundle for builds behind a TLS-intercepting proxy; passed as a build secret.
-BUILD_CA_BUNDLE ?=
+# A CA bundle for builds behind a TLS-intercepting proxy (a corporate network): passed
+# as a build secret, never a layer. By default this machine's trust store, so `make run`
+# works behind such a proxy as it does without one; BUILD_CA_BUNDLE= turns it off.
+BUILD_CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # The commit's time, not the build's: rebuilding a commit reproduces its labels and cache.
 CREATED := $(shell git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo 1970-01-01T00:00:00Z)
