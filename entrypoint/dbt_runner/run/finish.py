@@ -147,17 +147,16 @@ class Finish:
         """Write the report files, then publish them beside the artifacts; a storage
         that fails here is an infrastructure error like any other."""
         paths = self._write()
+        if self.storage is not None and paths and not self.keep_run_dir:
+            try:
+                with self.stages.stage("report"):
+                    last_run = self.run.marked
+                    project = str(self.report.project)
+                    publish_reports(self.storage, project, self.report, paths, last_run=last_run)
+            except StageFailed:
+                self._keep_local_artifacts(self.settings.run_dir / "target")
+                paths = self._write()  # saying the failure
         self.errors_reported = len(self.report.errors)
-        if self.storage is None or not paths or self.keep_run_dir:
-            return paths
-        try:
-            with self.stages.stage("report"):
-                last_run = self.run.marked
-                project = str(self.report.project)
-                publish_reports(self.storage, project, self.report, paths, last_run=last_run)
-        except StageFailed:
-            self._keep_local_artifacts(self.settings.run_dir / "target")
-            paths = self._write()
         return paths
 
     def final(self, paths: list[Path]) -> None:
