@@ -10,6 +10,7 @@ import signal
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
@@ -200,6 +201,51 @@ def test_state_written_before_targets_were_recorded_is_untrusted_once(
     again = run_cli("run", "--job", "slim", env=env)
     assert again.returncode == 0, again.stdout[-3000:]
     assert read_json(out_dir / "report.json")["state"]["mode"] == "slim"
+
+
+def test_a_var_or_env_var_a_model_reads_is_part_of_what_the_state_says(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """dbt's state:modified sees code, not the values a model reads: a slim job after
+    one of them changed builds everything (and says why), never trusts the old tables."""
+    customers = demo_project / "models" / "marts" / "customers.sql"
+    reads = "c.last_name, '{{ env_var(\"DEMO_REGION\") }}' as region, {{ var('tier', 1) }} as tier,"
+    customers.write_text(customers.read_text().replace("c.last_name,", reads))
+    state, path = tmp_path / "state", env["DBT_RUNNER_WAREHOUSE__PATH"]
+    env |= {"DBT_RUNNER_STATE_URL": str(state), "DEMO_REGION": "eu", "DBT_RUNNER_JOB": "slim"}
+
+    def run_slim(**changed: str) -> dict[str, Any]:
+        result = run_cli("run", env=env | changed)
+        assert result.returncode == 0, result.stdout[-3000:]
+        report = read_json(out_dir / "report.json")
+        assert latest_state(state)["run_id"] == report["run_id"]  # promoted
+        assert "DEMO_REGION" in latest_state(state)["inputs"]["env_vars"]
+        return dict(report["state"])
+
+    def customers_hold() -> tuple[str, int]:
+        with duckdb.connect(path, read_only=True) as con:
+            row = con.execute("select distinct region, tier from main.customers").fetchone()
+        return (str(row[0]), int(row[1])) if row else ("", 0)
+
+    assert run_slim()["mode"] == "full"  # no state yet
+    unchanged = run_slim()  # a warm parse: dbt's record of the variables is kept
+    assert unchanged["mode"] == "slim" and unchanged["warm_parse"], unchanged
+    assert not [uid for uid in unchanged["built"] if uid.startswith("model.")]
+
+    planned = run_cli("plan", env=env | {"DEMO_REGION": "us"})
+    assert "the environment variable(s) DEMO_REGION differ" in planned.stdout, planned.stdout
+    moved = run_slim(DEMO_REGION="us")
+    assert moved["mode"] == "full", moved
+    assert "DEMO_REGION differ from the state's run" in moved["reason"]
+    assert customers_hold() == ("us", 1)
+
+    env["DEMO_REGION"] = "us"
+    revalued = run_slim(DBT_RUNNER_VARS='{"tier": 2}')
+    assert revalued["mode"] == "full" and "the dbt vars" in revalued["reason"], revalued
+    assert customers_hold() == ("us", 2)
+    again = run_slim(DBT_RUNNER_VARS='{"tier": 2}')  # the same inputs: slim again
+    assert again["mode"] == "slim", again
+    assert customers_hold() == ("us", 2)
 
 
 # --- 3. a database in the runner's scratch folder ---------------------------------------

@@ -29,7 +29,7 @@ def plan_verb(args: argparse.Namespace) -> int:
     workspace = describe_workspace(settings)
     name = workspace.project.name
     target = workspace.identify_target()
-    found = look_up_state(settings, name, target, dbt_version())
+    found = look_up_state(settings, name, target, dbt_version(), workspace.inputs)
     baseline = None
     if found is not None and found.usable:
         baseline = Baseline(settings.run_dir / "state", found.baseline_extra())

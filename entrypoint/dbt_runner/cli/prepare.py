@@ -34,7 +34,8 @@ def prepare_verb(args: argparse.Namespace) -> int:
 def prepare(settings: Settings) -> int:
     from dbt_runner.engine.session import DbtSession
     from dbt_runner.engine.startup import import_dbt
-    from dbt_runner.workspace.baked import describe_run, env_var_names, write_baked
+    from dbt_runner.workspace.baked import describe_run, write_baked
+    from dbt_runner.workspace.inputs import env_var_names
     from dbt_runner.workspace.prepare import open_workspace, profile_shape
 
     started = time.monotonic()

@@ -89,7 +89,7 @@ class JobKind:
         """The last good state of the env this job defers to, fetched where dbt reads
         it when the ledger trusts it; the parse cache restored from it."""
         settings, project = self.settings, workspace.project
-        found = look_up_state(settings, project.name, target, dbt_version)
+        found = look_up_state(settings, project.name, target, dbt_version, workspace.inputs)
         baseline, info = fetch_state(
             settings, found, project.dir, workspace.target_path, dbt_version
         )

@@ -72,7 +72,9 @@ class Finish:
             lost = run.lease is not None and run.lease.lost
             policy = run.job.not_promotable()
             with self.stages.step("state"):
-                promoted = promote_state(self.settings, run.workspace, self.report, policy, lost)
+                promoted = promote_state(
+                    self.settings, run.workspace, self.report, policy, lost, run.env_vars_read
+                )
             if promoted and self.report.state is not None:
                 self.report.state.promoted = True
         if run.claim is not None:

@@ -36,6 +36,7 @@ from dbt_runner.state.promotion import Claim, begin_building
 from dbt_runner.state.store import Baseline
 from dbt_runner.storage import open_storage
 from dbt_runner.versions import dbt_version, runner_version
+from dbt_runner.workspace.inputs import env_var_names
 from dbt_runner.workspace.preflight import ArtifactsUnwritable, lease_for, run_preflight
 from dbt_runner.workspace.prepare import Workspace, open_workspace
 from dbt_runner.workspace.project import describe_project
@@ -65,6 +66,7 @@ class Run:
         self.lease: Lease | None = None
         self.claim: Claim | None = None  # this run's mark on its target, until settled
         self.built: list[str] = []  # the relations it built, as dbt selectors
+        self.env_vars_read: list[str] | None = None  # by dbt's parse (None: no parse)
         self.publishable = True  # False when the artifacts storage refused a write
         self.marked = False  # this run's start is in last_run.json: its end goes there too
 
@@ -212,6 +214,9 @@ class Run:
             self.report.pr.schemas = findings.pr_schemas
         self.report.impact = findings.impact
         self.built = sequence.session.built_selectors(self.report.nodes)
+        manifest, workspace = sequence.session.manifest, self.workspace
+        if manifest is not None and workspace is not None:  # what the state will record
+            self.env_vars_read = env_var_names(workspace.project.source_dir, manifest.env_vars)
         refused = sequence.session.full_parse
         prepared = self.report.prepared
         if prepared is not None and prepared.parse and refused is not None:

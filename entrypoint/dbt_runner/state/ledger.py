@@ -6,7 +6,8 @@ everything else from the relations the state names. So every decision about stat
 made here, and nowhere else:
 
 - what a run may trust (`distrust`): a state made for this project, adapter and
-  target, with a manifest this dbt reads, and (for a fresh job) the freshness it needs;
+  target, with the vars and environment variables its parse read, with a manifest
+  this dbt reads, and (for a fresh job) the freshness it needs;
 - when the pointer moves (`promotion_blocker`): the run's report shows that every
   node its job selected was built, into a target that outlives the run, that holds
   everything the state will name;
@@ -18,9 +19,11 @@ Each function returns why not, in words for the log and the report, or None.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.config import WRITING_PHASES, Job, Settings
+from dbt_runner.workspace.inputs import Inputs, changed_inputs
 from dbt_runner.workspace.target import Target
 
 if TYPE_CHECKING:
@@ -46,15 +49,18 @@ def distrust(
     job: Job,
     dbt_version: str | None,
     unsettled: Unsettled | None = None,
+    inputs_now: Callable[[list[str]], Inputs] | None = None,
 ) -> str | None:
     """Why this run must not compare with, or defer to, the state `pointer` names.
     `own_env`: the state is this env's own (not production's, deferred to by CI), so
-    it must describe this run's very target. `unsettled`: what runs that were not
-    promoted built into it since (those nodes are built again); a run that began
-    building and never said what it built leaves the whole state in doubt."""
+    it must describe this run's very target, built with this run's inputs
+    (`inputs_now`: this run's, for the variables named). `unsettled`: what runs that
+    were not promoted built into it since (those nodes are built again); a run that
+    began building and never said what it built leaves the whole state in doubt."""
     return (
         _foreign(metadata, project, target)
         or (_not_this_target(pointer, target, unsettled) if own_env else None)
+        or (_other_inputs(pointer, inputs_now) if own_env else None)
         or (_not_for_fresh(pointer, dbt_version) if job is Job.FRESH else None)
     )
 
@@ -91,6 +97,27 @@ def _not_this_target(
             "what it built (killed?)"
         )
     return None
+
+
+def _other_inputs(
+    pointer: StatePointer, inputs_now: Callable[[list[str]], Inputs] | None
+) -> str | None:
+    """dbt's state:modified does not see a var or an environment variable a model reads:
+    when one differs, the state's relations may hold what the code computed before."""
+    if pointer.inputs is None:
+        return (
+            "the state records no vars or environment variables (written before "
+            "dbt-runner 0.2.0): it cannot say what its relations were built with"
+        )
+    if inputs_now is None:
+        return "this run's vars and environment variables could not be read"
+    changed = changed_inputs(pointer.inputs, inputs_now(list(pointer.inputs.env_vars)))
+    if changed is None:
+        return None
+    return (
+        f"{changed} differ from the state's run, and dbt's state:modified cannot see "
+        "which models read them"
+    )
 
 
 def _not_for_fresh(pointer: StatePointer, dbt_version: str | None) -> str | None:

@@ -8,6 +8,7 @@ dbt reads it (`--state`) and says what it found.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from dbt_runner.state.store import (
     Unsettled,
     open_state,
 )
+from dbt_runner.workspace.inputs import Inputs
 from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,15 @@ class FoundState:
 
 
 def look_up_state(
-    settings: Settings, project: str, target: Target | None, dbt_version: str | None
+    settings: Settings,
+    project: str,
+    target: Target | None,
+    dbt_version: str | None,
+    inputs_now: Callable[[list[str]], Inputs] | None,
 ) -> FoundState | None:
     """The state this job would compare with and defer to, checked by the ledger; None
-    when the job keeps no state. Reads, never writes."""
+    when the job keeps no state. `inputs_now`: this run's vars and environment
+    variables (Workspace.inputs). Reads, never writes."""
     store = open_state(settings, project, settings.defer_env)
     if store is None:
         return None
@@ -87,6 +94,7 @@ def look_up_state(
         job=settings.job,
         dbt_version=dbt_version,
         unsettled=found.unsettled,
+        inputs_now=inputs_now,
     )
     found.manifest = data if found.problem is None else None
     return found

@@ -33,6 +33,7 @@ from dbt_runner.report.model import RunReport
 from dbt_runner.state.kept import NODES, SOURCES
 from dbt_runner.storage import Storage, join_key, open_storage
 from dbt_runner.storage.keys import state_key
+from dbt_runner.workspace.inputs import Inputs
 from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class StatePointer(BaseModel):
     sources: bool = False  # sources.json: freshness taken before a build (fresh jobs)
     nodes: bool = False  # nodes.json: each node's last build and duration
     target: Target | None = None  # where its relations are (None: written before 0.2.0)
+    inputs: Inputs | None = None  # the vars and env vars its parse read (None: before 0.2.0)
 
 
 class Unsettled(BaseModel):
@@ -209,6 +211,7 @@ class StateStore:
         target_path: Path,
         project_dir: Path,
         extra: dict[str, bytes | None] | None = None,
+        inputs: Inputs | None = None,
     ) -> bool:
         """Keep a successful run's state (manifest, parse cache, and `extra` files such as
         sources.json), then point latest at it. False when a newer run's state already
@@ -237,6 +240,7 @@ class StateStore:
             sources=SOURCES in kept,
             nodes=NODES in kept,
             target=report.target,
+            inputs=inputs,
         )
         document = pointer.model_dump_json(indent=2).encode()
         self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)

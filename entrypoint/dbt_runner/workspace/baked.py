@@ -11,11 +11,8 @@ different answer.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from dbt_runner.workspace.inputs import digest, env_digests, vars_digest
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,6 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 # Never part of what the project is: dbt's outputs, tooling, the baked folder itself.
 NOT_HASHED = {"target", "logs", ".git", ".venv", "__pycache__", ".dbt-runner"}
-ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
 
 
 class ProfileShape(BaseModel):
@@ -61,11 +59,6 @@ class Prepared(BaseModel):
     packages: bool  # dbt deps ran: dbt_packages holds them
 
 
-def digest(text: str | bytes) -> str:
-    data = text.encode() if isinstance(text, str) else text
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def project_files(project_dir: Path) -> dict[str, str]:
     """Every file of the project that dbt may read, by its relative path."""
     found: dict[str, str] = {}
@@ -76,21 +69,6 @@ def project_files(project_dir: Path) -> dict[str, str]:
             if path.is_file():
                 found[path.relative_to(project_dir).as_posix()] = digest(path.read_bytes())
     return found
-
-
-def env_var_names(project_dir: Path, parsed: dict[str, str]) -> list[str]:
-    """The variables the parse read: dbt's record of them (models, YAML), and those
-    dbt_project.yml names (dbt hashes their values in its own check)."""
-    project = (project_dir / "dbt_project.yml").read_text()
-    return sorted(set(parsed) | set(ENV_VAR_CALL.findall(project)))
-
-
-def env_digests(names: list[str]) -> dict[str, str | None]:
-    return {name: (digest(os.environ[name]) if name in os.environ else None) for name in names}
-
-
-def vars_digest(values: dict[str, Any]) -> str:
-    return digest(json.dumps(values, sort_keys=True, default=str))
 
 
 # What `dbt deps` reads and writes: when none of it changed, the baked packages hold.
@@ -200,7 +178,7 @@ def describe_run(
         files=project_files(project_dir),
         profile=profile,
         vars=vars_digest(dbt_vars),
-        env_vars=env_digests(env_vars),
+        env_vars=env_digests(env_vars, os.environ),
         packages=packages,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from dbt_runner.config import Settings
 from dbt_runner.engine.invocation import DbtInvocation
 from dbt_runner.workspace import credentials
 from dbt_runner.workspace.baked import Baked, ProfileShape, check_baked
+from dbt_runner.workspace.inputs import Inputs, read_inputs
 from dbt_runner.workspace.packages import unchanged_since_install
 from dbt_runner.workspace.profiles import Profile, check_profile, describe_profile, prepare_profile
 from dbt_runner.workspace.project import Project, describe_project, prepare_project
@@ -75,6 +76,12 @@ class Workspace:
         if unchanged_since_install(self.project.dir):
             return "the packages are installed and unchanged since the last dbt deps"
         return None
+
+    def inputs(self, env_var_names: Iterable[str]) -> Inputs:
+        """What this run's parse reads besides the files, as its dbt sees them."""
+        environ = {**os.environ, **self.dbt_env()}
+        project_dir = self.project.source_dir  # the copy may not be made yet (plan)
+        return read_inputs(project_dir, self.settings.vars, env_var_names, environ)
 
     def invocation(self) -> DbtInvocation:
         return DbtInvocation(
