@@ -248,6 +248,47 @@ def test_a_var_or_env_var_a_model_reads_is_part_of_what_the_state_says(
     assert customers_hold() == ("us", 2)
 
 
+def test_an_edit_to_a_seed_dbt_compares_by_path_is_built_with_what_reads_it(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """Over 1 MiB dbt keeps a seed's path, not a hash of its rows: state:modified does
+    not see an edit, so the state keeps the file's digest and the slim job builds it."""
+    seed = demo_project / "seeds" / "big_rates.csv"
+    rows = [f"{n},rate_{n:07d},{n % 97}" for n in range(60_000)]
+    seed.write_text("id,name,rate\n" + "\n".join(rows) + "\n")
+    assert seed.stat().st_size > 1 << 20
+    reader = demo_project / "models" / "marts" / "rate_total.sql"
+    reader.write_text("select sum(rate) as total from {{ ref('big_rates') }}\n")
+    state, path = tmp_path / "state", env["DBT_RUNNER_WAREHOUSE__PATH"]
+    env |= {"DBT_RUNNER_STATE_URL": str(state), "DBT_RUNNER_JOB": "slim"}
+
+    def run_slim() -> dict[str, Any]:
+        result = run_cli("run", env=env)
+        assert result.returncode == 0, result.stdout[-3000:]
+        report = read_json(out_dir / "report.json")
+        assert latest_state(state)["run_id"] == report["run_id"]  # promoted
+        return dict(report["state"])
+
+    def total() -> int:
+        with duckdb.connect(path, read_only=True) as con:
+            row = con.execute("select total from main.rate_total").fetchone()
+        return int(row[0]) if row else -1
+
+    assert run_slim()["mode"] == "full"
+    assert set(latest_state(state)["seeds"]) == {"fqn:demo.big_rates"}
+    before = total()
+
+    seed.write_text(seed.read_text().replace("\n1,rate_0000001,1\n", "\n1,rate_0000001,2\n"))
+    edited = run_slim()
+    assert edited["mode"] == "slim" and edited["seeds_changed"] == ["fqn:demo.big_rates+"]
+    assert {"seed.demo.big_rates", "model.demo.rate_total"} <= set(edited["built"]), edited
+    assert total() == before + 1
+
+    unchanged = run_slim()  # the new state holds the edit: nothing to build
+    assert unchanged["mode"] == "slim" and unchanged["seeds_changed"] == [], unchanged
+    assert not [uid for uid in unchanged["built"] if uid.split(".")[0] in ("model", "seed")]
+
+
 # --- 3. a database in the runner's scratch folder ---------------------------------------
 
 

@@ -21,7 +21,6 @@ def plan_verb(args: argparse.Namespace) -> int:
     from dbt_runner.config import Phase
     from dbt_runner.run.commands import plan
     from dbt_runner.state.lookup import look_up_state
-    from dbt_runner.state.store import Baseline
     from dbt_runner.versions import dbt_version
     from dbt_runner.workspace.prepare import describe_workspace
 
@@ -29,10 +28,11 @@ def plan_verb(args: argparse.Namespace) -> int:
     workspace = describe_workspace(settings)
     name = workspace.project.name
     target = workspace.identify_target()
-    found = look_up_state(settings, name, target, dbt_version(), workspace.inputs)
+    source_dir = workspace.project.source_dir
+    found = look_up_state(settings, name, target, dbt_version(), workspace.inputs, source_dir)
     baseline = None
     if found is not None and found.usable:
-        baseline = Baseline(settings.run_dir / "state", found.baseline_extra())
+        baseline = found.baseline(settings.run_dir / "state")
     deps_not_needed = workspace.deps_not_needed()
     no_deps = frozenset({Phase.DEPS}) if deps_not_needed else frozenset()
     commands = plan(settings, workspace.invocation(), baseline, no_deps)

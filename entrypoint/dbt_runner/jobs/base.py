@@ -89,7 +89,9 @@ class JobKind:
         """The last good state of the env this job defers to, fetched where dbt reads
         it when the ledger trusts it; the parse cache restored from it."""
         settings, project = self.settings, workspace.project
-        found = look_up_state(settings, project.name, target, dbt_version, workspace.inputs)
+        found = look_up_state(
+            settings, project.name, target, dbt_version, workspace.inputs, project.source_dir
+        )
         baseline, info = fetch_state(
             settings, found, project.dir, workspace.target_path, dbt_version
         )
@@ -158,7 +160,7 @@ def state_selection(settings: Settings, baseline: Baseline, changed: list[str]) 
     """What changed since the state (plus any extra selection, and what runs since the
     state rebuilt without promoting it), deferring unselected refs to the state's
     relations."""
-    select = changed + (settings.select or "").split() + list(baseline.unsettled)
+    select = changed + (settings.select or "").split() + baseline.besides()
     args: list[Any] = ["--select", *select]
     if settings.exclude:
         args += ["--exclude", *settings.exclude.split()]

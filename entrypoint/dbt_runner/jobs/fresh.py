@@ -170,7 +170,7 @@ class Fresh(Slim):
             return {}  # no lag tolerance anywhere: no need to ask dbt what is selected
         nodes = read_json(baseline.dir / NODES) or {}
         candidates = context.session.selected(command) or set()
-        changed_command = ["build", "--select", "state:modified+", *baseline.unsettled]
+        changed_command = ["build", "--select", "state:modified+", *baseline.besides()]
         changed = context.session.selected([*changed_command, "--state", str(baseline.dir)])
         return too_soon(manifest, candidates, changed or set(), nodes, default, now())
 

@@ -145,6 +145,11 @@ class StateInfo(BaseModel):
         description="Nodes built again besides the changes: runs since the state, which were "
         "not promoted, had rebuilt them",
     )
+    seeds_changed: list[str] = Field(
+        default_factory=list,
+        description="Seeds over 1 MiB (dbt compares them by path only) whose file changed "
+        "since the state: built with what reads them",
+    )
 
 
 class LintFinding(BaseModel):

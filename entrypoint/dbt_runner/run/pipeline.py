@@ -33,6 +33,7 @@ from dbt_runner.run.stages import StageFailed, Stages
 from dbt_runner.state import ledger
 from dbt_runner.state.lease import Holder, Lease, busy_message
 from dbt_runner.state.promotion import Claim, begin_building
+from dbt_runner.state.seeds import UnhashedSeed, unhashed_seeds
 from dbt_runner.state.store import Baseline
 from dbt_runner.storage import open_storage
 from dbt_runner.versions import dbt_version, runner_version
@@ -67,6 +68,7 @@ class Run:
         self.claim: Claim | None = None  # this run's mark on its target, until settled
         self.built: list[str] = []  # the relations it built, as dbt selectors
         self.env_vars_read: list[str] | None = None  # by dbt's parse (None: no parse)
+        self.unhashed_seeds: dict[str, UnhashedSeed] = {}  # seeds dbt records by path
         self.publishable = True  # False when the artifacts storage refused a write
         self.marked = False  # this run's start is in last_run.json: its end goes there too
 
@@ -217,6 +219,7 @@ class Run:
         manifest, workspace = sequence.session.manifest, self.workspace
         if manifest is not None and workspace is not None:  # what the state will record
             self.env_vars_read = env_var_names(workspace.project.source_dir, manifest.env_vars)
+            self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
         refused = sequence.session.full_parse
         prepared = self.report.prepared
         if prepared is not None and prepared.parse and refused is not None:

@@ -16,6 +16,7 @@ from dbt_runner.config import STATE_JOBS, Job, Settings
 from dbt_runner.report.model import StateInfo
 from dbt_runner.state import ledger
 from dbt_runner.state.kept import NODES, SOURCES
+from dbt_runner.state.seeds import changed_seeds
 from dbt_runner.state.store import (
     MANIFEST,
     Baseline,
@@ -41,14 +42,17 @@ class FoundState:
     manifest: bytes | None = None
     problem: str | None = None  # why it is not used; None with a pointer: usable
     unsettled: Unsettled | None = None  # what unpromoted runs built into its target
+    seeds: tuple[str, ...] = ()  # seeds dbt compares by path that changed since, and theirs
 
     @property
     def usable(self) -> bool:
         return self.pointer is not None and self.manifest is not None and self.problem is None
 
-    def baseline_extra(self) -> tuple[str, ...]:
-        """Nodes to build besides the changes: those unpromoted runs rebuilt."""
-        return tuple(self.unsettled.nodes) if self.unsettled else ()
+    def baseline(self, folder: Path) -> Baseline:
+        """The state in `folder`, with what to build besides the changes dbt sees: the
+        nodes unpromoted runs rebuilt, the changed seeds dbt compares by path."""
+        unsettled = tuple(self.unsettled.nodes) if self.unsettled else ()
+        return Baseline(folder, unsettled, self.seeds)
 
     def why_not(self, job: Job) -> str:
         why = self.problem or "no state yet"
@@ -62,10 +66,12 @@ def look_up_state(
     target: Target | None,
     dbt_version: str | None,
     inputs_now: Callable[[list[str]], Inputs] | None,
+    project_dir: Path,
 ) -> FoundState | None:
     """The state this job would compare with and defer to, checked by the ledger; None
     when the job keeps no state. `inputs_now`: this run's vars and environment
-    variables (Workspace.inputs). Reads, never writes."""
+    variables (Workspace.inputs); `project_dir`: the project's files as they are now.
+    Reads, never writes."""
     store = open_state(settings, project, settings.defer_env)
     if store is None:
         return None
@@ -97,6 +103,8 @@ def look_up_state(
         inputs_now=inputs_now,
     )
     found.manifest = data if found.problem is None else None
+    if found.problem is None and found.pointer is not None:
+        found.seeds = tuple(changed_seeds(found.pointer.seeds, project_dir))
     return found
 
 
@@ -122,9 +130,15 @@ def fetch_state(
     baseline = None
     if found.usable and pointer is not None and found.manifest is not None:
         folder = _state_folder(found.store, pointer, found.manifest, settings)
-        baseline = Baseline(folder, found.baseline_extra())
+        baseline = found.baseline(folder)
         info.mode, info.deferred_to = "slim", pointer.run_id
-        info.unsettled = list(baseline.unsettled)
+        info.unsettled, info.seeds_changed = list(baseline.unsettled), list(baseline.seeds)
+        if baseline.seeds:
+            log.info(
+                "seeds dbt compares by path only changed since the state; building them "
+                "and what reads them: %s",
+                ", ".join(baseline.seeds),
+            )
         log.info("comparing with, and deferring to, run %s (%s)", pointer.run_id, info.url)
     elif settings.job in STATE_JOBS:
         info.reason = found.why_not(settings.job)

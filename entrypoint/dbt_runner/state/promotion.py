@@ -13,6 +13,7 @@ from dbt_runner.config import Job, Settings
 from dbt_runner.report.model import RunReport
 from dbt_runner.state import ledger
 from dbt_runner.state.kept import NODES, SOURCES, merged_nodes, promoted_sources, read_json
+from dbt_runner.state.seeds import UnhashedSeed
 from dbt_runner.state.store import StateError, StateStore, Unsettled, open_state
 from dbt_runner.workspace.target import Target
 
@@ -79,11 +80,12 @@ def promote_state(
     policy: str | None,
     lease_lost: bool = False,
     env_vars_read: list[str] | None = None,
+    seeds: dict[str, UnhashedSeed] | None = None,
 ) -> bool:
     """A run the ledger accepts becomes the state slim jobs compare with and defer to;
     any other run leaves the last good state untouched. Whether it was promoted.
     `env_vars_read`: the environment variables its parse read (None: not known, and
-    then the next run does not trust the state)."""
+    then the next run does not trust the state); `seeds`: those dbt records by path."""
     project, target_path = workspace.project, workspace.target_path
     store = open_state(settings, project.name, settings.env)
     if store is None:
@@ -94,7 +96,7 @@ def promote_state(
         return False
     inputs = workspace.inputs(env_vars_read) if env_vars_read is not None else None
     kept = _kept_files(store, report, target_path)
-    promoted = store.promote(report, target_path, project.dir, kept, inputs)
+    promoted = store.promote(report, target_path, project.dir, kept, inputs, seeds)
     if promoted:
         log.info("state promoted: %s now holds run %s", store.url(), report.run_id)
     return promoted

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from dbt_runner.config import Settings
 from dbt_runner.report.model import RunReport
 from dbt_runner.state.kept import NODES, SOURCES
+from dbt_runner.state.seeds import UnhashedSeed
 from dbt_runner.storage import Storage, join_key, open_storage
 from dbt_runner.storage.keys import state_key
 from dbt_runner.workspace.inputs import Inputs
@@ -79,6 +80,7 @@ class StatePointer(BaseModel):
     nodes: bool = False  # nodes.json: each node's last build and duration
     target: Target | None = None  # where its relations are (None: written before 0.2.0)
     inputs: Inputs | None = None  # the vars and env vars its parse read (None: before 0.2.0)
+    seeds: dict[str, UnhashedSeed] = Field(default_factory=dict)  # dbt records by path only
 
 
 class Unsettled(BaseModel):
@@ -101,10 +103,16 @@ def unsettled_name(target: Target) -> str:
 @dataclass(frozen=True)
 class Baseline:
     """The state a slim or fresh job compares with and defers to (dbt's --state), and
-    the nodes unpromoted runs have built since, which it builds again."""
+    what it builds besides the changes dbt sees: the nodes unpromoted runs have built
+    since, and the seeds dbt compares by path that changed (with what reads them)."""
 
     dir: Path
     unsettled: tuple[str, ...] = ()
+    seeds: tuple[str, ...] = ()
+
+    def besides(self) -> list[str]:
+        """Selectors to build besides `state:modified+`."""
+        return [*self.unsettled, *self.seeds]
 
 
 class StateStore:
@@ -212,6 +220,7 @@ class StateStore:
         project_dir: Path,
         extra: dict[str, bytes | None] | None = None,
         inputs: Inputs | None = None,
+        seeds: dict[str, UnhashedSeed] | None = None,
     ) -> bool:
         """Keep a successful run's state (manifest, parse cache, and `extra` files such as
         sources.json), then point latest at it. False when a newer run's state already
@@ -221,12 +230,8 @@ class StateStore:
             return False
         data = manifest.read_bytes()
         cache = target_path / PARTIAL_PARSE
-        self.storage.put_bytes(self._key("runs", report.run_id, MANIFEST), data)
-        if cache.is_file():
-            self.storage.put_file(self._key("runs", report.run_id, PARTIAL_PARSE), cache)
         kept = {name: body for name, body in (extra or {}).items() if body is not None}
-        for name, body in kept.items():
-            self.storage.put_bytes(self._key("runs", report.run_id, name), body)
+        self._keep_files(report.run_id, data, cache, kept)
         pointer = StatePointer(
             run_id=report.run_id,
             job=report.job,
@@ -241,6 +246,7 @@ class StateStore:
             nodes=NODES in kept,
             target=report.target,
             inputs=inputs,
+            seeds=seeds or {},
         )
         document = pointer.model_dump_json(indent=2).encode()
         self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)
@@ -255,6 +261,16 @@ class StateStore:
             return False
         self.storage.put_bytes(self._key(POINTER), document)
         return True
+
+    def _keep_files(
+        self, run_id: str, manifest: bytes, cache: Path, kept: dict[str, bytes]
+    ) -> None:
+        """A run's state files under runs/<run_id>/, before any pointer names them."""
+        self.storage.put_bytes(self._key("runs", run_id, MANIFEST), manifest)
+        if cache.is_file():
+            self.storage.put_file(self._key("runs", run_id, PARTIAL_PARSE), cache)
+        for name, body in kept.items():
+            self.storage.put_bytes(self._key("runs", run_id, name), body)
 
 
 def open_state(settings: Settings, project: str, env: str) -> StateStore | None:
