@@ -16,6 +16,7 @@ and nodes, and this module and finish.py the rest.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from dbt_runner.config import Settings
 from dbt_runner.engine.session import DbtSession
@@ -216,10 +217,7 @@ class Run:
             self.report.pr.schemas = findings.pr_schemas
         self.report.impact = findings.impact
         self.built = sequence.session.built_selectors(self.report.nodes)
-        manifest, workspace = sequence.session.manifest, self.workspace
-        if manifest is not None and workspace is not None:  # what the state will record
-            self.env_vars_read = env_var_names(workspace.project.source_dir, manifest.env_vars)
-            self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
+        self._what_state_records(sequence.session.manifest)
         refused = sequence.session.full_parse
         prepared = self.report.prepared
         if prepared is not None and prepared.parse and refused is not None:
@@ -228,6 +226,15 @@ class Run:
         if self.baseline is not None and self.report.state is not None:
             nodes = slim_nodes(self.report.nodes, sequence.session.manifest)
             self.report.state = self.report.state.model_copy(update=nodes)
+
+    def _what_state_records(self, manifest: Any) -> None:
+        """What a promotion records besides the manifest; nothing to read (or hash)
+        when the job keeps no state."""
+        workspace = self.workspace
+        if manifest is None or workspace is None or self.settings.state_url is None:
+            return
+        self.env_vars_read = env_var_names(workspace.project.source_dir, manifest.env_vars)
+        self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
 
 
 def run(settings: Settings, job: JobKind | None = None) -> int:

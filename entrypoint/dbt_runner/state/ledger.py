@@ -48,8 +48,8 @@ def distrust(
     own_env: bool,
     job: Job,
     dbt_version: str | None,
+    inputs_now: Callable[[list[str]], Inputs],
     unsettled: Unsettled | None = None,
-    inputs_now: Callable[[list[str]], Inputs] | None = None,
 ) -> str | None:
     """Why this run must not compare with, or defer to, the state `pointer` names.
     `own_env`: the state is this env's own (not production's, deferred to by CI), so
@@ -99,9 +99,7 @@ def _not_this_target(
     return None
 
 
-def _other_inputs(
-    pointer: StatePointer, inputs_now: Callable[[list[str]], Inputs] | None
-) -> str | None:
+def _other_inputs(pointer: StatePointer, inputs_now: Callable[[list[str]], Inputs]) -> str | None:
     """dbt's state:modified does not see a var or an environment variable a model reads:
     when one differs, the state's relations may hold what the code computed before."""
     if pointer.inputs is None:
@@ -109,8 +107,6 @@ def _other_inputs(
             "the state records no vars or environment variables (written before "
             "dbt-runner 0.2.0): it cannot say what its relations were built with"
         )
-    if inputs_now is None:
-        return "this run's vars and environment variables could not be read"
     changed = changed_inputs(pointer.inputs, inputs_now(list(pointer.inputs.env_vars)))
     if changed is None:
         return None

@@ -65,7 +65,7 @@ def look_up_state(
     project: str,
     target: Target | None,
     dbt_version: str | None,
-    inputs_now: Callable[[list[str]], Inputs] | None,
+    inputs_now: Callable[[list[str]], Inputs],
     project_dir: Path,
 ) -> FoundState | None:
     """The state this job would compare with and defer to, checked by the ledger; None

@@ -13,8 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-CHUNK = 1 << 20
-
 
 class UnhashedSeed(BaseModel):
     """A seed dbt records by path, and its file's digest when the state was kept."""
@@ -49,11 +47,8 @@ def changed_seeds(recorded: dict[str, UnhashedSeed], project_dir: Path) -> list[
 
 def file_digest(path: Path) -> str | None:
     """The file's sha256, None when it is gone."""
-    hashed = hashlib.sha256()
     try:
         with path.open("rb") as file:
-            while chunk := file.read(CHUNK):
-                hashed.update(chunk)
+            return hashlib.file_digest(file, "sha256").hexdigest()
     except FileNotFoundError:
         return None
-    return hashed.hexdigest()
