@@ -128,9 +128,13 @@ $(CHECKOV_VENV)/.synced: docker/deploy/checkov-requirements.txt
 .PHONY: checkov-venv
 checkov-venv: $(CHECKOV_VENV)/.synced ## checkov in its own venv, to check the stack, Dockerfile, manifests, workflows
 
+# Test workers: one per core by default (a test's time is mostly a dbt process, which
+# keeps one core busy at most).
+TEST_WORKERS ?= auto
+
 .PHONY: test
 test: lint airflow-venv checkov-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit tests/integration
 	$(MAKE) image
 	$(MAKE) image VARIANT=$(ARM64_VARIANT) PLATFORMS=linux/arm64
 	$(MAKE) sanity

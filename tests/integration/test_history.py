@@ -18,6 +18,8 @@ from tests.support import Moto, Postgres, read_json, run_cli
 SLOW_MODEL = "select pg_sleep({{ var('sleep', 0) }}) is null as slept, 1 as one\n"
 # Fails when the var says so: a test that fails in some runs and passes in others.
 FLAKY_TEST = "select 1 as failing where {{ var('flaky', 0) }} = 1\n"
+SLEEP_S = 6.0  # the slow run of slow_model
+FLOOR_S = 4.0  # DBT_RUNNER_HISTORY__SLOWER_FLOOR_S
 
 
 def collecting(httpserver: HTTPServer, path: str) -> list[dict[str, Any]]:
@@ -51,12 +53,13 @@ def test_history_regressions_and_flaky_tests(
         "DBT_RUNNER_JOB": "custom",
         "DBT_RUNNER_PHASES": "deps,seed,build",
         "DBT_RUNNER_HISTORY__MIN_RUNS": "2",
-        "DBT_RUNNER_HISTORY__SLOWER_FLOOR_S": "1",
+        # Wide enough that no other node of the demo crosses it on a loaded machine.
+        "DBT_RUNNER_HISTORY__SLOWER_FLOOR_S": str(FLOOR_S),
         "DBT_RUNNER_NOTIFY__SLACK_WEBHOOK_URL": httpserver.url_for("/slack"),
     }
     reports = []
     # Fast and failing, fast and passing, then slow and failing again.
-    for run_vars, code in (({"flaky": 1}, 1), ({}, 0), ({"sleep": 2.5, "flaky": 1}, 1)):
+    for run_vars, code in (({"flaky": 1}, 1), ({}, 0), ({"sleep": SLEEP_S, "flaky": 1}, 1)):
         result = run_cli("run", env=env | {"DBT_RUNNER_VARS": json.dumps(run_vars)})
         assert result.returncode == code, result.stdout[-3000:] + result.stderr
         reports.append(read_json(tmp_path / "work" / "report" / "report.json"))
@@ -67,9 +70,9 @@ def test_history_regressions_and_flaky_tests(
     history = last["history"]
     assert history["runs_compared"] == 2
     slow = [r for r in history["regressions"] if r["unique_id"] == "model.demo.slow_model"]
-    assert len(slow) == 1 and slow[0]["duration_s"] >= 2.5 and slow[0]["runs"] == 2
-    assert slow[0]["median_s"] < 1
-    # Nothing else ran slower by a second and twice over.
+    assert len(slow) == 1 and slow[0]["duration_s"] >= SLEEP_S and slow[0]["runs"] == 2
+    assert slow[0]["median_s"] < SLEEP_S - FLOOR_S
+    # Nothing else ran slower by the floor and twice over.
     assert [r["unique_id"] for r in history["regressions"]] == ["model.demo.slow_model"]
     assert history["flaky"] == [
         {"unique_id": "test.demo.sometimes_fails", "failed": 2, "runs": 3, "owner": None}
