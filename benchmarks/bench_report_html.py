@@ -3,7 +3,9 @@ session:
 
 1. Its size, raw and gzipped (what S3 or a proxy serves), for a run of N nodes
    (models and tests on 8 threads, a few failures with their compiled SQL).
-2. The time to render it from the RunReport (Jinja2), against writing report.json.
+2. The time to render it from the RunReport (Jinja2), against writing report.json;
+   and the report files as a run writes them (all of them, then the final rewrite of
+   report.json and the page after notifying).
 3. The time headless Chromium takes to load and lay it out (`--dump-dom`), against
    the same browser loading a blank page (its own start-up), median of 3 each.
 
@@ -26,6 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.project import write_results
+from dbt_runner.outputs.publish import FINAL
+from dbt_runner.report.files import write_report_files
 from dbt_runner.report.html import render
 from dbt_runner.report.model import NodeResult, PhaseResult, RunReport
 from tests.browser import headless
@@ -83,6 +87,12 @@ def median_seconds(action: Any, times: int = 3) -> float:
     return statistics.median(spent)
 
 
+def write_twice(report: RunReport, folder: Path) -> None:
+    """The report files as run/finish.py writes them."""
+    write_report_files(report, folder)
+    write_report_files(report, folder, FINAL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=2000)
@@ -92,6 +102,7 @@ def main() -> None:
     render_s = median_seconds(lambda: render(report))
     json_s = median_seconds(lambda: report.model_dump_json(indent=2))
     with tempfile.TemporaryDirectory() as folder:
+        files_s = median_seconds(lambda: write_twice(report, Path(folder) / "files"))
         page, blank = Path(folder) / "report.html", Path(folder) / "blank.html"
         page.write_text(html)
         blank.write_text("<!DOCTYPE html><title>blank</title>")
@@ -108,6 +119,7 @@ def main() -> None:
         "render_s": round(render_s, 3),
         "report_json_s": round(json_s, 3),
         "render_vs_json": round(render_s / json_s, 2),
+        "report_files_s": round(files_s, 3),
         "chromium_page_s": round(page_s, 2),
         "chromium_blank_s": round(blank_s, 2),
         "chromium_page_vs_blank": round(page_s / blank_s, 2),
