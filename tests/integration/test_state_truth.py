@@ -248,6 +248,61 @@ def test_a_var_or_env_var_a_model_reads_is_part_of_what_the_state_says(
     assert customers_hold() == ("us", 2)
 
 
+def test_a_retry_completes_a_run_only_with_the_values_it_was_built_with(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """dbt retry reuses the failed run's vars, and renders what it runs again with the
+    environment as it is now: a retry whose vars or environment variables differ from
+    the run it completes would promote a state naming values the tables were not built
+    with. It refuses and says which; with the run's own values it completes the run."""
+    marts = demo_project / "models" / "marts"
+    (marts / "tiered.sql").write_text("select {{ var('tier', 1) }} as tier\n")
+    # Fails until a table made outside dbt exists: what a retry is for.
+    (marts / "from_outside.sql").write_text("select * from main.outside_table\n")
+    state, path = tmp_path / "state", env["DBT_RUNNER_WAREHOUSE__PATH"]
+    env |= {"DBT_RUNNER_STATE_URL": str(state)}
+
+    def outside(present: bool) -> None:
+        with duckdb.connect(path) as con:
+            con.execute("create or replace table main.outside_table as select 1 as id")
+            if not present:
+                con.execute("drop table main.outside_table")
+
+    def tier() -> int:
+        with duckdb.connect(path, read_only=True) as con:
+            row = con.execute("select tier from main.tiered").fetchone()
+        return int(row[0]) if row else 0
+
+    outside(True)
+    first = run_cli("run", env=env | {"DBT_RUNNER_VARS": '{"tier": 1}'})
+    assert first.returncode == 0, first.stdout[-3000:]
+    outside(False)
+    failed = run_cli("run", env=env | {"DBT_RUNNER_VARS": '{"tier": 2}'})
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    failed_id = read_json(out_dir / "report.json")["run_id"]
+    assert latest_state(state)["run_id"] != failed_id and tier() == 2
+    outside(True)
+
+    # The vars set back to what the state says: the tables hold tier 2.
+    refused = run_cli("retry", env=env | {"DBT_RUNNER_VARS": '{"tier": 1}'})
+    assert refused.returncode == 3, refused.stdout[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert f"run {failed_id} was built with other values of the dbt vars" in line
+    assert latest_state(state)["run_id"] != read_json(out_dir / "report.json")["run_id"]
+
+    completed = run_cli("retry", env=env | {"DBT_RUNNER_VARS": '{"tier": 2}'})
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert latest_state(state)["run_id"] == read_json(out_dir / "report.json")["run_id"]
+    slim = env | {"DBT_RUNNER_VARS": '{"tier": 2}', "DBT_RUNNER_JOB": "slim"}
+    same = run_cli("run", env=slim)
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert read_json(out_dir / "report.json")["state"]["mode"] == "slim"
+    back = run_cli("run", env=slim | {"DBT_RUNNER_VARS": '{"tier": 1}'})
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert read_json(out_dir / "report.json")["state"]["mode"] == "full"
+    assert tier() == 1
+
+
 def test_an_edit_to_a_seed_dbt_compares_by_path_is_built_with_what_reads_it(
     env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
 ) -> None:

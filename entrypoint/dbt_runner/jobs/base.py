@@ -42,6 +42,9 @@ class Prepared:
     state: StateInfo | None = None
     retry_of: str | None = None  # a retry: the run it completes
     builds_whole_project: bool | None = None  # a retry: that run's
+    # A retry of a run that recorded no inputs (an older runner): what this run's
+    # promotion records is then not known either.
+    inputs_unknown: bool = False
 
 
 @dataclass

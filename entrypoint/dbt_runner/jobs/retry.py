@@ -35,6 +35,7 @@ from dbt_runner.state.lease import current_holder
 from dbt_runner.state.store import StateError, open_state
 from dbt_runner.storage import Storage, join_key, open_storage
 from dbt_runner.storage.keys import run_key
+from dbt_runner.workspace.inputs import Inputs, env_var_names
 
 if TYPE_CHECKING:
     from dbt_runner.run.sequence import PhaseSequence
@@ -68,6 +69,12 @@ def retried_phase(previous: RunReport) -> PhaseResult:
     return last
 
 
+def _ran_nodes(report: RunReport) -> bool:
+    """Whether dbt ran any node in `report`'s run (a retry that refused ran none: the
+    next retry completes the run it would have)."""
+    return any(p.name in NODE_COMMANDS and p.status != "skipped" for p in report.phases)
+
+
 class Retry(JobKind):
     """`dbt-runner retry`: the run's data path, with the earlier run's results in place
     of a fresh selection."""
@@ -81,6 +88,8 @@ class Retry(JobKind):
         self.recreated_state: Path | None = None
         self.retried: set[str] = set()  # what dbt retry will run again
         self.previous_id = retry_of or ""  # the run it completes, once found
+        self.built_with: Inputs | None = None  # that run's vars and environment, digested
+        self.workspace: Workspace | None = None  # this run's, once prepared
 
     def artifacts(self) -> Storage:
         return open_storage(self.settings.artifacts_url, self.settings.aws)
@@ -107,12 +116,16 @@ class Retry(JobKind):
         self, workspace: Workspace, target: Target | None, dbt_version: str | None
     ) -> Prepared:
         project, env, storage = workspace.project.name, self.settings.env, self.artifacts()
-        run_id = self.previous_id = self.retry_of or self._last_run_id(storage, project, env)
+        run_id = self.retry_of or self._last_run_id(storage, project, env)
+        previous = self._report(storage, project, run_id)
+        while self.retry_of is None and previous.retry_of and not _ran_nodes(previous):
+            log.info(
+                "run %s was a retry that ran no node: completing run %s", run_id, previous.retry_of
+            )
+            run_id = previous.retry_of
+            previous = self._report(storage, project, run_id)
+        self.previous_id = run_id
         prefix = run_key(project, env, run_id)
-        document = storage.get_bytes(join_key(prefix, "report.json"))
-        if document is None:
-            raise ConfigError(f"--from-run {run_id}: no such run under {storage.url_for(prefix)}")
-        previous = RunReport.model_validate_json(document)
         prepared = Prepared(retry_of=run_id, builds_whole_project=previous.builds_whole_project)
         if previous.status == "success":
             log.info("run %s succeeded: nothing to retry", run_id)
@@ -120,10 +133,21 @@ class Retry(JobKind):
         blocker = ledger.retry_blocker(previous, target)
         if blocker is not None:
             raise ConfigError(blocker)
+        self.built_with, self.workspace = previous.inputs, workspace
+        prepared.inputs_unknown = previous.inputs is None
+        if previous.inputs is None:
+            log.info("run %s recorded no inputs: the state this retry promotes says so", run_id)
         results = self._fetch(storage, prefix, previous)
         log.info("retrying the failed, skipped and unfinished nodes of run %s", run_id)
         prepared.state = self._recreate_state(previous, json.loads(results).get("args", {}))
         return prepared
+
+    def _report(self, storage: Storage, project: str, run_id: str) -> RunReport:
+        prefix = run_key(project, self.settings.env, run_id)
+        document = storage.get_bytes(join_key(prefix, "report.json"))
+        if document is None:
+            raise ConfigError(f"--from-run {run_id}: no such run under {storage.url_for(prefix)}")
+        return RunReport.model_validate_json(document)
 
     def _last_run_id(self, storage: Storage, project: str, env: str) -> str:
         last = read_last_run(storage, project, env)
@@ -184,6 +208,7 @@ class Retry(JobKind):
             if (deps and deps.status != "success") or not sequence.parse():
                 return
             self._check_unchanged(sequence)
+            self._check_inputs(sequence)
             command = [RETRY, "--state", str(self.retry_dir)]
             if self.settings.threads:
                 command += ["--threads", str(self.settings.threads)]
@@ -208,6 +233,18 @@ class Retry(JobKind):
         changed = ledger.changed_since(self.previous_id, modified, self.retried)
         if changed is not None:
             raise ConfigError(changed)
+
+    def _check_inputs(self, sequence: PhaseSequence) -> None:
+        """The vars and environment variables the earlier run was built with are this
+        retry's (those it read, and those this parse reads)."""
+        manifest, workspace = sequence.session.manifest, self.workspace
+        if self.built_with is None or manifest is None or workspace is None:
+            return
+        read = env_var_names(workspace.project.source_dir, manifest.env_vars)
+        now = workspace.inputs(set(self.built_with.env_vars) | set(read))
+        different = ledger.other_values(self.previous_id, self.built_with, now)
+        if different is not None:
+            raise ConfigError(different)
 
     def clean_up(self) -> None:
         if self.recreated_state is not None:

@@ -37,6 +37,7 @@ from dbt_runner.report.parts import (
     now,
     outcome_of,
 )
+from dbt_runner.workspace.inputs import Inputs
 from dbt_runner.workspace.target import Target
 
 
@@ -84,6 +85,14 @@ class RunReport(BaseModel):
         default=None, description="What `dbt-runner prepare` baked, and what this run used"
     )
     retry_of: str | None = Field(default=None, description="The run a retry re-ran")
+    inputs: Inputs | None = Field(
+        default=None,
+        description=(
+            "Digests (never values) of the dbt vars and the environment variables the "
+            "parse read, as what this run built was built with; a retry completes a run "
+            "only with the same (none: not known)"
+        ),
+    )
     pr: PullRequestInfo | None = Field(default=None, description="A pull-request run's namespace")
     impact: ImpactInfo | None = Field(
         default=None, description="What a pull-request run did to the data, against production"

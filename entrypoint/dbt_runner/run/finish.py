@@ -72,9 +72,9 @@ class Finish:
             lost = run.lease is not None and run.lease.lost
             policy = run.job.not_promotable()
             with self.stages.step("state"):
-                read, seeds = run.env_vars_read, run.unhashed_seeds
+                seeds = run.unhashed_seeds
                 promoted = promote_state(
-                    self.settings, run.workspace, self.report, policy, lost, read, seeds
+                    self.settings, run.workspace, self.report, policy, lost, seeds
                 )
             if promoted and self.report.state is not None:
                 self.report.state.promoted = True

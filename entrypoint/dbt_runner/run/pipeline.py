@@ -68,7 +68,7 @@ class Run:
         self.lease: Lease | None = None
         self.claim: Claim | None = None  # this run's mark on its target, until settled
         self.built: list[str] = []  # the relations it built, as dbt selectors
-        self.env_vars_read: list[str] | None = None  # by dbt's parse (None: no parse)
+        self.inputs_unknown = False  # a retry of a run that recorded none
         self.unhashed_seeds: dict[str, UnhashedSeed] = {}  # seeds dbt records by path
         self.publishable = True  # False when the artifacts storage refused a write
         self.marked = False  # this run's start is in last_run.json: its end goes there too
@@ -141,6 +141,7 @@ class Run:
             self.report.retry_of = prepared.retry_of
         if prepared.builds_whole_project is not None:
             self.report.builds_whole_project = prepared.builds_whole_project
+        self.inputs_unknown = prepared.inputs_unknown
 
     def _use_baked(self, workspace: Workspace) -> None:
         """What `dbt-runner prepare` baked: its parse cache where dbt reads it (over the
@@ -217,7 +218,7 @@ class Run:
             self.report.pr.schemas = findings.pr_schemas
         self.report.impact = findings.impact
         self.built = sequence.session.built_selectors(self.report.nodes)
-        self._what_state_records(sequence.session.manifest)
+        self._what_the_parse_read(sequence.session.manifest)
         refused = sequence.session.full_parse
         prepared = self.report.prepared
         if prepared is not None and prepared.parse and refused is not None:
@@ -227,14 +228,18 @@ class Run:
             nodes = slim_nodes(self.report.nodes, sequence.session.manifest)
             self.report.state = self.report.state.model_copy(update=nodes)
 
-    def _what_state_records(self, manifest: Any) -> None:
-        """What a promotion records besides the manifest; nothing to read (or hash)
-        when the job keeps no state."""
+    def _what_the_parse_read(self, manifest: Any) -> None:
+        """Besides the files: the vars and environment variables (the report's inputs,
+        which a promotion records and a retry compares with) and, when the job keeps
+        state, the seeds dbt records by path (hashed only then)."""
         workspace = self.workspace
-        if manifest is None or workspace is None or self.settings.state_url is None:
+        if manifest is None or workspace is None:
             return
-        self.env_vars_read = env_var_names(workspace.project.source_dir, manifest.env_vars)
-        self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
+        if not self.inputs_unknown:
+            names = env_var_names(workspace.project.source_dir, manifest.env_vars)
+            self.report.inputs = workspace.inputs(names)
+        if self.settings.state_url is not None:
+            self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
 
 
 def run(settings: Settings, job: JobKind | None = None) -> int:

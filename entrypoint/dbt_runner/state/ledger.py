@@ -241,3 +241,16 @@ def changed_since(run_id: str, modified: set[str], retried: set[str]) -> str | N
         "code in the warehouse while the state says the new: run the job again "
         "(dbt-runner run)"
     )
+
+
+def other_values(run_id: str, built_with: Inputs, now: Inputs) -> str | None:
+    """Why this retry's vars or environment variables would not complete run `run_id`:
+    dbt retry renders what it runs again with this run's, so a difference leaves
+    relations built with both, and a state naming only the new."""
+    changed = changed_inputs(built_with, now)
+    if changed is None:
+        return None
+    return (
+        f"run {run_id} was built with other values of {changed} than this retry's: set "
+        "them back to retry it, or run the job again (dbt-runner run)"
+    )

@@ -79,13 +79,12 @@ def promote_state(
     report: RunReport,
     policy: str | None,
     lease_lost: bool = False,
-    env_vars_read: list[str] | None = None,
     seeds: dict[str, UnhashedSeed] | None = None,
 ) -> bool:
     """A run the ledger accepts becomes the state slim jobs compare with and defer to;
     any other run leaves the last good state untouched. Whether it was promoted.
-    `env_vars_read`: the environment variables its parse read (None: not known, and
-    then the next run does not trust the state); `seeds`: those dbt records by path."""
+    The state records the report's inputs (None: not known, and then the next run
+    does not trust it); `seeds`: those dbt records by path."""
     project, target_path = workspace.project, workspace.target_path
     store = open_state(settings, project.name, settings.env)
     if store is None:
@@ -94,9 +93,8 @@ def promote_state(
     if blocker is not None:
         log.info("state not promoted: %s", blocker)
         return False
-    inputs = workspace.inputs(env_vars_read) if env_vars_read is not None else None
     kept = _kept_files(store, report, target_path)
-    promoted = store.promote(report, target_path, project.dir, kept, inputs, seeds)
+    promoted = store.promote(report, target_path, project.dir, kept, report.inputs, seeds)
     if promoted:
         log.info("state promoted: %s now holds run %s", store.url(), report.run_id)
     return promoted
