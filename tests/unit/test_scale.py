@@ -13,7 +13,7 @@ from typing import Any
 
 from dbt_runner.config import HistorySettings
 from dbt_runner.outputs import history
-from dbt_runner.report.html import render
+from dbt_runner.report.html import NODE_ROWS, render
 from dbt_runner.report.model import RunReport, now
 from tests.support import node_result, run_report
 
@@ -99,3 +99,15 @@ def test_the_checks_can_fail() -> None:
 
     ratio = ratio_of(quadratic(LARGE), quadratic(SMALL))
     assert ratio >= MAX_RATIO
+
+
+def test_the_all_nodes_table_shows_its_first_rows_and_says_where_the_rest_are() -> None:
+    """A browser parses a 20,000-row table for a second more before it shows the page:
+    the table stops at NODE_ROWS rows; the bars and the counts still cover every node."""
+    large = render(report_of(NODE_ROWS + 500))
+    table = large.split('<section id="nodes">', 1)[1]
+    assert table.count("<tr><td><code>") == NODE_ROWS
+    assert f"The first {NODE_ROWS} of {NODE_ROWS + 500}" in table and "report.json" in table
+    assert large.count('<rect class="bar ') == NODE_ROWS + 500
+    small = render(report_of(10)).split('<section id="nodes">', 1)[1]
+    assert small.count("<tr><td><code>") == 10 and 'id="more-nodes"' not in small
