@@ -3,6 +3,7 @@ schemas asserted in information_schema, SARIF validated against the OASIS schema
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 import xml.etree.ElementTree as ET
@@ -62,11 +63,14 @@ def test_each_pull_request_builds_only_in_its_own_schemas(
         result = run_cli("run", "--pr", pr, env=pr_env)
         assert result.returncode == 0, result.stdout[-3000:]
         reports[pr] = read_json(out_dir / "report.json")
-    for pr, namespace in (("101", f"{ci}_pr_101"), ("feature-x", f"{ci}_pr_featurex")):
+    # feature-x normalised, with its name's digest (distinct names never share schemas)
+    feature = "featurex" + hashlib.sha256(b"feature-x").hexdigest()[:6]
+    for pr, name in (("101", "101"), ("feature-x", feature)):
+        namespace = f"{ci}_pr_{name}"
         report = reports[pr]
         assert (report["job"], report["state"]["mode"]) == ("slim", "slim")  # a PR's default
         assert report["pr"] == {
-            "pr": pr.replace("-", ""),
+            "pr": name,
             "namespace": namespace,
             "schemas": [f"{namespace}_marts"],
             "comment_url": None,  # no GitHub token: no comment
@@ -137,15 +141,17 @@ def test_namespaces_of_two_pull_requests_never_overlap(
     ci = pr_env["DBT_RUNNER_WAREHOUSE__SCHEMA"]
     for pr in ("feature", "feature_2"):
         assert run_cli("run", "--pr", pr, env=pr_env).returncode == 0
-    kept = {f"{ci}_pr_feature2_marts"}
+    # feature_2, normalised (no '_') and told apart from feature2 by its name's digest
+    second = "feature2" + hashlib.sha256(b"feature_2").hexdigest()[:6]
+    kept = {f"{ci}_pr_{second}_marts"}
     assert postgres.schemas(f"{ci}_pr_feature2%") == kept
-    before = postgres.tables(f"{ci}_pr_feature2_marts")
+    before = postgres.tables(f"{ci}_pr_{second}_marts")
     cleaned = run_cli("cleanup", "--pr", "feature", env=pr_env)
     assert cleaned.returncode == 0, cleaned.stdout[-3000:] + cleaned.stderr
     assert "1 schema(s) dropped" in cleaned.stdout
     assert postgres.schemas(f"{ci}_pr_feature%") == kept
     assert (
-        postgres.tables(f"{ci}_pr_feature2_marts")
+        postgres.tables(f"{ci}_pr_{second}_marts")
         == before
         == {
             "orders",

@@ -1,15 +1,19 @@
 """The cases nobody listed: a user's timeline of interrupted jobs and the commands that
 follow them, with the state's promise checked after every step.
 
-On a generated project (PostgreSQL, the state in S3 through a fault-injecting proxy),
-full and slim jobs are stopped at every stage boundary and inside the build, by SIGTERM
-and by SIGKILL (at a log line the runner or dbt prints, or at the very S3 write of a
+On a generated project (PostgreSQL: tables with views on some of them, which a rebuild
+of what they read drops; the state in S3 through a fault-injecting proxy), full and
+slim jobs are stopped at every stage boundary and inside the build, by SIGTERM and by
+SIGKILL (at a log line the runner or dbt prints, or at the very S3 write of a
 promotion). Each stop is followed by what a user types next: a retry, a slim job after
-a one-model change, or a slim job with another schema; and, when that fails, the job
+a one-model change, a slim job with another schema, a retry of an older stopped run, a
+build by hand through `dbt-runner dbt` (then reverted), or another env's job in the
+same schema (with code of its own, then reverted); and, when that fails, the job
 again. After every step:
 
 - the promoted state's promise holds: each model its manifest names exists in the
-  schema of the target it records, with the columns its recorded code makes;
+  schema of the target it records, with the columns its recorded code makes, but those
+  the target's write log says were written since (the next slim job builds them);
 - every exit 0 of a command that ran dbt is backed: the current target holds every
   model of the current code, with its columns.
 
@@ -106,6 +110,8 @@ def generate(dest: Path, models: int) -> Path:
                 "select a.id, a.value + b.value as value, a.category\n"
                 f"from {{{{ ref('{first}') }}}} a join {{{{ ref('{second}') }}}} b on a.id = b.id\n"
             )
+        if i % 4 == 1:  # a view: PostgreSQL drops it with what it reads
+            sql = "{{ config(materialized='view') }}\n" + sql
         (dest / "models/layers" / f"{name}.sql").write_text(sql)
         names.append(name)
         if i % 5 == 0:
@@ -147,6 +153,7 @@ class World:
     schemas: tuple[str, str]
     schema: str = ""
     steps: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # the run ids of the stopped jobs
 
     def columns(self, schema: str) -> dict[str, set[str]]:
         rows = self.postgres.query(
@@ -170,22 +177,34 @@ class World:
         data = self.state_object("state/sweep/dev/state/latest.json")
         return json.loads(data) if data is not None else None
 
-    def unsettled(self, target: dict[str, Any]) -> dict[str, Any] | None:
-        """The record of what unpromoted runs built into `target` since its state."""
-        listed = self.s3.list_objects_v2(
-            Bucket=self.bucket, Prefix="state/sweep/dev/state/unsettled-"
-        )
+    def written_since(self, pointer: dict[str, Any]) -> set[str] | None:
+        """The models written into the state's target since it, by the target's write
+        log (the next slim job builds them again); None when a write never said what it
+        wrote, or may have rewritten everything (the next job trusts nothing)."""
+        horizon = pointer.get("horizon")
+        if horizon is None:
+            return None
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix="state/sweep/_targets/")
         for item in listed.get("Contents", []):
-            data: dict[str, Any] = json.loads(self.state_object(item["Key"]) or b"{}")
-            if data.get("target") == target:
-                return data
-        return None
+            log: dict[str, Any] = json.loads(self.state_object(item["Key"]) or b"{}")
+            if log.get("target") != pointer["target"]:
+                continue
+            later = [
+                w
+                for w in log["writes"]
+                if (w["seq"] > horizon["seq"] or w["seq"] in horizon["open"])
+                and w["run_id"] not in horizon["covers"]
+            ]
+            if any(w["open"] or w["whole"] for w in later):
+                return None
+            return {node.rsplit(".", 1)[-1] for w in later for node in w["nodes"]}
+        return set()
 
     def check_state(self, step: str) -> None:
         """What the next slim job will trust holds: each model the promoted state names
         exists in its target's schema with the columns of the code it records, except
-        the nodes unpromoted runs have rebuilt since (recorded: built again); and a run
-        that never said what it built leaves nothing trusted."""
+        what was written into the target since (recorded: built again); and a write that
+        never said what it wrote leaves nothing trusted."""
         pointer = self.pointer()
         if pointer is None:
             return
@@ -193,10 +212,9 @@ class World:
         data = self.state_object(f"state/sweep/dev/state/runs/{run_id}/manifest.json")
         assert data is not None, f"{step}: the state's manifest is missing"
         assert hashlib.sha256(data).hexdigest() == pointer["manifest_sha256"], step
-        unsettled = self.unsettled(target) or {"nodes": [], "building": None}
-        if unsettled["building"] is not None:
+        rebuilt = self.written_since(pointer)
+        if rebuilt is None:
             return  # the ledger trusts none of it: the next job builds everything
-        rebuilt = {selector.rsplit(".", 1)[-1] for selector in unsettled["nodes"]}
         tables = self.columns(target["schema"])
         for uid, node in json.loads(data)["nodes"].items():
             if node["resource_type"] != "model" or node["name"] in rebuilt:
@@ -316,13 +334,22 @@ if LONG:
         for count in (MODELS // 10, MODELS // 4, (3 * MODELS) // 4)
         if job == "full" or count < 20
     ]
-NEXT = ("retry", "slim after a change", "slim in another schema")
+NEXT = (
+    "retry",
+    "slim after a change",
+    "slim in another schema",
+    "retry of an older run",
+    "a build by hand",
+    "another env in its schema",
+)
 
 
 def stop_a_job(world: World, proxy: FaultProxy, stop: Stop, log: Path) -> int:
     """Start the job, stop it where `stop` says; its exit code. The stop must happen:
     a job that ends first fails the test (the point was not swept)."""
-    args = ["--job", stop.job]
+    run_id = f"stop-{len(world.stopped)}-{uuid.uuid4().hex[:6]}"
+    world.stopped.append(run_id)
+    args = ["--job", stop.job, "--run-id", run_id]
     if stop.s3_put is not None:
         fault = Fault(503, "ServiceUnavailable", method="PUT", path_contains=stop.s3_put, times=1)
         proxy.faults.append(fault)
@@ -349,9 +376,14 @@ def stop_a_job(world: World, proxy: FaultProxy, stop: Stop, log: Path) -> int:
 
 
 def next_command(world: World, what: str, index: int) -> tuple[str, int, bool]:
-    """What a user types next; (the step, its exit code, whether dbt ran)."""
+    """What a user types next; (the step, its exit code, whether the step claims the
+    target holds the current code when it exits 0)."""
     if what == "retry":
         result = run_cli("retry", env=world.run_env())
+    elif what == "retry of an older run":
+        result = run_cli("retry", "--from-run", world.stopped[0], env=world.run_env())
+    elif what in ("a build by hand", "another env in its schema"):
+        return what, by_hand(world, what, index), False
     else:
         if what == "slim in another schema":
             world.schema = (
@@ -363,6 +395,25 @@ def next_command(world: World, what: str, index: int) -> tuple[str, int, bool]:
     report = read_json(world.out / "report.json") if (world.out / "report.json").is_file() else {}
     assert "Traceback" not in result.stderr, result.stderr
     return what, result.returncode, bool(report.get("phases"))
+
+
+def by_hand(world: World, what: str, index: int) -> int:
+    """A model changed and built outside the env's own jobs (a person through the
+    runner's `dbt`, or another env's full job into the same schema), then the change
+    reverted: the warehouse holds code that neither the files nor the state say."""
+    models = sorted((world.project / "models" / "layers").glob("m_*.sql"))
+    path = models[index % len(models)]
+    original = path.read_text()
+    path.write_text(original.replace("select ", f"select 1 as changed_h{index}, ", 1))
+    if what == "a build by hand":
+        result = run_cli("dbt", "--", "run", "--select", path.stem, env=world.run_env())
+    else:
+        result = run_cli("run", env=world.run_env() | {"DBT_RUNNER_ENV": "qa"})
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"changed_h{index}" in world.columns(world.schema)[path.stem]
+    path.write_text(original)
+    return result.returncode
 
 
 # Each timeline starts from one full job and takes a share of the stops in order, so a

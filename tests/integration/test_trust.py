@@ -108,26 +108,42 @@ def test_a_stop_says_why_in_the_report_and_on_stderr(
     assert "stopped by SIGTERM" in (out_dir / "summary.md").read_text()
 
 
-def test_a_stop_with_a_webhook_that_never_answers_ends_within_30_s(
+def test_a_stop_with_a_webhook_that_never_answers_ends_within_dockers_grace(
     env: dict[str, str], demo_project: Path, out_dir: Path, postgres: Postgres, tmp_path: Path
 ) -> None:
-    """ECS kills a task 30 s after SIGTERM: notifying gets a fixed share of that."""
+    """`docker stop` kills a container 10 s after SIGTERM (ECS and Kubernetes after 30):
+    by the time notifying begins the lease is back and the report says how the run
+    ended; notifying gets what is left, and the process exits with the code the report
+    names, inside the grace."""
+    state = tmp_path / "state"
     env |= postgres.warehouse_env("deaf_" + uuid.uuid4().hex[:6])
+    env |= {"DBT_RUNNER_STATE_URL": str(state)}
     add_slow_model(demo_project)
+    lease = state / "demo" / "dev" / "lease.json"
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
+        silent.settimeout(30)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
         env |= {"DBT_RUNNER_NOTIFY__WEBHOOK_URL": url, "DBT_RUNNER_NOTIFY__SLACK_WEBHOOK_URL": url}
         started = Started(env, tmp_path / "run.log")
         wait_until(lambda: running_queries(postgres, SLOW), 180, "the slow model's query")
+        assert lease.is_file()
         sent = time.monotonic()
         started.process.send_signal(signal.SIGTERM)
-        code, output = started.finish(timeout=90)
+        connection, _ = silent.accept()  # notifying has begun
+        with connection:
+            assert not lease.exists()  # the next scheduled job is not skipped
+            written = read_json(out_dir / "report.json")
+            assert (written["exit_code"], written["status"]) == (143, "interrupted")
+            assert written["finishing"] == ["notify"] and written["finished_at"] is not None
+            code, output = started.finish(timeout=90)
         took = time.monotonic() - sent
     assert code == 143, output[-3000:]
-    assert took < 30, f"{took:.1f} s after SIGTERM"
+    assert took < 10, f"{took:.1f} s after SIGTERM"
     report = read_json(out_dir / "report.json")
+    assert report["exit_code"] == 143 and report["finishing"] == []
+    assert report["finished_at"] == written["finished_at"]
     assert [n["ok"] for n in report["notifications"]] == [False, False]
     assert len([w for w in report["warnings"] if w.startswith("notification failed")]) == 2
 
@@ -378,7 +394,9 @@ def test_json_mode_writes_only_json_lines(env: dict[str, str], out_dir: Path) ->
     report = read_json(out_dir / "report.json")
     timings = report["timings"]
     assert timings["notify"] > 0 and timings["publish"] > 0
-    assert report["duration_s"] >= sum(timings.values()) - 0.5
+    # The duration runs until the verdict is final; notifying comes after it.
+    before = sum(seconds for step, seconds in timings.items() if step != "notify")
+    assert report["duration_s"] >= before - 0.5
     assert report["notifications"][0]["ok"] is False
 
 

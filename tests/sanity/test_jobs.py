@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -170,6 +171,55 @@ def test_sigterm_stops_the_container_with_a_report(
     assert report["status"] == "interrupted"
     phases = {phase["name"]: phase["status"] for phase in report["phases"]}
     assert phases["build"] == "interrupted" and phases["seed"] == "success"
+
+
+def test_docker_stop_with_a_deaf_webhook_ends_inside_its_grace(
+    image: str, tmp_path: Path, postgres: Postgres
+) -> None:
+    """`docker stop` gives a container 10 s before SIGKILL. With a webhook that never
+    answers, the runner used to be killed while notifying (exit 137, a report saying
+    143, the lease still held: the next job within its TTL was skipped, exit 0)."""
+    project = copy_project(DEMO, tmp_path / "project")
+    (project / "models" / "marts" / "slow_model.sql").write_text(
+        "select 1 as id from (select pg_sleep(300)) as slow\n"
+    )
+    out = writable_out(tmp_path)
+    deaf = socket.socket()  # accepts connections, never answers
+    deaf.bind(("127.0.0.1", 0))
+    deaf.listen(16)
+    url = f"http://127.0.0.1:{deaf.getsockname()[1]}/hook"
+    env = postgres.warehouse_env("sanity_stop") | {
+        "DBT_RUNNER_STATE_URL": "file:///out/state",
+        "DBT_RUNNER_NOTIFY__WEBHOOK_URL": url,
+    }
+    mounts = ["--network", "host", "-v", f"{out}:/out"]
+    mounts += ["-v", f"{project}:/opt/dbt-runner/project:ro", *env_flags(env)]
+    name = f"dbt-runner-stop-{os.getpid()}"
+    process = subprocess.Popen(
+        [DOCKER, "run", "--name", name, *mounts, image],
+        stdout=(tmp_path / "container.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: running_queries(postgres, "pg_sleep(300)"), 180, "slow_model's query")
+        stopped = docker("stop", name, timeout=60)  # docker's own default grace: 10 s
+        assert stopped.returncode == 0, stopped.stderr
+        process.wait(timeout=60)
+        state = json.loads(docker("inspect", name, check=True).stdout)[0]["State"]
+    finally:
+        deaf.close()
+        docker("rm", "-f", name)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    report = read_json(out / "report.json")
+    assert state["ExitCode"] == report["exit_code"] == 143, (tmp_path / "container.log").read_text()
+    assert report["finishing"] == [] and not state["OOMKilled"]
+    assert [n["channel"] for n in report["notifications"]] == ["webhook"]
+    assert not list((out / "state").rglob("lease.json"))
+    (project / "models" / "marts" / "slow_model.sql").unlink()
+    again = docker("run", "--rm", *mounts, image, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    assert read_json(out / "report.json")["status"] == "success"  # not skipped
 
 
 @pytest.mark.parametrize("variant", ["redshift", "bigquery"])

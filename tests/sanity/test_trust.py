@@ -55,6 +55,57 @@ def test_read_only_project_with_its_own_relative_duckdb_path(image: str, tmp_pat
     assert not (project / "demo.duckdb").exists()  # nothing written into the mount
 
 
+def test_a_derived_images_duckdb_file_on_its_own_layer_never_becomes_state(
+    image: str, tmp_path: Path
+) -> None:
+    """A project baked into an image, its profile's DuckDB path relative: the database
+    lands on the container's writable layer and goes with it. Before, two runs promoted
+    a state whose tables the next container did not have."""
+    context = tmp_path / "derived"
+    project = copy_project(DEMO, context / "project")
+    own_profile(project, "demo.duckdb")
+    (context / "Dockerfile").write_text(
+        f"FROM {image}\nCOPY --chown=10001:0 project {PROJECT_IN_IMAGE}\n"
+    )
+    tag = f"dbt-runner-layer:{uuid.uuid4().hex[:8]}"
+    built = docker("build", "-q", "-t", tag, str(context), timeout=300)
+    assert built.returncode == 0, built.stderr
+    out, state = writable_out(tmp_path), writable_out(tmp_path / "state")
+    mounts = ["-v", f"{out}:/out", "-v", f"{state}:/state"]
+    mounts += ["-e", "DBT_RUNNER_STATE_URL=file:///state"]
+    try:
+        plan = docker("run", "--rm", *mounts, tag, "plan")
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        assert f"# target: duckdb {PROJECT_IN_IMAGE}/demo.duckdb" in plan.stdout
+        assert "on the container's own filesystem" in plan.stdout
+        for _ in range(2):
+            result = docker("run", "--rm", *mounts, tag, "run")
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+            report = read_json(out / "report.json")
+            [warning] = [w for w in report["warnings"] if "container's own filesystem" in w]
+            assert f"{PROJECT_IN_IMAGE}/demo.duckdb" in warning and "mount a volume" in warning
+            assert report["state"]["promoted"] is False
+        assert not list(state.rglob("latest.json"))
+        # Where the README says the database lives, on a volume: state is kept.
+        volume = ["-v", f"{writable_out(tmp_path / 'db')}:/db"]
+        kept = docker(
+            "run",
+            "--rm",
+            *mounts,
+            *volume,
+            "-e",
+            "DBT_RUNNER_PROFILE_SOURCE=rendered",
+            "-e",
+            "DBT_RUNNER_WAREHOUSE__PATH=/db/demo.duckdb",
+            tag,
+            "run",
+        )
+        assert kept.returncode == 0, kept.stdout[-3000:] + kept.stderr
+        assert list(state.rglob("latest.json"))
+    finally:
+        docker("rmi", "-f", tag)
+
+
 @pytest.fixture
 def derived_image(tmp_path: Path) -> Iterator[str]:
     """An image FROM the redshift variant with a project whose profile is DuckDB's."""

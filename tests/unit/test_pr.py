@@ -90,7 +90,7 @@ def test_an_existing_profile_is_copied_with_the_pull_requests_schema(tmp_path: P
 
 
 def test_pull_request_settings() -> None:
-    with_state = Settings.model_validate({"project_dir": DEMO, "pr": "Feat-1", "state_url": "/s"})
+    with_state = Settings.model_validate({"project_dir": DEMO, "pr": "feat1", "state_url": "/s"})
     assert (with_state.pr, with_state.job, with_state.defer_env) == ("feat1", Job.SLIM, "prod")
     assert kind_of(with_state).not_promotable() is not None  # a PR never sets the state
     explicit = Settings.model_validate({"project_dir": DEMO, "pr": "1", "job": "full"})
@@ -99,3 +99,21 @@ def test_pull_request_settings() -> None:
     for bad in ({"pr": "a/b"}, {"pr": "1", "pr_schema": "{schema}_pr"}):
         with pytest.raises(ValueError, match="pr"):
             Settings.model_validate({"project_dir": DEMO, **bad})
+
+
+def test_distinct_pull_request_names_never_share_a_namespace() -> None:
+    """Normalising (lower case, no '-' or '_') alone maps all of these to `feature2`: a
+    name it changed keeps a short digest of itself, so each is its own namespace."""
+    names = ["feature2", "feature-2", "Feature2", "FEATURE_2", "feature_2", "feature--2"]
+    prs = [Settings.model_validate({"project_dir": DEMO, "pr": name}).pr for name in names]
+    assert len(set(prs)) == len(names), prs
+    assert prs[0] == "feature2"  # a name normalising leaves alone stays as it is
+    for pr in prs:
+        assert pr is not None and pr.startswith("feature2") and pr.isalnum() and pr.islower()
+    # The same name is always the same namespace (cleanup finds what a run made).
+    again = Settings.model_validate({"project_dir": DEMO, "pr": "Feature2"}).pr
+    assert again == prs[2]
+    roots = {pr_schema("{schema}_pr_{pr}", "analytics", str(pr)) for pr in prs}
+    for root in roots:
+        others = [Namespace(pr="x", root=other) for other in roots - {root}]
+        assert not any(namespace.holds(root + "_marts") for namespace in others)

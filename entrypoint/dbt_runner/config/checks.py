@@ -3,6 +3,7 @@ attach them with `field_validator`): what is accepted, and the fix when it is no
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,12 @@ def pull_request(value: str | None) -> str | None:
         )
     # Part of schema names, and never an underscore: then no pull request's schemas can
     # start with another's (`feature` and `feature_2` would: workspace/namespace.py).
-    return re.sub(r"[-_]", "", value.lower())
+    name = re.sub(r"[-_]", "", value.lower())
+    if name == value:
+        return name
+    # Normalising changed it: a short digest of the name as given keeps distinct names
+    # apart (`feature-2`, `Feature2` and `feature_2` are three pull requests).
+    return name + hashlib.sha256(value.encode()).hexdigest()[:6]
 
 
 def pr_schema(value: str) -> str:

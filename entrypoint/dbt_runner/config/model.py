@@ -216,8 +216,9 @@ class Settings(JobSettings):
         None,
         "a pull request's number or branch-safe name: every relation the run creates goes "
         "into that pull request's schemas (see Pull-request environments); the job defaults "
-        "to slim, deferring to `prod`; lower-cased, '-' and '_' dropped (`Feature_2` is "
-        "`feature2`), so no pull request's schemas start with another's",
+        "to slim, deferring to `prod`; lower-cased, '-' and '_' dropped, so no pull "
+        "request's schemas start with another's, and a name that changes keeps a short "
+        "digest of itself (`feature-2` and `Feature2` are two pull requests)",
         flag="--pr",
     )
     pr_schema: str = setting(

@@ -6,8 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-# The commands whose run results are the job's own (the last one that ran wins).
-NODE_COMMANDS = {"seed", "snapshot", "run", "test", "build", "retry"}
+from dbt_runner.engine.kinds import NODE_COMMANDS
 
 
 def keep_run_results(target_path: Path, phase: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+from dbt_runner.engine.kinds import NODE_COMMANDS
 from dbt_runner.report.model import NodeResult, outcome_of
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -69,6 +70,7 @@ class NodeRecorder:
     def __init__(self, path_of: Callable[[str], str | None] = lambda unique_id: None) -> None:
         self.path_of = path_of
         self._lock = threading.Lock()
+        self.began: set[str] = set()  # every node a node command started, in any phase
         self.begin("")
 
     def begin(self, phase: str) -> None:
@@ -83,7 +85,11 @@ class NodeRecorder:
 
     def __call__(self, event: Any) -> None:
         name = event.info.name
-        if name == "NodeFinished":
+        if name == "NodeStart":
+            if self.phase in NODE_COMMANDS:  # not compiling (docs), listing or testing
+                with self._lock:
+                    self.began.add(str(event.data.node_info.unique_id))
+        elif name == "NodeFinished":
             node = self._node(event.data)
             with self._lock:
                 self.nodes.append(node)

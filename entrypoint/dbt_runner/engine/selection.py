@@ -16,16 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dbt_runner.engine.kinds import EXECUTED_TYPES
+
 log = logging.getLogger(__name__)
 
-# The resource types each node command executes.
-EXECUTED_TYPES = {
-    "seed": ["seed"],
-    "snapshot": ["snapshot"],
-    "run": ["model"],
-    "test": ["test", "unit_test"],
-    "build": ["model", "seed", "snapshot", "test", "unit_test"],
-}
 # Selection flags of a node command, and how many values follow each.
 _SELECTION_FLAGS = {"--select", "--exclude", "--selector", "--state", "--exclude-resource-type"}
 NOT_RUN = "not run: the run was stopped before this node finished"

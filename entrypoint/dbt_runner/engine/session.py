@@ -18,12 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbt_runner.engine.artifacts import NODE_COMMANDS
 from dbt_runner.engine.attribution import tag_query_groups
+from dbt_runner.engine.kinds import BUILT_TYPES, EXECUTED_TYPES, NODE_COMMANDS
 from dbt_runner.engine.nodes import NodeRecorder, clean
 from dbt_runner.engine.results import node_results, status_of
 from dbt_runner.engine.selection import (
-    EXECUTED_TYPES,
     NOT_RUN,
     complete_run_results,
     invocation_args,
@@ -224,18 +223,17 @@ class DbtSession:
             path=getattr(node, "original_file_path", None),
         )
 
-    def built_selectors(self, nodes: list[NodeResult]) -> list[str]:
-        """The relations `nodes` built (or began to), as dbt selectors (fqn:...)."""
-        if self.manifest is None:
-            return []
-        selectors = set()
-        for result in nodes:
-            node = self.manifest.nodes.get(result.unique_id)
-            if node is None or result.phase not in NODE_COMMANDS or result.outcome == "skipped":
-                continue
-            if result.resource_type in ("model", "seed", "snapshot"):
-                selectors.add("fqn:" + ".".join(node.fqn))
-        return sorted(selectors)
+    def written(self, nodes: list[NodeResult]) -> list[str]:
+        """The relations `nodes` built, and those dbt began and never said it finished
+        (a stop may have come after the warehouse committed): unique ids."""
+        finished = {result.unique_id for result in nodes}
+        built = {
+            result.unique_id
+            for result in nodes
+            if result.phase in NODE_COMMANDS and result.outcome != "skipped"
+        }
+        began = self.recorder.began - finished
+        return sorted(uid for uid in built | began if uid.split(".", 1)[0] in BUILT_TYPES)
 
     def write_manifest(self) -> None:
         """manifest.json once, when no command of the job wrote it (a run stopped or

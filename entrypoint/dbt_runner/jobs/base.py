@@ -45,6 +45,7 @@ class Prepared:
     # A retry of a run that recorded no inputs (an older runner): what this run's
     # promotion records is then not known either.
     inputs_unknown: bool = False
+    completes: list[str] = field(default_factory=list)  # a retry: the runs it completes
 
 
 @dataclass
@@ -142,6 +143,10 @@ class JobKind:
             return "the job has no build or run phase"
         if s.selector or s.exclude:
             return "the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)"
+        return self.narrowed()
+
+    def narrowed(self) -> str | None:
+        """How the job's own selection leaves out part of what its kind builds, if it does."""
         if not self.selects_whole_project():
             return "the job built a selection (DBT_RUNNER_SELECT)"
         return None

@@ -130,6 +130,9 @@ class Fresh(Slim):
         changed = ["source_status:fresher+", "state:modified+"]
         return self._state_selection(baseline, changed)
 
+    def narrowed(self) -> str | None:
+        return None  # its selection is its own: what has new data or changed, and theirs
+
     def build_command(self, command: list[str], context: Context) -> list[str]:
         """What source_status:fresher+ and state:modified+ select, with every source dbt
         cannot judge counted as new, less the models waiting under their build_after."""

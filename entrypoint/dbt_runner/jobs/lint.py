@@ -12,6 +12,7 @@ files of the nodes it changed; a full job every model and snapshot of the projec
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -94,18 +95,38 @@ def project_files(manifest: Any, project: str, selected: set[str] | None = None)
     return sorted(files)
 
 
+def lint_copy(manifest: Any) -> Any:
+    """The manifest as the templater may change it: SQLFluff's dbt templater compiles
+    nodes in place (compiled code, injected CTEs of ephemeral models) and sets a node's
+    raw code to its file's text (a snapshot's with its `{% snapshot %}` block), which
+    would break the build that reuses the manifest. Each node is copied (its attributes
+    are set, not changed) with the CTE list dbt appends to; the rest is shared."""
+    copied = object.__new__(type(manifest))  # not copy.copy: Manifest pickles by its fields
+    copied.__dict__.update(vars(manifest))
+    copied.nodes = {unique_id: _node_copy(node) for unique_id, node in manifest.nodes.items()}
+    return copied
+
+
+def _node_copy(node: Any) -> Any:
+    twin = copy.copy(node)
+    if isinstance(vars(node).get("extra_ctes"), list):  # a seed's is a read-only property
+        twin.extra_ctes = [copy.copy(cte) for cte in node.extra_ctes]
+    return twin
+
+
 def lint(
     manifest: Any, files: list[str], project_dir: Path, extra_config: Path, adapter: str | None
 ) -> LintInfo:
     """Lint `files` (relative to `project_dir`, the current folder) with the manifest the
-    run parsed; every finding, the files SQLFluff linted (not those its ignore files
-    leave out), and the config and dialect used."""
+    run parsed (on a copy: the templater changes what it compiles); every finding, the
+    files SQLFluff linted (not those its ignore files leave out), and the config and
+    dialect used."""
     from sqlfluff.core import Linter
 
     config = fluff_config(project_dir, extra_config, adapter)
     templater = config.get("templater_obj")
     # The runner's own parse: the templater would otherwise parse the project again.
-    templater.__dict__["dbt_manifest"] = manifest
+    templater.__dict__["dbt_manifest"] = lint_copy(manifest)
     result = Linter(config=config).lint_paths(tuple(files), processes=1) if files else None
     records: list[Any] = result.as_records() if result is not None else []
     findings = [

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_runner.config import Settings
-from dbt_runner.engine.artifacts import NODE_COMMANDS, keep_run_results
+from dbt_runner.engine.artifacts import keep_run_results
+from dbt_runner.engine.kinds import NODE_COMMANDS
 from dbt_runner.engine.session import RETRY
 from dbt_runner.errors import ConfigError, InfraError
 from dbt_runner.jobs.base import JobKind, Prepared
@@ -33,6 +34,7 @@ from dbt_runner.report.model import PhaseResult, RunReport, StateInfo
 from dbt_runner.state import ledger
 from dbt_runner.state.lease import current_holder
 from dbt_runner.state.store import StateError, open_state
+from dbt_runner.state.writes import WriteLogStore
 from dbt_runner.storage import Storage, join_key, open_storage
 from dbt_runner.storage.keys import run_key
 from dbt_runner.workspace.inputs import Inputs, env_var_names
@@ -73,6 +75,38 @@ def _ran_nodes(report: RunReport) -> bool:
     """Whether dbt ran any node in `report`'s run (a retry that refused ran none: the
     next retry completes the run it would have)."""
     return any(p.name in NODE_COMMANDS and p.status != "skipped" for p in report.phases)
+
+
+def nothing_written_since(
+    settings: Settings, previous: RunReport, project: str, target: Target | None
+) -> list[str]:
+    """The runs a retry of `previous` completes (it, and those it completes), once the
+    target's write log shows nothing else wrote into it since (ConfigError)."""
+    store = open_state(settings, project, settings.env)
+    if store is None or target is None:
+        return [previous.run_id]
+    writes = WriteLogStore(store.storage, project).read(target)
+    refused = ledger.written_after(previous, writes)
+    if refused is not None:
+        raise ConfigError(refused)
+    own = writes.find(previous.run_id) if writes is not None else None
+    return [previous.run_id, *(own.completes if own is not None else [])]
+
+
+def retry_state(
+    settings: Settings, previous: RunReport, deferred: StateInfo | None, completes: list[str]
+) -> StateInfo | None:
+    """What a retry's promotion would record: the earlier run's view of its target's
+    writes, covering the retry and the runs it completes too (`completes`)."""
+    store = open_state(settings, str(previous.project), settings.env)
+    if store is None:
+        return deferred
+    info = deferred or StateInfo(url=store.url(), mode="full")
+    earlier = previous.state.horizon if previous.state is not None else None
+    if earlier is not None:
+        covers = sorted({*earlier.covers, *completes, settings.run_id})
+        info.horizon = earlier.model_copy(update={"covers": covers})
+    return info
 
 
 class Retry(JobKind):
@@ -133,13 +167,15 @@ class Retry(JobKind):
         blocker = ledger.retry_blocker(previous, target)
         if blocker is not None:
             raise ConfigError(blocker)
+        prepared.completes = nothing_written_since(self.settings, previous, project, target)
         self.built_with, self.workspace = previous.inputs, workspace
         prepared.inputs_unknown = previous.inputs is None
         if previous.inputs is None:
             log.info("run %s recorded no inputs: the state this retry promotes says so", run_id)
         results = self._fetch(storage, prefix, previous)
         log.info("retrying the failed, skipped and unfinished nodes of run %s", run_id)
-        prepared.state = self._recreate_state(previous, json.loads(results).get("args", {}))
+        deferred = self._recreate_state(previous, json.loads(results).get("args", {}))
+        prepared.state = retry_state(self.settings, previous, deferred, prepared.completes)
         return prepared
 
     def _report(self, storage: Storage, project: str, run_id: str) -> RunReport:

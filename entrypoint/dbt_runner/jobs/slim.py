@@ -5,6 +5,7 @@ full one (state/ledger.py says why)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.jobs.base import JobKind, state_selection, user_selection
@@ -16,6 +17,15 @@ if TYPE_CHECKING:
 # The commands whose nodes a slim build selected.
 NODE_COMMANDS = {"seed", "snapshot", "run", "test", "build"}
 BUILT_TYPES = ("model", "seed", "snapshot")
+# DBT_RUNNER_SLIM__SELECT criteria that take in every change and all that reads it
+# (state:modified+, with or without parents); any other narrows it.
+EVERY_CHANGE = re.compile(r"(\d*\+)?state:modified\+|@state:modified")
+
+
+def covers_every_change(select: str) -> bool:
+    """Whether a slim selection (criteria joined by spaces: a union) builds at least
+    every change and what reads it."""
+    return any(EVERY_CHANGE.fullmatch(criterion) for criterion in select.split())
 
 
 class Slim(JobKind):
@@ -27,9 +37,19 @@ class Slim(JobKind):
         return state_selection(self.settings, baseline, self.settings.slim.select.split())
 
     def selects_whole_project(self) -> bool:
-        """Every change: DBT_RUNNER_SELECT adds to it; only a selector or an exclusion
-        narrows it."""
-        return not (self.settings.selector or self.settings.exclude)
+        """Every change and what reads it: DBT_RUNNER_SELECT adds to it; a selector, an
+        exclusion or a narrower DBT_RUNNER_SLIM__SELECT narrows it."""
+        settings = self.settings
+        return not (settings.selector or settings.exclude) and self.narrowed() is None
+
+    def narrowed(self) -> str | None:
+        select = self.settings.slim.select
+        if covers_every_change(select):
+            return None
+        return (
+            f"DBT_RUNNER_SLIM__SELECT='{select}' builds less than every change and what reads "
+            "it (state:modified+)"
+        )
 
     def compiles_whole_project(self) -> bool:
         return False  # it compiles what changed

@@ -263,10 +263,14 @@ def emit(
     project_dir: Path,
     target_path: Path,
     target: str | None,
+    budget_s: float | None = None,
 ) -> LineageInfo:
-    """Send the run's events; whatever fails is the returned info's error."""
+    """Send the run's events (within `budget_s` in all, when given: after a stop);
+    whatever fails is the returned info's error."""
     info = LineageInfo(url=safe_url(str(settings.url)))
     started = time.monotonic()
+    if budget_s is not None:
+        settings = settings.model_copy(update={"timeout_s": min(settings.timeout_s, budget_s)})
     try:
         run_id = str(generate_new_uuid(report.started_at))
         orchestrator = get_parent_run_metadata()  # as dbt-ol reads it, when one is given
@@ -279,6 +283,8 @@ def emit(
         events = [start, *nodes, finish]
         sender = client(settings)
         for event in events:
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                raise TimeoutError("the time after the stop was spent")
             sender.emit(event)
             info.events += 1
     except Exception as exc:  # the endpoint, or the processor: never the run
@@ -287,9 +293,15 @@ def emit(
     return info
 
 
-def emit_for(settings: LineageSettings, report: RunReport, workspace: Workspace) -> LineageInfo:
+def emit_for(
+    settings: LineageSettings,
+    report: RunReport,
+    workspace: Workspace,
+    budget_s: float | None = None,
+) -> LineageInfo:
     """The run's events, with the profile's environment set (its env_var()s render as
-    dbt rendered them): what was sent, and what stopped the rest."""
+    dbt rendered them): what was sent, and what stopped the rest. `budget_s`: the time
+    they may take in all (after a stop)."""
     with workspace.dbt_context():
         return emit(
             settings,
@@ -297,4 +309,5 @@ def emit_for(settings: LineageSettings, report: RunReport, workspace: Workspace)
             workspace.project.dir,
             workspace.target_path,
             workspace.profile.target,
+            budget_s,
         )

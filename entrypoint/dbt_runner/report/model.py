@@ -112,6 +112,12 @@ class RunReport(BaseModel):
     notifications: list[Notification] = Field(
         default_factory=list, description="Every notification sent, and whether it arrived"
     )
+    finishing: list[str] = Field(
+        default_factory=list,
+        description="Steps still to come when this copy was written (lineage, the pull "
+        "request's comment, notifications): empty in the final copy; a copy that names them "
+        "was left by a process killed while doing them (docker's stop grace, exit 137)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -134,7 +140,11 @@ class RunReport(BaseModel):
     def exit_code(self) -> int:
         return int(self._outcome(self.stopped_by)[0])
 
-    @computed_field(description="The whole run: publishing included")  # type: ignore[prop-decorator]
+    @computed_field(  # type: ignore[prop-decorator]
+        description="From the process's start until the run's verdict was final (state, "
+        "artifacts, history and metrics included); lineage, the pull request's comment "
+        "and notifications come after it (their seconds are in timings)"
+    )
     @property
     def duration_s(self) -> float:
         end = self.finished_at or now()

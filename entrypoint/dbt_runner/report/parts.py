@@ -125,6 +125,18 @@ class Links(BaseModel):
     report_url: str | None = Field(default=None, description="This run's page, report.html")
 
 
+class Horizon(BaseModel):
+    """What a state covers of its target's write log (state/writes.py)."""
+
+    seq: int = Field(description="The last write its run had read when it looked the log up")
+    open: list[int] = Field(
+        default_factory=list, description="Writes still open then, by live runs: not covered"
+    )
+    covers: list[str] = Field(
+        default_factory=list, description="Runs whose writes it covers, whenever they came"
+    )
+
+
 class StateInfo(BaseModel):
     """Slim jobs and state: what was compared, deferred and promoted."""
 
@@ -142,13 +154,27 @@ class StateInfo(BaseModel):
     )
     unsettled: list[str] = Field(
         default_factory=list,
-        description="Nodes built again besides the changes: runs since the state, which were "
-        "not promoted, had rebuilt them",
+        description="Nodes built again besides the changes: written into the target since "
+        "the state by runs it does not cover (not promoted, another env's, `dbt-runner dbt`), "
+        "or dropped with what they read",
     )
     seeds_changed: list[str] = Field(
         default_factory=list,
         description="Seeds over 1 MiB (dbt compares them by path only) whose file changed "
         "since the state: built with what reads them",
+    )
+    horizon: Horizon | None = Field(
+        default=None, description="The writes into the target this run's state would cover"
+    )
+    missing: list[str] = Field(
+        default_factory=list,
+        description="Relations the state would name that the warehouse lacked when the run "
+        "ended: not promoted, built by the next slim job",
+    )
+    dropped: list[str] = Field(
+        default_factory=list,
+        description="Views the warehouse dropped with relations this run rebuilt (PostgreSQL, "
+        "Redshift) that the run did not build again",
     )
 
 

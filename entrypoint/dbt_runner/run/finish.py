@@ -25,7 +25,7 @@ from dbt_runner.outputs.publish import (
 from dbt_runner.report.files import write_report_files
 from dbt_runner.report.github import append_step_summary
 from dbt_runner.run.stages import StageFailed
-from dbt_runner.state.promotion import end_building, promote_state
+from dbt_runner.run.state_step import StateStep
 from dbt_runner.storage import Storage, open_storage
 from dbt_runner.workspace.scratch import remove_run_dir
 
@@ -52,35 +52,30 @@ class Finish:
             self.stages.fail(self.stages.current, stop)
             # Before anything renders the report: every file and message says the stop.
             self.report.stopped_by = self.run.guard.exit_code
-        self.state()
+        # What a later run reads: the state, the artifacts, the history, the reports.
+        StateStep(self.run).everything()
         self.publish()
         self.history()
-        self.lineage()
-        paths = self.reports()
-        append_step_summary(self.report)
-        self.comment()
-        self.notify()
+        self.report.finish()  # the verdict and the clock: nothing after adds an error
         with self.stages.step("metrics"):
             metrics.emit_for(self.settings, self.report)
-        self.report.finish()
+        self.report.finishing = self._still_to_come()
+        paths = self.reports()
+        self.run.release_lease()  # the env is free: nothing after this is read by a run
+        # What people read, within what is left after a stop.
+        append_step_summary(self.report)
+        self.lineage()
+        self.comment()
+        self.notify()
+        self.report.finishing = []
         self.final(paths)
 
-    def state(self) -> None:
-        """Promotion when the ledger allows it; the run's mark on its target settled."""
-        run, promoted = self.run, False
-        if run.workspace is not None and run.guard.exit_code is None:
-            lost = run.lease is not None and run.lease.lost
-            policy = run.job.not_promotable()
-            with self.stages.step("state"):
-                seeds = run.unhashed_seeds
-                promoted = promote_state(
-                    self.settings, run.workspace, self.report, policy, lost, seeds
-                )
-            if promoted and self.report.state is not None:
-                self.report.state.promoted = True
-        if run.claim is not None:
-            with self.stages.step("state"):
-                end_building(run.claim, run.built, promoted)
+    def _still_to_come(self) -> list[str]:
+        """The steps after the reports' first write: a copy that still names them was
+        left by a process killed while doing them."""
+        steps = ["lineage"] if self.settings.lineage.url else []
+        steps += ["comment"] if self.report.pr is not None else []
+        return [*steps, "notify"]
 
     def publish(self) -> None:
         """dbt's artifacts and log beside the run's reports; the docs when generated."""
@@ -115,10 +110,14 @@ class Finish:
     def lineage(self) -> None:
         if not self.settings.lineage.url or self.run.workspace is None:
             return
+        left = self.run.guard.notify_budget()
+        if left is not None and left <= 0:
+            self.stages.warn("lineage not sent: the time after the stop was spent")
+            return
         with self.stages.advisory("lineage"):
             from dbt_runner.outputs.lineage import emit_for  # a slow import: only when used
 
-            info = emit_for(self.settings.lineage, self.report, self.run.workspace)
+            info = emit_for(self.settings.lineage, self.report, self.run.workspace, left)
             self.report.lineage = info
             if info.error is not None:
                 self.stages.warn(

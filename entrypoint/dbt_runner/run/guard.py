@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 _CODES = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
 
 
-# How long notifying may take after a stop, in all: ECS gives a task 30 s after SIGTERM.
-STOP_NOTIFY_BUDGET_S = 10.0
+# Everything after a stop fits in this many seconds from the signal: docker stop gives a
+# container 10 s before SIGKILL (ECS and Kubernetes 30 s). The report's final state and
+# the lease come first; notifying gets what is left but FINAL_WRITE_S.
+STOP_BUDGET_S = 8.0
+FINAL_WRITE_S = 1.0
 
 
 class Stopped(RunnerError):
@@ -42,6 +45,7 @@ class Guard:
     def __init__(self, timeout_s: float | None = None) -> None:
         self.timeout_s = timeout_s
         self.exit_code: int | None = None  # set by the first stop
+        self.stopped_at: float | None = None  # when (monotonic)
         self.signal_name: str | None = None  # the first stop's signal, if a signal
         self.armed = False
         self.ends_at: float | None = None  # when the run timeout passes (monotonic)
@@ -64,12 +68,22 @@ class Guard:
             message = self.reason
         return Stopped(message, self.exit_code)
 
+    def time_left(self) -> float | None:
+        """Seconds finishing may still take after a stop (None: no stop, no bound)."""
+        if self.stopped_at is None:
+            return None
+        return max(0.0, STOP_BUDGET_S - (time.monotonic() - self.stopped_at))
+
     def notify_budget(self) -> float | None:
-        """Seconds notifying may take in all: bounded after a stop, else the settings'."""
-        return STOP_NOTIFY_BUDGET_S if self.exit_code is not None else None
+        """Seconds notifying may take in all: what is left after a stop, but the final
+        write's; else the settings' own timeouts."""
+        left = self.time_left()
+        return None if left is None else max(0.0, left - FINAL_WRITE_S)
 
     def _stop(self, code: int, what: str) -> None:
         first = self.exit_code is None
+        if first:
+            self.stopped_at = time.monotonic()
         self.exit_code = self.exit_code or code
         log.warning("%s: stopping, then writing the report", what)
         if self.armed and first:

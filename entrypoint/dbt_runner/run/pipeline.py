@@ -66,8 +66,10 @@ class Run:
         self.workspace: Workspace | None = None
         self.baseline: Baseline | None = None
         self.lease: Lease | None = None
-        self.claim: Claim | None = None  # this run's mark on its target, until settled
-        self.built: list[str] = []  # the relations it built, as dbt selectors
+        self.claim: Claim | None = None  # this run's write in its target's log, until closed
+        self.session: DbtSession | None = None  # dbt, once the run reached it
+        self.written: list[str] = []  # the relations it built (or began to): unique ids
+        self.completes: list[str] = []  # a retry: the runs it completes
         self.inputs_unknown = False  # a retry of a run that recorded none
         self.unhashed_seeds: dict[str, UnhashedSeed] = {}  # seeds dbt records by path
         self.publishable = True  # False when the artifacts storage refused a write
@@ -87,9 +89,15 @@ class Run:
                 Finish(self).everything()
             finally:
                 self.job.clean_up()
-                if self.lease is not None:
-                    self.lease.release()  # last: the env is this run's until it has said all
+                self.release_lease()  # finishing gave it back already, unless it broke
         return self.report.exit_code
+
+    def release_lease(self) -> None:
+        """The env is free for the next run: called once this run's writes that a later
+        run reads (state, artifacts, reports) are over."""
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     # --- before dbt ----------------------------------------------------------------
 
@@ -113,7 +121,7 @@ class Run:
                 self.stages.warn(warning)
         with self.stages.stage("state"):
             self._prepare_state(workspace)
-            self._use_baked(workspace)
+            self.report.prepared = use_baked(workspace)
 
     def _preflight(self) -> None:
         """Checks before dbt starts, then the env's lease (or the run that holds it)."""
@@ -137,30 +145,12 @@ class Run:
         """The state the job compares with and defers to; the parse cache."""
         prepared = self.job.prepare(workspace, self.report.target, self.report.dbt_version)
         self.baseline, self.report.state = prepared.baseline, prepared.state
+        self.completes = prepared.completes
         if prepared.retry_of is not None:
             self.report.retry_of = prepared.retry_of
         if prepared.builds_whole_project is not None:
             self.report.builds_whole_project = prepared.builds_whole_project
         self.inputs_unknown = prepared.inputs_unknown
-
-    def _use_baked(self, workspace: Workspace) -> None:
-        """What `dbt-runner prepare` baked: its parse cache where dbt reads it (over the
-        state's), its packages instead of `dbt deps`; or why not, said."""
-        baked = workspace.baked
-        if baked is None:
-            return
-        restored = baked.restore(workspace.target_path)
-        self.report.prepared = PreparedInfo(
-            folder=str(baked.folder),
-            prepared_at=baked.record.prepared_at if baked.record else None,
-            parse=restored,
-            packages=baked.packages,
-            reason=baked.problem,
-        )
-        if restored:
-            log.info("parse cache baked by dbt-runner prepare (%s)", baked.folder)
-        else:
-            log.warning("the baked parse is not used: %s; dbt parses without it", baked.problem)
 
     # --- dbt -----------------------------------------------------------------------
 
@@ -170,7 +160,7 @@ class Run:
         if not self.job.has_work():
             return
         self._mark_start(workspace)
-        session = DbtSession(
+        session = self.session = DbtSession(
             workspace.invocation(),
             workspace.target_path,
             workspace.profile.adapter,
@@ -207,7 +197,8 @@ class Run:
                 self.marked = True
         with self.stages.stage("state"):
             name, target = workspace.project.name, self.report.target
-            self.claim = begin_building(self.settings, name, target, self.report.run_id)
+            job, completes = self.report.job, self.completes
+            self.claim = begin_building(self.settings, name, target, job, completes)
 
     def _found(self, sequence: PhaseSequence) -> None:
         """What the phases found, into the report."""
@@ -217,7 +208,7 @@ class Run:
         if self.report.pr is not None and findings.pr_schemas is not None:
             self.report.pr.schemas = findings.pr_schemas
         self.report.impact = findings.impact
-        self.built = sequence.session.built_selectors(self.report.nodes)
+        self.written = sequence.session.written(self.report.nodes)
         self._what_the_parse_read(sequence.session.manifest)
         refused = sequence.session.full_parse
         prepared = self.report.prepared
@@ -240,6 +231,26 @@ class Run:
             self.report.inputs = workspace.inputs(names)
         if self.settings.state_url is not None:
             self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
+
+
+def use_baked(workspace: Workspace) -> PreparedInfo | None:
+    """What `dbt-runner prepare` baked: its parse cache where dbt reads it (over the
+    state's), its packages instead of `dbt deps`; or why not, said."""
+    baked = workspace.baked
+    if baked is None:
+        return None
+    restored = baked.restore(workspace.target_path)
+    if restored:
+        log.info("parse cache baked by dbt-runner prepare (%s)", baked.folder)
+    else:
+        log.warning("the baked parse is not used: %s; dbt parses without it", baked.problem)
+    return PreparedInfo(
+        folder=str(baked.folder),
+        prepared_at=baked.record.prepared_at if baked.record else None,
+        parse=restored,
+        packages=baked.packages,
+        reason=baked.problem,
+    )
 
 
 def run(settings: Settings, job: JobKind | None = None) -> int:

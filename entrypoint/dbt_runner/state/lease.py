@@ -149,9 +149,13 @@ def lease_storage(settings: Settings) -> Storage:
     return open_storage(settings.state_url or settings.artifacts_url, settings.aws)
 
 
-def current_holder(settings: Settings, project: str) -> Holder | None:
-    """The run that holds the env's lease now, if a live one does."""
-    found = lease_storage(settings).get_versioned(lease_key(project, settings.env, settings.pr))
+def current_holder(
+    settings: Settings, project: str, env: str | None = None, pr: str | None = None
+) -> Holder | None:
+    """The run that holds an env's lease now (this run's env, by default), if a live
+    one does."""
+    key = lease_key(project, env or settings.env, pr if env else settings.pr)
+    found = lease_storage(settings).get_versioned(key)
     holder = _parse(found[0]) if found else None
     return holder if holder is not None and not holder.expired(_now()) else None
 

@@ -7,12 +7,14 @@ made here, and nowhere else:
 
 - what a run may trust (`distrust`): a state made for this project, adapter and
   target, with the vars and environment variables its parse read, with a manifest
-  this dbt reads, and (for a fresh job) the freshness it needs;
+  this dbt reads, and (for a fresh job) the freshness it needs; and nothing written
+  into its target since that it cannot account for (`written_since`);
 - when the pointer moves (`promotion_blocker`): the run's report shows that every
   node its job selected was built, into a target that outlives the run, that holds
   everything the state will name;
-- what a retry may complete (`retry_blocker`, `changed_since`): a run that finished,
-  for the same target, whose code has not changed under the nodes it already built.
+- what a retry may complete (`retry_blocker`, `changed_since`, `written_after`): a run
+  that finished, for the same target, whose code has not changed under the nodes it
+  already built, and into whose target nothing else has written since.
 
 Each function returns why not, in words for the log and the report, or None.
 """
@@ -28,7 +30,9 @@ from dbt_runner.workspace.target import Target
 
 if TYPE_CHECKING:
     from dbt_runner.report.model import RunReport
-    from dbt_runner.state.store import StatePointer, Unsettled
+    from dbt_runner.report.parts import Horizon
+    from dbt_runner.state.store import StatePointer
+    from dbt_runner.state.writes import WriteLog
 
 SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
@@ -49,17 +53,16 @@ def distrust(
     job: Job,
     dbt_version: str | None,
     inputs_now: Callable[[list[str]], Inputs],
-    unsettled: Unsettled | None = None,
+    writes: WriteLog | None = None,
 ) -> str | None:
     """Why this run must not compare with, or defer to, the state `pointer` names.
     `own_env`: the state is this env's own (not production's, deferred to by CI), so
     it must describe this run's very target, built with this run's inputs
-    (`inputs_now`: this run's, for the variables named). `unsettled`: what runs that
-    were not promoted built into it since (those nodes are built again); a run that
-    began building and never said what it built leaves the whole state in doubt."""
+    (`inputs_now`: this run's, for the variables named). `writes`: the target's write
+    log (what the state does not cover is built again, when it can be said what)."""
     return (
         _foreign(metadata, project, target)
-        or (_not_this_target(pointer, target, unsettled) if own_env else None)
+        or (_not_this_target(pointer, target, writes) if own_env else None)
         or (_other_inputs(pointer, inputs_now) if own_env else None)
         or (_not_for_fresh(pointer, dbt_version) if job is Job.FRESH else None)
     )
@@ -80,9 +83,10 @@ def _foreign(metadata: dict[str, Any], project: str, target: Target | None) -> s
 
 
 def _not_this_target(
-    pointer: StatePointer, target: Target | None, unsettled: Unsettled | None
+    pointer: StatePointer, target: Target | None, writes: WriteLog | None
 ) -> str | None:
-    """An env's own state must describe this very target, and nothing unsaid since."""
+    """An env's own state must describe this very target, and everything written into
+    it since must be known."""
     if pointer.target is None:
         return (
             "the state records no target (written before dbt-runner 0.2.0): it cannot "
@@ -91,11 +95,32 @@ def _not_this_target(
     if target is not None and pointer.target != target:
         changed = ", ".join(target.differences(pointer.target))
         return f"the state was made for another target ({changed})"
-    if unsettled is not None and unsettled.building is not None:
+    if pointer.horizon is None:
         return (
-            f"run {unsettled.building} began building into this target and never said "
-            "what it built (killed?)"
+            "the state does not record which writes into its target it covers (written "
+            "before its target's write log)"
         )
+    return written_since(pointer.horizon, writes)
+
+
+def written_since(horizon: Horizon, writes: WriteLog | None) -> str | None:
+    """Why what was written into the target since a state with `horizon` cannot be
+    accounted for (built again), if it cannot: a write that never said what it wrote,
+    or one that may have rewritten everything."""
+    if writes is None:
+        return None
+    if not writes.reaches_back_to(horizon.seq):
+        return "its target's write log no longer reaches back to it (too many writes since)"
+    later = writes.after(horizon)
+    for write in later:
+        if write.open:
+            return (
+                f"{write.describe()} began writing into its target and has not said what it "
+                "wrote (killed, or still running)"
+            )
+    for write in later:
+        if write.whole:
+            return f"{write.describe()} rewrote its target since ({write.why_whole})"
     return None
 
 
@@ -241,6 +266,27 @@ def changed_since(run_id: str, modified: set[str], retried: set[str]) -> str | N
         "code in the warehouse while the state says the new: run the job again "
         "(dbt-runner run)"
     )
+
+
+def written_after(previous: RunReport, writes: WriteLog | None) -> str | None:
+    """Why a retry must not complete `previous`: another run wrote into its target
+    since (the retry would promote that run's state over what the other built)."""
+    if writes is None:
+        return None
+    own = writes.find(previous.run_id)
+    chain = {previous.run_id, *(own.completes if own is not None else [])}
+    if own is not None:
+        later = [write for write in writes.writes if write.seq > own.seq]
+    else:  # older than the log: anything that started after it
+        later = [write for write in writes.writes if write.started_at > previous.started_at]
+    for write in later:
+        if not write.chain() & chain:
+            return (
+                f"{write.describe()} wrote into this target after run {previous.run_id}: "
+                f"completing {previous.run_id} now would promote its state over what that run "
+                "built; run the job again (dbt-runner run)"
+            )
+    return None
 
 
 def other_values(run_id: str, built_with: Inputs, now: Inputs) -> str | None:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from dbt_runner.config import STATE_JOBS, Job, Settings
 from dbt_runner.report.model import StateInfo
+from dbt_runner.report.parts import Horizon
 from dbt_runner.state import ledger
 from dbt_runner.state.kept import NODES, SOURCES
+from dbt_runner.state.lease import current_holder
 from dbt_runner.state.seeds import changed_seeds
 from dbt_runner.state.store import (
     MANIFEST,
@@ -23,9 +25,9 @@ from dbt_runner.state.store import (
     StateError,
     StatePointer,
     StateStore,
-    Unsettled,
     open_state,
 )
+from dbt_runner.state.writes import WriteLog, WriteLogStore
 from dbt_runner.workspace.inputs import Inputs
 from dbt_runner.workspace.target import Target
 
@@ -41,7 +43,8 @@ class FoundState:
     pointer: StatePointer | None = None
     manifest: bytes | None = None
     problem: str | None = None  # why it is not used; None with a pointer: usable
-    unsettled: Unsettled | None = None  # what unpromoted runs built into its target
+    writes: WriteLog | None = None  # what was written into this run's target, and by whom
+    horizon: Horizon | None = None  # what this run's own state would cover of those
     seeds: tuple[str, ...] = ()  # seeds dbt compares by path that changed since, and theirs
 
     @property
@@ -49,10 +52,17 @@ class FoundState:
         return self.pointer is not None and self.manifest is not None and self.problem is None
 
     def baseline(self, folder: Path) -> Baseline:
-        """The state in `folder`, with what to build besides the changes dbt sees: the
-        nodes unpromoted runs rebuilt, the changed seeds dbt compares by path."""
-        unsettled = tuple(self.unsettled.nodes) if self.unsettled else ()
-        return Baseline(folder, unsettled, self.seeds)
+        """The state in `folder`, with what to build besides the changes dbt sees: what
+        was written into its target since, the changed seeds dbt compares by path."""
+        return Baseline(folder, self.unsettled(), self.seeds)
+
+    def unsettled(self) -> tuple[str, ...]:
+        """What writes the state does not cover touched (each write names them)."""
+        horizon = self.pointer.horizon if self.pointer is not None else None
+        if self.writes is None or horizon is None:
+            return ()
+        later = self.writes.after(horizon)
+        return tuple(sorted({node for write in later for node in write.nodes}))
 
     def why_not(self, job: Job) -> str:
         why = self.problem or "no state yet"
@@ -76,6 +86,10 @@ def look_up_state(
     if store is None:
         return None
     found = FoundState(store)
+    own_env = settings.defer_env == settings.env
+    if target is not None:
+        found.writes = WriteLogStore(store.storage, project).read(target)
+        found.horizon = horizon_now(settings, project, found.writes)
     try:
         found.pointer = store.latest()
     except StateError as exc:
@@ -88,9 +102,6 @@ def look_up_state(
     except StateError as exc:
         found.problem = str(exc)
         return found
-    own_env = settings.defer_env == settings.env
-    if own_env and target is not None:
-        found.unsettled = store.unsettled(target)
     found.problem = ledger.distrust(
         found.pointer,
         metadata,
@@ -99,13 +110,32 @@ def look_up_state(
         own_env=own_env,
         job=settings.job,
         dbt_version=dbt_version,
-        unsettled=found.unsettled,
+        writes=found.writes if own_env else None,
         inputs_now=inputs_now,
     )
     found.manifest = data if found.problem is None else None
     if found.problem is None and found.pointer is not None:
         found.seeds = tuple(changed_seeds(found.pointer.seeds, project_dir))
     return found
+
+
+def horizon_now(settings: Settings, project: str, writes: WriteLog | None) -> Horizon:
+    """What a state this run promotes covers of its target's writes: every write so far,
+    but those still open by a run that is alive (it may write after this run built)."""
+    if writes is None:
+        return Horizon(seq=0, covers=[settings.run_id])
+    live = [
+        write.seq
+        for write in writes.writes
+        if write.open and _alive(settings, project, write.run_id, write.env, write.pr)
+    ]
+    return Horizon(seq=writes.last_seq, open=live, covers=[settings.run_id])
+
+
+def _alive(settings: Settings, project: str, run_id: str, env: str, pr: str | None) -> bool:
+    """Whether `run_id` holds its env's lease now (a killed run's has expired)."""
+    holder = current_holder(settings, project, env, pr)
+    return holder is not None and holder.run_id == run_id
 
 
 def fetch_state(
@@ -121,7 +151,7 @@ def fetch_state(
     parse cache from it when it fits this project and dbt (dbt checks it again)."""
     if found is None:
         return None, None
-    info = StateInfo(url=found.store.url(), mode="full")
+    info = StateInfo(url=found.store.url(), mode="full", horizon=found.horizon)
     pointer = found.pointer
     if pointer is not None:
         info.warm_parse = found.store.restore_partial_parse(

@@ -1,5 +1,5 @@
-"""Promotion: a run the ledger accepts becomes the state later jobs trust; and the mark
-a run leaves on its target while it builds, settled when it ends."""
+"""Promotion: a run the ledger accepts becomes the state later jobs trust; and the
+write a run appends to its target's log before it builds, closed when it ends."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from dbt_runner.config import Job, Settings
 from dbt_runner.report.model import RunReport
-from dbt_runner.state import ledger
 from dbt_runner.state.kept import NODES, SOURCES, merged_nodes, promoted_sources, read_json
 from dbt_runner.state.seeds import UnhashedSeed
-from dbt_runner.state.store import StateError, StateStore, Unsettled, open_state
+from dbt_runner.state.store import StateError, StateStore, open_state
+from dbt_runner.state.writes import Write, WriteLogStore
 from dbt_runner.workspace.target import Target
 
 if TYPE_CHECKING:
@@ -47,54 +47,66 @@ def _kept_files(store: StateStore, report: RunReport, target_path: Path) -> dict
 
 @dataclass
 class Claim:
-    """A run building into its target, between `begin_building` and `end_building`."""
+    """A command writing into its target, between `begin_building` and `end_building`."""
 
-    store: StateStore
+    writes: WriteLogStore
     target: Target
-    before: Unsettled | None
+    write: Write
 
 
 def begin_building(
-    settings: Settings, project: str, target: Target | None, run_id: str
+    settings: Settings,
+    project: str,
+    target: Target | None,
+    job: str,
+    completes: list[str] | None = None,
 ) -> Claim | None:
-    """Before dbt writes into the target: the mark a killed run leaves behind."""
+    """Before dbt writes into the target: an open write in its log, the mark a killed
+    run leaves behind. `job`: what writes (full, slim, retry, dbt run); `completes`: a
+    retry's, the runs it completes."""
     store = open_state(settings, project, settings.env)
     if store is None or target is None:
         return None
-    return Claim(store, target, store.mark_building(target, run_id))
+    log_store = WriteLogStore(store.storage, project)
+    write = Write(
+        seq=0,
+        run_id=settings.run_id,
+        env=settings.env,
+        pr=settings.pr,
+        job=job,
+        completes=completes or [],
+    )
+    return Claim(log_store, target, log_store.begin(target, write))
 
 
-def end_building(claim: Claim, built: list[str], promoted: bool) -> None:
-    """After the run, whatever happened: what it built, unless its state now covers it."""
-    claim.store.settle(claim.target, claim.before, built, promoted)
-    if built and not promoted:
-        log.info(
-            "%d node(s) built without a new state: the next slim job builds them again", len(built)
-        )
+def end_building(claim: Claim, touched: list[str], why_whole: str | None) -> None:
+    """After the command, whatever happened: what it touched (`why_whole`: why it may
+    have rewritten every relation, when it may have)."""
+    claim.writes.end(claim.target, claim.write.seq, touched, why_whole)
 
 
 def promote_state(
     settings: Settings,
     workspace: Workspace,
     report: RunReport,
-    policy: str | None,
-    lease_lost: bool = False,
+    blocker: str | None,
     seeds: dict[str, UnhashedSeed] | None = None,
 ) -> bool:
-    """A run the ledger accepts becomes the state slim jobs compare with and defer to;
-    any other run leaves the last good state untouched. Whether it was promoted.
-    The state records the report's inputs (None: not known, and then the next run
-    does not trust it); `seeds`: those dbt records by path."""
+    """A run the ledger accepts (`blocker`: its word, None to promote) becomes the state
+    slim jobs compare with and defer to; any other run leaves the last good state
+    untouched. Whether it was promoted. The state records the report's inputs (None:
+    not known, and then the next run does not trust it), `seeds` (those dbt records by
+    path) and the writes into its target it covers."""
     project, target_path = workspace.project, workspace.target_path
     store = open_state(settings, project.name, settings.env)
     if store is None:
         return False
-    blocker = ledger.promotion_blocker(settings, report, policy, lease_lost)
     if blocker is not None:
         log.info("state not promoted: %s", blocker)
         return False
     kept = _kept_files(store, report, target_path)
-    promoted = store.promote(report, target_path, project.dir, kept, report.inputs, seeds)
+    horizon = report.state.horizon if report.state is not None else None
+    promoted = store.promote(report, target_path, project.dir, kept, report.inputs, seeds, horizon)
     if promoted:
         log.info("state promoted: %s now holds run %s", store.url(), report.run_id)
     return promoted

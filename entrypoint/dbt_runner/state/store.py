@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from dbt_runner.config import Settings
 from dbt_runner.report.model import RunReport
+from dbt_runner.report.parts import Horizon
 from dbt_runner.state.kept import NODES, SOURCES
 from dbt_runner.state.seeds import UnhashedSeed
 from dbt_runner.storage import Storage, join_key, open_storage
@@ -81,30 +82,14 @@ class StatePointer(BaseModel):
     target: Target | None = None  # where its relations are (None: written before 0.2.0)
     inputs: Inputs | None = None  # the vars and env vars its parse read (None: before 0.2.0)
     seeds: dict[str, UnhashedSeed] = Field(default_factory=dict)  # dbt records by path only
-
-
-class Unsettled(BaseModel):
-    """unsettled-<target>.json: what runs that were not promoted have built into a
-    target since its state: the state no longer describes those relations."""
-
-    target: Target
-    nodes: list[str] = Field(default_factory=list)  # fqn: selectors of the nodes built
-    building: str | None = None  # a run that began building and has not said what it built
-
-    def key(self) -> str:
-        return unsettled_name(self.target)
-
-
-def unsettled_name(target: Target) -> str:
-    digest = hashlib.sha256(target.model_dump_json().encode()).hexdigest()[:16]
-    return f"unsettled-{digest}.json"
+    horizon: Horizon | None = None  # the target's writes it covers (None: not known)
 
 
 @dataclass(frozen=True)
 class Baseline:
     """The state a slim or fresh job compares with and defers to (dbt's --state), and
-    what it builds besides the changes dbt sees: the nodes unpromoted runs have built
-    since, and the seeds dbt compares by path that changed (with what reads them)."""
+    what it builds besides the changes dbt sees: what was written into its target since
+    (writes.py), and the seeds dbt compares by path that changed (with what reads them)."""
 
     dir: Path
     unsettled: tuple[str, ...] = ()
@@ -183,36 +168,6 @@ class StateStore:
         flag = {SOURCES: pointer.sources, NODES: pointer.nodes}.get(name, True)
         return self.storage.get_bytes(self._key("runs", pointer.run_id, name)) if flag else None
 
-    def unsettled(self, target: Target) -> Unsettled | None:
-        data = self.storage.get_bytes(self._key(unsettled_name(target)))
-        if data is None:
-            return None
-        try:
-            return Unsettled.model_validate_json(data)
-        except ValidationError:  # unreadable: as if a run had begun and said nothing
-            return Unsettled(target=target, building="an unreadable record")
-
-    def mark_building(self, target: Target, run_id: str) -> Unsettled | None:
-        """Before a run writes into `target`: say so, so a run killed while building
-        leaves its mark. Returns the record as it was."""
-        before = self.unsettled(target)
-        record = (before or Unsettled(target=target)).model_copy(update={"building": run_id})
-        self.storage.put_bytes(self._key(record.key()), record.model_dump_json().encode())
-        return before
-
-    def settle(
-        self, target: Target, before: Unsettled | None, built: list[str], promoted: bool
-    ) -> None:
-        """After the run: a promoted state covers everything (the record goes); else
-        the nodes it built are added to what the state no longer describes."""
-        key = self._key(unsettled_name(target))
-        if promoted:
-            self.storage.delete([key])
-            return
-        nodes = sorted({*(before.nodes if before else []), *built})
-        record = Unsettled(target=target, nodes=nodes, building=before.building if before else None)
-        self.storage.put_bytes(key, record.model_dump_json().encode())
-
     def promote(
         self,
         report: RunReport,
@@ -221,6 +176,7 @@ class StateStore:
         extra: dict[str, bytes | None] | None = None,
         inputs: Inputs | None = None,
         seeds: dict[str, UnhashedSeed] | None = None,
+        horizon: Horizon | None = None,
     ) -> bool:
         """Keep a successful run's state (manifest, parse cache, and `extra` files such as
         sources.json), then point latest at it. False when a newer run's state already
@@ -247,6 +203,7 @@ class StateStore:
             target=report.target,
             inputs=inputs,
             seeds=seeds or {},
+            horizon=horizon,
         )
         document = pointer.model_dump_json(indent=2).encode()
         self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)

@@ -9,7 +9,7 @@ under the state URL:
 
     <project>/<env>/state/latest.json                     the pointer
     <project>/<env>/state/runs/<run_id>/<file>            a promoted run's state
-    <project>/<env>/state/unsettled-<target>.json         built since, not promoted
+    <project>/_targets/<target digest>.json               what was written into a target
 
 and under the state URL (the artifacts URL without one):
 
@@ -44,3 +44,8 @@ def state_key(project: str, env: str, *name: str) -> str:
 def lease_key(project: str, env: str, pr: str | None) -> str:
     """One lease per project and env, and per pull request (each its own schemas)."""
     return join_key(project, env, f"lease-pr-{pr}.json" if pr else "lease.json")
+
+
+def target_log_key(project: str, digest: str) -> str:
+    """A target's write log: shared by every env of the project that builds into it."""
+    return join_key(project, "_targets", f"{digest}.json")  # no env starts with _

@@ -104,9 +104,10 @@ class Workspace:
     def dbt_context(self) -> AbstractContextManager[None]:
         return dbt_environment(self.dbt_env(), cwd=self.project.dir)
 
-    def identify_target(self) -> Target | None:
-        """The target dbt will build into, from the profile dbt will read; None (said in
-        the log) when dbt could not read it either: its own phases then say why."""
+    def identify_target(self, name: str | None = None) -> Target | None:
+        """The target dbt will build into, from the profile dbt will read (`name`: that
+        target of it, not the run's); None (said in the log) when dbt could not read it
+        either: its own phases then say why."""
         try:
             document = self.profile.document
             if document is None:
@@ -118,7 +119,7 @@ class Workspace:
                 return resolve_target(
                     document,
                     self.project.profile,
-                    self.profile.target,
+                    name or self.profile.target,
                     self.project.dir,
                     self.settings.vars,
                 )

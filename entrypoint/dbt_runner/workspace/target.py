@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -54,9 +55,10 @@ class Target(BaseModel):
             return None
         return Path(self.location)
 
-    def vanishes(self, scratch: Path) -> str | None:
+    def vanishes(self, scratch: Path, mountinfo: str | None = None) -> str | None:
         """Why nothing this target holds outlives the run, if so: an in-memory DuckDB
-        database, or a file inside the runner's scratch folder."""
+        database, a file inside the runner's scratch folder, or one on a container's
+        own writable layer (`mountinfo`: /proc/self/mountinfo's text, read when None)."""
         if self.adapter == "duckdb" and self.location == MEMORY:
             return "an in-memory DuckDB database: nothing it holds outlives the run"
         path = self.duckdb_file()
@@ -67,7 +69,45 @@ class Target(BaseModel):
                 "DBT_RUNNER_WAREHOUSE__PATH, or an absolute path in profiles.yml, to a "
                 "persistent volume"
             )
+        if path is not None and on_container_layer(path, mountinfo):
+            return (
+                f"the DuckDB database {path} is on the container's own filesystem (its "
+                "writable layer), which goes with the container: mount a volume at its "
+                "folder, or set DBT_RUNNER_WAREHOUSE__PATH (or the path in profiles.yml) "
+                "to a file on one"
+            )
         return None
+
+
+# Root filesystems that are a container's writable layer (docker, containerd, podman).
+LAYER_FILESYSTEMS = {"overlay", "aufs", "fuse-overlayfs"}
+
+
+def on_container_layer(path: Path, mountinfo: str | None = None) -> bool:
+    """Whether `path` lies on a container's own writable layer: the mount holding it is
+    the root filesystem, and that is an overlay. A bind mount or a volume over its
+    folder keeps it; so does any machine that is not a container."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return False
+    mounts = dict(_mounts(mountinfo))
+    holder = max(
+        (point for point in mounts if path == Path(point) or path.is_relative_to(point)),
+        key=len,
+        default=None,
+    )
+    return holder == "/" and mounts[holder] in LAYER_FILESYSTEMS
+
+
+def _mounts(mountinfo: str) -> Iterator[tuple[str, str]]:
+    """(mount point, filesystem type) of each line of /proc/self/mountinfo."""
+    for line in mountinfo.splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts, after = fields.split(), rest.split()
+        if len(parts) >= 5 and after:
+            yield parts[4].replace("\\040", " "), after[0]
 
 
 def _has_scheme(path: str) -> bool:
