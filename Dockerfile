@@ -36,7 +36,10 @@ COPY docker/build/with-ca docker/build/slim-venv.sh docker/build/sbom.py /usr/lo
 ARG UV_VERSION=0.13.8
 RUN --mount=type=secret,id=ca_bundle,required=false \
     with-ca pip install --no-cache-dir --target /opt/uv "uv==${UV_VERSION}"
+# No time limit on compiling bytecode: under emulation on a busy machine a Python
+# interpreter can take over uv's default 60 s to start (slower, never red).
 ENV PATH=/opt/uv/bin:$PATH \
+    UV_COMPILE_BYTECODE_TIMEOUT=0 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/bin/python3 \
@@ -106,11 +109,15 @@ RUN /opt/sbom/bin/python /usr/local/bin/sbom.py runner /tmp/sbom.base.cdx.json \
 FROM runtime-base AS runtime
 COPY examples /opt/dbt-runner/examples
 COPY --from=app /staging/ /
+# What `dbt-runner prepare` bakes, outside the project folder: a project mounted over a
+# derived image's does not hide it (the run says what differs from it).
+RUN install -d -m 0755 -o 10001 -g 0 /opt/dbt-runner/prepared
 WORKDIR /opt/dbt-runner/project
 # The run's scratch (rendered profile, dbt target and logs) goes to /tmp, so the image
 # works with a read-only root filesystem; artifacts and reports go to /out by default.
 ENV DBT_RUNNER_WORK_DIR=/tmp/dbt-runner \
-    DBT_RUNNER_ARTIFACTS_URL=/out
+    DBT_RUNNER_ARTIFACTS_URL=/out \
+    DBT_RUNNER_PREPARED_DIR=/opt/dbt-runner/prepared
 USER 10001
 ENTRYPOINT ["/usr/bin/tini", "--", "dbt-runner"]
 CMD ["run"]

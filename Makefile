@@ -3,7 +3,11 @@ SHELL := /bin/bash
 comma := ,
 .DEFAULT_GOAL := help
 
-UV ?= uv
+# uv: the one on PATH, else the version the project pins, brought into .tools/ from the
+# package index (Python 3.11 and its pip are all a fresh machine needs).
+UV_VERSION := 0.13.8
+UV_LOCAL := $(CURDIR)/.tools/uv-$(UV_VERSION)/bin/uv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_LOCAL))
 VENV := .venv
 PY := $(VENV)/bin/python
 VERSION := $(shell cat VERSION)
@@ -40,7 +44,14 @@ BUILD_ENV = DOCKER=$(DOCKER) IMAGE=$(IMAGE) VERSION=$(VERSION) BASE_IMAGE=$(BASE
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.synced: pyproject.toml uv.lock VERSION
+$(UV_LOCAL):
+	@echo "uv is not on PATH: installing uv $(UV_VERSION) into .tools/ (pip, from the package index)"
+	python3 -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv-$(UV_VERSION) "uv==$(UV_VERSION)"
+
+.PHONY: uv
+uv: | $(UV) ## bring uv (the pinned version into .tools/ when none is on PATH)
+
+$(VENV)/.synced: pyproject.toml uv.lock VERSION | $(UV)
 	$(UV) sync --frozen --all-extras
 	@touch $@
 
@@ -86,7 +97,8 @@ base-offline: ## build $(BASE_IMAGE) from Debian's packages (no registry); PLATF
 	DOCKER=$(DOCKER) docker/build/base-offline.sh $(BASE_IMAGE) $(PLATFORM)
 
 .PHONY: image
-image: ## build the image: every variant (or VARIANT=redshift), for PLATFORMS (default: this machine's)
+image: | $(UV) ## build the image: every variant (or VARIANT=redshift), for PLATFORMS (default: this machine's)
+	@DOCKER=$(DOCKER) docker/build/need.sh docker
 	@for v in $(or $(VARIANT),$(VARIANTS)); do \
 	  for p in $(subst $(comma), ,$(PLATFORMS)); do \
 	    $(BUILD_ENV) docker/build/image.sh $$v $$p || exit 1; \
@@ -95,6 +107,7 @@ image: ## build the image: every variant (or VARIANT=redshift), for PLATFORMS (d
 
 .PHONY: run
 run: ## build the image if needed, run the demo job in it on DuckDB; outputs in ./out
+	@DOCKER=$(DOCKER) docker/build/need.sh run
 	@$(MAKE) --no-print-directory image VARIANT=$(or $(VARIANT),all)
 	@mkdir -p $(OUT)
 	$(DOCKER) run --rm --user $$(id -u):$$(id -g) -v $(OUT):/out \
@@ -110,7 +123,7 @@ sanity: venv ## the sanity suite against the built images (make image, and for A
 
 AIRFLOW_VENV := .venv-airflow
 
-$(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt
+$(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python 3.11 $(AIRFLOW_VENV)
 	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python -r $<
 	@touch $@
@@ -120,7 +133,7 @@ airflow-venv: $(AIRFLOW_VENV)/.synced ## Airflow in its own venv, to validate th
 
 CHECKOV_VENV := .venv-checkov
 
-$(CHECKOV_VENV)/.synced: docker/deploy/checkov-requirements.txt
+$(CHECKOV_VENV)/.synced: docker/deploy/checkov-requirements.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python 3.11 $(CHECKOV_VENV)
 	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r $<
 	@touch $@
@@ -132,8 +145,12 @@ checkov-venv: $(CHECKOV_VENV)/.synced ## checkov in its own venv, to check the s
 # keeps one core busy at most).
 TEST_WORKERS ?= auto
 
+.PHONY: need-test
+need-test:
+	@DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) docker/build/need.sh test
+
 .PHONY: test
-test: lint airflow-venv checkov-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
+test: need-test lint airflow-venv checkov-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit tests/integration
 	$(MAKE) image
 	$(MAKE) image VARIANT=$(ARM64_VARIANT) PLATFORMS=linux/arm64
@@ -185,7 +202,7 @@ bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-
 
 .PHONY: clean
 clean: ## remove local outputs
-	rm -rf out build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out build .pytest_cache .mypy_cache .ruff_cache .tools
 
 .PHONY: docs
 docs: venv ## regenerate docs/settings.md's tables from the settings model

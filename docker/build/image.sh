@@ -28,16 +28,23 @@ if [ -n "$suffix" ] && "$DOCKER" image inspect "$BASE_IMAGE$suffix" >/dev/null 2
   os_image=$BASE_IMAGE$suffix
 fi
 
-base_hash=$(
-  {
-    "$UV" export --frozen --no-dev --extra "$variant" --no-emit-project \
-      --format requirements-txt --quiet | grep -v '^#'
-    sed '/^# ---- the base the runtime builds on/q' Dockerfile
-    cat docker/build/with-ca docker/build/slim-venv.sh docker/build/sbom.py
-    echo "$platform"
-    "$DOCKER" image inspect --format '{{.Id}}' "$os_image" 2>/dev/null || echo "$os_image"
-  } | sha256sum | cut -c1-12
-)
+fail() {  # one line naming the step, then stop: no tag is ever made of a failed step
+  echo "image.sh: $*" >&2
+  exit 1
+}
+
+# What the base holds, each part its own step (a failure inside a pipe would otherwise
+# hash nothing and give two lock files one tag).
+requirements=$("$UV" export --frozen --no-dev --extra "$variant" --no-emit-project \
+  --format requirements-txt --quiet) ||
+  fail "'uv export' of the $variant requirements failed (UV=$UV): the base tag cannot be computed"
+[ -n "$requirements" ] || fail "'uv export' gave no $variant requirements: the base tag cannot be computed"
+stages=$(sed '/^# ---- the base the runtime builds on/q' Dockerfile) || fail "cannot read the Dockerfile"
+helpers=$(cat docker/build/with-ca docker/build/slim-venv.sh docker/build/sbom.py) ||
+  fail "cannot read the build helpers"
+os_id=$("$DOCKER" image inspect --format '{{.Id}}' "$os_image" 2>/dev/null) || os_id=$os_image
+base_hash=$(printf '%s\n' "$(grep -v '^#' <<<"$requirements")" "$stages" "$helpers" "$platform" \
+  "$os_id" | sha256sum | cut -c1-12)
 base_tag="$BASE_REPO:$variant-$base_hash"
 dbt_version=$(awk '/^name = "dbt-core"$/ { getline; gsub(/version = |"/, ""); print; exit }' uv.lock)
 secret=()

@@ -7,7 +7,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
+import markupsafe
 import pytest
+from junitparser import JUnitXml
 
 from tests.support import SCHEMA, read_json, run_cli
 
@@ -179,3 +181,61 @@ def test_profile_problem_exits_3_before_dbt(env: dict[str, str], out_dir: Path) 
     assert report["errors"][0]["stage"] == "profile"
     root = ET.parse(out_dir / "junit.xml").getroot()
     assert root.get("errors") == "1"
+
+
+def test_what_a_failure_says_is_all_there_and_lands_where_annotations_look(
+    env: dict[str, str], demo_project: Path, out_dir: Path
+) -> None:
+    """A test storing its failing rows, and a unit test whose expected and actual rows
+    differ: where the rows are, and the table row by row, in every rendering; in a
+    workflow with the project in a subfolder, every path from the repository's root and
+    an annotation per failed node at its file."""
+    (demo_project / "tests" / "stored_failures.sql").write_text(
+        "{{ config(store_failures=true) }}\nselect * from {{ ref('daily_revenue') }}\n"
+    )
+    marts = demo_project / "models" / "marts" / "_marts.yml"
+    marts.write_text(
+        marts.read_text().replace(
+            "- {customer_id: 1, order_count: 1, lifetime_value: 12.50}",
+            "- {customer_id: 1, order_count: 2, lifetime_value: 12.50}",
+        )
+    )
+    env |= {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(demo_project.parent)}
+    result = run_cli("run", env=env)
+    assert result.returncode == 1, result.stdout[-4000:]
+    report = read_json(out_dir / "report.json")
+    nodes = {n["unique_id"]: n for n in report["nodes"] if n["outcome"] == "failed"}
+    stored = nodes["test.demo.stored_failures"]
+    unit = nodes["unit_test.demo.customers.customers_lifetime_value_ignores_returns"]
+    assert stored["relation"] and "stored_failures" in stored["relation"]
+    query = f"select * from {stored['relation']}"
+    rows = unit["detail"].splitlines()
+    assert rows[0] == "actual differs from expected:" and rows[2].startswith("@@,customer_id")
+    changed = next(row for row in rows if "2→1" in row)  # order_count: expected 2, actual 1
+
+    summary = (out_dir / "summary.md").read_text()
+    assert f"failing rows: `{query}`" in summary
+    table = [line for line in summary.splitlines() if line.startswith("  | ")]
+    assert table[0].split("|")[2].strip() == "customer_id"
+    assert any("2→1" in line for line in table) and len(table) == len(rows) - 1  # + rule
+
+    suites = JUnitXml.fromfile(str(out_dir / "junit.xml"))
+    cases = {case.name: case for suite in suites for case in suite}
+    text = cases["test.demo.stored_failures"].result[0].text
+    assert text.endswith(f"See test failures: {query}")
+    unit_text = cases[unit["unique_id"]].result[0].text
+    assert changed in unit_text.splitlines()  # line breaks kept
+    files = {case.name: case._elem.get("file") for case in cases.values()}
+    assert files["model.demo.orders"] == "demo/models/marts/orders.sql"
+    assert (demo_project.parent / files["test.demo.stored_failures"]).is_file()
+
+    page = (out_dir / "report.html").read_text()
+    assert '<table class="diff">' in page and "<td>2→1</td>" in page
+    assert str(markupsafe.escape(query)) in page
+
+    annotations = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert len(annotations) == len(nodes)
+    at = {line.split("title=")[0]: line for line in annotations}
+    assert "::error file=demo/tests/stored_failures.sql," in at
+    unit_line = at["::error file=demo/models/marts/_marts.yml,"]
+    assert "%0A" in unit_line and changed.replace(",", ",") in unit_line.replace("%0A", "\n")

@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.support import Postgres, read_report, run_cli, running_queries
+from tests.support import Postgres, free_port, read_report, run_cli, running_queries
 
 PR = "12"
 REPOSITORY = "acme/analytics"
@@ -219,6 +219,75 @@ def test_the_impact_is_what_sql_on_both_schemas_says(
     assert '<section id="impact">' in page and "<code>order_days</code>" in page
 
 
+def test_rows_without_a_key_and_retyped_values_are_compared_not_guessed(
+    warehouse: Warehouse, demo_project: Path, out_dir: Path
+) -> None:
+    """A model without a key whose two rows both changed, its row count the same, was
+    "No difference"; a column cast from numeric to double precision counted every row
+    as changed, though no value did."""
+    double = "double" if warehouse.prod == "main" else "double precision"
+    add_model(demo_project, "pairs", "select 1 as a, 'x' as b union all select 2 as a, 'y' as b\n")
+    add_model(
+        demo_project,
+        "amounts",
+        "{{ config(meta={'primary_key': 'order_id'}) }}\n"
+        "select order_id, cast(order_id * 1.25 as numeric(10, 2)) as amount\n"
+        "from {{ ref('orders') }}\n",
+    )
+    result = run_cli("run", env=warehouse.prod_env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    edit(
+        demo_project,
+        "pairs",
+        "'x' as b union all select 2 as a, 'y'",
+        "'x2' as b union all select 2 as a, 'y2'",
+    )
+    edit(demo_project, "amounts", "as numeric(10, 2)", f"as {double}")
+    result = run_cli("run", "--pr", PR, env=warehouse.pr_env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    impact = {m["name"]: m for m in read_report(out_dir)["impact"]["models"]}
+    prod, pr = warehouse.prod, warehouse.pr
+
+    def scalar(sql: str) -> int:
+        [(n,)] = warehouse.query(sql)
+        return int(n)
+
+    pairs = impact["pairs"]
+    assert pairs["by_key"] is None and pairs["rows_difference"] == 0
+    assert pairs["by_content"] == {
+        "columns": ["a", "b"],
+        "only_in_production": scalar(
+            f"select count(*) from (select a, b from {prod}.pairs except all "
+            f"select a, b from {pr}.pairs) x"
+        ),
+        "only_in_pr": scalar(
+            f"select count(*) from (select a, b from {pr}.pairs except all "
+            f"select a, b from {prod}.pairs) x"
+        ),
+    }
+    assert pairs["by_content"]["only_in_production"] == 2
+
+    amounts = impact["amounts"]
+    as_text = scalar(
+        f"select count(*) from {prod}.amounts p join {pr}.amounts r using (order_id) "
+        "where cast(p.amount as varchar) <> cast(r.amount as varchar)"
+    )
+    as_values = scalar(
+        f"select count(*) from {prod}.amounts p join {pr}.amounts r using (order_id) "
+        f"where cast(p.amount as {double}) <> r.amount"
+    )
+    assert as_text > 0 and as_values == 0  # the case: texts differ, values do not
+    assert [t["name"] for t in amounts["type_changed"]] == ["amount"]
+    assert amounts["by_key"]["changed"] == as_values and amounts["by_key"]["changed_columns"] == {}
+    assert amounts["compared_as"] == {"amount": double}
+
+    summary = (out_dir / "summary.md").read_text()
+    unchanged = summary.split("No difference")[1] if "No difference" in summary else ""
+    assert "`pairs`" not in unchanged and "| `pairs` (edited)" in summary
+    assert "2 row(s) only in production; 2 row(s) only in the PR" in summary
+    assert f"values compared as {double}" in summary
+
+
 def test_bounds_and_the_gate(
     env: dict[str, str], postgres: Postgres, demo_project: Path, out_dir: Path, tmp_path: Path
 ) -> None:
@@ -373,6 +442,13 @@ def test_the_pull_request_comment_is_written_once_and_updated(
     assert result.returncode == 0, result.stdout[-3000:]
     warnings = read_report(out_dir)["warnings"]
     assert "comment failed: GitHub answered 403: Resource not accessible by integration" in warnings
+    # GitHub out of reach: a network failure, named as one (not a bug in the runner).
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("run", "--pr", PR, env=commenting | {"GITHUB_API_URL": closed})
+    assert result.returncode == 0, result.stdout[-3000:]
+    [said] = [w for w in read_report(out_dir)["warnings"] if w.startswith("comment failed")]
+    assert f"GitHub's API at {closed} could not be reached" in said, said
+    assert "unexpected" not in said and "please report" not in said
     httpserver.clear()
     result = run_cli("run", "--pr", PR, env=warehouse.pr_env)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import jsonschema
 from pytest_httpserver import HTTPServer
 
 from tests.integration.test_failures import add_failures
-from tests.support import lineage_receiver, read_json, run_cli
+from tests.support import delivered, hook, lineage_receiver, read_json, run_cli
 
 API_KEY = "ol-key-1234"
 
@@ -76,7 +77,7 @@ def test_events_per_node_and_job(
 ) -> None:
     add_failures(demo_project)
     events = lineage_receiver(httpserver, API_KEY)
-    env |= {
+    env |= hook(httpserver) | {
         "DBT_RUNNER_LINEAGE__URL": httpserver.url_for("/"),
         "DBT_RUNNER_LINEAGE__API_KEY": API_KEY,
         "DBT_RUNNER_LINEAGE__NAMESPACE": "analytics",
@@ -101,6 +102,12 @@ def test_events_per_node_and_job(
     assert {e["job"]["facets"]["jobType"]["jobType"] for e in assertions} == {"TEST"}
     assert (job["eventType"], job["job"]["name"]) == ("START", "dbt-run-demo")
     assert (events[-1]["eventType"], events[-1]["run"]["runId"]) == ("FAIL", job["run"]["runId"])
+    # One clock: the job's events, the webhook's body and the report say the same times.
+    [body] = delivered(httpserver)
+    same = [datetime.fromisoformat(report[k]) for k in ("started_at", "finished_at")]
+    assert body["finished_at"] is not None and same[0] < same[1]
+    assert [datetime.fromisoformat(body[k]) for k in ("started_at", "finished_at")] == same
+    assert [datetime.fromisoformat(e["eventTime"]) for e in (job, events[-1])] == same
     for event in nodes:
         parent = event["run"]["facets"]["parent"]
         assert parent["run"]["runId"] == job["run"]["runId"]

@@ -134,9 +134,20 @@ def by_job(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return jobs
 
 
-@pytest.mark.parametrize("broken", [False, True], ids=["passing", "broken-model-failing-test"])
+ORCHESTRATOR = {  # an Airflow task launching the run, as its OpenLineage provider says
+    "OPENLINEAGE_PARENT_ID": "airflow/daily.dbt_build/01935a4e-7b3f-7c1d-9a2b-3c4d5e6f7a8b",
+    "OPENLINEAGE_ROOT_PARENT_ID": "airflow/daily/01935a4e-0000-7000-8000-000000000001",
+}
+
+
+@pytest.mark.parametrize(
+    ("broken", "orchestrated"),
+    [(False, False), (True, False), (False, True)],
+    ids=["passing", "broken-model-failing-test", "under-an-orchestrator"],
+)
 def test_lineage_names_and_describes_as_dbt_ol(
     broken: bool,
+    orchestrated: bool,
     env: dict[str, str],
     demo_project: Path,
     out_dir: Path,
@@ -145,6 +156,8 @@ def test_lineage_names_and_describes_as_dbt_ol(
 ) -> None:
     if broken:
         add_failures(demo_project)
+    if orchestrated:
+        env |= ORCHESTRATOR
     events = lineage_receiver(httpserver)
     profiles = peer_profiles(tmp_path / "peer", env["DBT_RUNNER_WAREHOUSE__PATH"])
     namespace = {"OPENLINEAGE_NAMESPACE": "analytics"}
@@ -191,17 +204,34 @@ def test_lineage_names_and_describes_as_dbt_ol(
     assert extra and all(
         name.startswith("test.demo.") or name.endswith(".seed") for name in extra
     ), sorted(extra)
-    # The node events' parent is the run, and the root is named too.
-    run_id = our_wrap["run"]["runId"]
+    # The node events' parent is the run, as its own events name it (the orchestrator's
+    # namespace when one launched it), and the root is named too; dbt-ol's say the same.
+    run_id, wrapper = our_wrap["run"]["runId"], our_wrap["job"]
+    assert wrapper["namespace"] == their_wrap["job"]["namespace"]
+    assert wrapper["namespace"] == ("airflow" if orchestrated else "analytics")
+    root = (
+        {
+            "run": {"runId": "01935a4e-0000-7000-8000-000000000001"},
+            "job": {"namespace": "airflow", "name": "daily"},
+        }
+        if orchestrated
+        else {"run": {"runId": run_id}, "job": {"namespace": "analytics", "name": "dbt-run-demo"}}
+    )
     for event in ours:
         if event["job"]["name"] == "dbt-run-demo":
             continue
         parent = event["run"]["facets"]["parent"]
         assert parent["run"]["runId"] == run_id
-        assert parent["root"] == {
-            "run": {"runId": run_id},
-            "job": {"namespace": "analytics", "name": "dbt-run-demo"},
-        }
+        assert parent["job"] == {"namespace": wrapper["namespace"], "name": "dbt-run-demo"}
+        assert parent["root"] == root
+    their_parents = [
+        e["run"]["facets"]["parent"]["job"]
+        for e in theirs
+        if e["job"]["name"] != "dbt-run-demo" and "parent" in e["run"]["facets"]
+    ]
+    assert their_parents and all(
+        job == {"namespace": wrapper["namespace"], "name": "dbt-run-demo"} for job in their_parents
+    )
 
 
 # --- build order: what a failure keeps from running, as dbt's own build ------------------

@@ -9,6 +9,9 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from junitparser import JUnitXml
+
+from tests.integration.test_failures import add_failures
 from tests.sanity.conftest import DOCKER
 from tests.support import DEMO, ROOT, copy_project, read_json
 
@@ -37,6 +40,7 @@ def run_step(
     result = subprocess.run(
         ["bash", str(STEP)], env=env, capture_output=True, text=True, timeout=600, check=False
     )
+    (temp / "step.log").write_text(result.stdout)  # what the workflow's log shows
     said = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     return result.returncode, said, summary.read_text() if summary.exists() else ""
 
@@ -91,3 +95,31 @@ def test_a_failing_run_is_the_steps_exit_code_and_outputs(image: str, tmp_path: 
     assert (code, outputs["exit-code"], outputs["status"]) == (3, "3", "config_error")
     assert read_json(Path(outputs["report"]))["status"] == "config_error"
     assert "config_error" in summary
+
+
+def test_failed_nodes_are_annotated_at_their_files_in_the_repository(
+    image: str, tmp_path: Path
+) -> None:
+    """The project in a subfolder of the repository (`project-dir: analytics`): every
+    path the workflow sees (annotations, junit.xml) is from the repository's root, and
+    each failed node is an annotation at its file, not only the lint findings."""
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    temp.mkdir()
+    project = copy_project(DEMO, repo / "analytics")
+    add_failures(project)
+    code, outputs, _ = run_step(repo, temp, image=image)
+    assert (code, outputs["status"]) == (1, "failed")
+    annotations = [
+        line for line in (temp / "step.log").read_text().splitlines() if line.startswith("::error ")
+    ]
+    files = {line.split("file=")[1].split(",")[0] for line in annotations}
+    assert files == {
+        "analytics/models/marts/broken_model.sql",
+        "analytics/tests/assert_no_orders.sql",
+    }
+    assert all((repo / file).is_file() for file in files)
+    junit = JUnitXml.fromfile(str(Path(outputs["report"]).parent / "junit.xml"))
+    paths = {case._elem.get("file") for suite in junit for case in suite} - {None}
+    assert paths and all(
+        path.startswith("analytics/") and (repo / path).is_file() for path in paths
+    )

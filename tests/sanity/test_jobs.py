@@ -18,6 +18,7 @@ from tests.sanity.conftest import DOCKER, docker, env_flags, image_of
 from tests.support import (
     DEMO,
     PHASES_OK,
+    ROOT,
     Postgres,
     copy_project,
     read_json,
@@ -73,6 +74,24 @@ def test_demo_job_as_an_arbitrary_user(image: str, tmp_path: Path) -> None:
     check_demo_outputs(out)
     owners = {(p.stat().st_uid, p.stat().st_gid) for p in out.rglob("*")}
     assert owners == {(4242, 4242)}
+
+
+def test_an_output_folder_docker_made_as_root_says_to_run_as_its_owner(
+    image: str, tmp_path: Path
+) -> None:
+    """`-v "$PWD/out:/out"` with no out/ yet: docker creates it as root, and the image's
+    user cannot write it. The error says what to do (the README's command has --user)."""
+    out = tmp_path / "out"
+    out.mkdir(mode=0o755)  # root's, as docker makes it
+    result = docker(*demo_args(out), image)
+    assert result.returncode == 4, result.stdout[-3000:] + result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert "cannot write file:///out/" in first and "Permission denied" in first
+    assert '--user "$(id -u):$(id -g)"' in first
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        'docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/opt/dbt-runner/project:ro"' in readme
+    )
 
 
 def test_demo_job_with_a_read_only_root_filesystem(image: str, tmp_path: Path) -> None:

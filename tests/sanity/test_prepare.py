@@ -104,3 +104,19 @@ def test_another_value_of_an_env_var_the_parse_read_is_detected(
     )
     plan = docker("run", "--rm", "--network", "none", "-e", "DEMO_FLAVOUR=chocolate", image, "plan")
     assert "# baked parse: not used (the environment variable(s) DEMO_FLAVOUR" in plan.stdout
+
+
+def test_a_project_mounted_over_a_baked_image_is_said_not_to_be_the_baked_one(
+    baked_image: tuple[str, Path], tmp_path: Path
+) -> None:
+    """What prepare baked lives outside the project folder: a whole project mounted over
+    the image's (the README's way to run one) does not hide it, and the run says why
+    the baked parse was not used, as the deployment page promises."""
+    image, _ = baked_image
+    mounted = copy_project(DEMO, tmp_path / "project")
+    mount = f"{mounted}:/opt/dbt-runner/project:ro"
+    report = offline_run(image, writable_out(tmp_path), "-v", mount)
+    assert report["status"] == "success"
+    prepared = report["prepared"]
+    assert prepared["folder"] == "/opt/dbt-runner/prepared" and prepared["parse"] is False
+    assert prepared["reason"].startswith("the project changed since prepare ("), prepared

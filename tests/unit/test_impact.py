@@ -17,7 +17,8 @@ from dbt_runner.impact.compare import Raw
 from dbt_runner.impact.plan import Comparison, Relation, plan
 from dbt_runner.impact.program import jinja_string, program
 from dbt_runner.impact.verdict import gate, model_impact
-from dbt_runner.report.impact import ImpactInfo, ModelImpact
+from dbt_runner.report.impact import ContentDiff, ImpactInfo, ModelImpact
+from dbt_runner.report.markdown import md_impact
 from dbt_runner.run.guard import Guard
 
 TEXT = jinja2.Environment(autoescape=False)  # noqa: S701 (Jinja for SQL, not HTML)
@@ -252,9 +253,13 @@ def test_the_headline_names_the_biggest_changes() -> None:
         ]
     )
     assert info.headline() == (
-        "3 model(s) compared, 2 changed, 1 new (b: -20 rows (-20.0%); a: -5 rows (-5.0%))"
+        "3 model(s) compared, 2 changed, 1 by their row counts only, 1 new "
+        "(b: -20 rows (-20.0%); a: -5 rows (-5.0%))"
     )
-    assert [m.name for m in info.changed()] == ["a", "b", "n"]
+    # c has no key and its rows were not compared: shown, never "no difference"
+    assert [m.name for m in info.changed()] == ["a", "b", "c", "n"]
+    assert info.unchanged() == []
+    assert info.models[2].by_key_text().endswith("not compared by key or content: counts only")
 
 
 def test_a_time_limit_stops_the_command_but_not_the_run() -> None:
@@ -267,3 +272,30 @@ def test_a_time_limit_stops_the_command_but_not_the_run() -> None:
             blocked.wait(30)  # as dbt's main thread waits for its workers
         timer.join()
         assert guard.exit_code is None and guard.stopped() is None  # the run goes on
+
+
+def test_no_difference_is_said_only_of_rows_compared() -> None:
+    """Issue 29: a model without a key whose two rows both changed was "No difference";
+    with every comparison stopped by the limits, "no data changed"."""
+    counted = losing("c17", 2, 2)
+    by_content = losing("c18", 2, 2)
+    by_content.by_content = ContentDiff(columns=["a", "b"], only_in_production=2, only_in_pr=2)
+    same = losing("c19", 2, 2)
+    same.by_content = ContentDiff(columns=["a"], only_in_production=0, only_in_pr=0)
+    info = ImpactInfo(models=[counted, by_content, same])
+    assert [m.name for m in info.changed()] == ["c17", "c18"]
+    assert [m.name for m in info.unchanged()] == ["c19"]
+    assert by_content.summary() == "4 row(s) differ by content"
+    assert "2 row(s) only in production; 2 row(s) only in the PR" in by_content.by_key_text()
+    assert same.by_key_text().endswith("the same rows") and same.summary() == "no change"
+    assert counted.summary() == "counts only: the same row count"
+    assert "no data changed" not in info.headline()
+    stopped = ImpactInfo(
+        models=[
+            ModelImpact(unique_id=f"m{i}", name=f"m{i}", status="not_compared") for i in range(3)
+        ]
+    )
+    assert stopped.headline() == "0 model(s) compared, 3 not compared"
+    markdown = "\n".join(md_impact(info))
+    assert "No difference (rows compared by key or content): `c19`" in markdown
+    assert "`c17`" not in markdown.split("No difference")[1]

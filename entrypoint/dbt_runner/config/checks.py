@@ -32,6 +32,18 @@ def run_id(value: str) -> str:
     return value
 
 
+def metrics_namespace(value: str) -> str:
+    """CloudWatch's rules for a namespace: it refuses the rest, and the metrics are lost."""
+    if value.startswith("AWS/"):
+        raise ValueError("'AWS/' namespaces are reserved for AWS; use e.g. dbt-runner")
+    if not re.fullmatch(r"[0-9A-Za-z.\-_/#:]+", value):
+        raise ValueError(
+            "use letters, digits and '.', '-', '_', '/', '#', ':' only (ASCII, no spaces), "
+            "e.g. data-platform/dbt"
+        )
+    return value
+
+
 def pull_request(value: str | None) -> str | None:
     if not value:  # unset, or empty (a workflow's push event has no pull request)
         return None

@@ -180,7 +180,11 @@ class Settings(JobSettings):
         "Metrics and alarms); `auto`: `emf` when DBT_RUNNER_LOG_FORMAT=json; `off`",
     )
     metrics_namespace: str = setting(
-        "dbt-runner", "the CloudWatch namespace of the run's metrics", min_length=1, max_length=255
+        "dbt-runner",
+        "the CloudWatch namespace of the run's metrics: letters, digits and `.-_/#:`, not "
+        "starting with `AWS/` (CloudWatch's rules)",
+        min_length=1,
+        max_length=255,
     )
     metrics_per_node: bool = setting(
         False, "also a metric document per node (duration, status), with a Node dimension"
@@ -238,6 +242,7 @@ class Settings(JobSettings):
     aws: AwsSettings = Field(default_factory=AwsSettings)
 
     _run_id = field_validator("run_id")(checks.run_id)
+    _metrics_namespace = field_validator("metrics_namespace")(checks.metrics_namespace)
     _pr = field_validator("pr")(checks.pull_request)
     _pr_schema = field_validator("pr_schema")(checks.pr_schema)
     _pr_impact = field_validator("pr_impact", mode="before")(impact_switch)

@@ -29,6 +29,19 @@ def clean(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return " ".join(_ANSI.sub("", text).split())[:limit]
 
 
+def lines_of(text: str | None) -> str | None:
+    """dbt's text with its line breaks (no colour codes, no trailing blanks), when it has
+    more than one line: a unit test's table; None otherwise (`clean` says it in one)."""
+    if not text:
+        return None
+    lines = [line.rstrip() for line in _ANSI.sub("", text).splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)[: MESSAGE_LIMIT * 5] if len(lines) > 1 else None
+
+
 def _count(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and value >= 0 else None
 
@@ -124,6 +137,7 @@ class NodeRecorder:
             outcome=outcome_of(status),
             execution_time_s=round(float(result.execution_time or 0), 3),
             message=clean(result.message) if result.message else None,
+            detail=lines_of(result.message),
             failures=int(result.num_failures) if result.num_failures else None,
             relation=info.node_relation.relation_name or None,
             path=self.path_of(info.unique_id) or info.node_path or None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from dbt_runner.engine.nodes import clean, warehouse_figures
+from dbt_runner.engine.nodes import clean, lines_of, warehouse_figures
 from dbt_runner.report.model import NodeResult, outcome_of
 
 # A failed node's compiled SQL in the report (the run page folds it): enough to read.
@@ -54,6 +54,7 @@ def node_results(phase: str, result: Any) -> list[NodeResult]:
                 outcome=outcome_of(status),
                 execution_time_s=round(float(getattr(item, "execution_time", 0) or 0), 3),
                 message=clean(str(message)) if message else None,
+                detail=lines_of(str(message)) if message else None,
                 failures=getattr(item, "failures", None),
                 relation=getattr(node, "relation_name", None),
                 path=getattr(node, "original_file_path", None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbt_runner.impact.compare import Raw
 from dbt_runner.impact.plan import Comparison
-from dbt_runner.report.impact import Column, KeyDiff, ModelImpact, TypeChange
+from dbt_runner.report.impact import Column, ContentDiff, KeyDiff, ModelImpact, TypeChange
 
 EXAMPLE_KINDS = ("only_in_production", "only_in_pr", "changed")
 
@@ -46,12 +46,18 @@ def _compared(impact: ModelImpact, comparison: Comparison, data: dict) -> None: 
         for n, t in pr.items()
         if n in production and production[n] != t
     ]
+    impact.compared_as = dict(data.get("retyped") or {})
     counts = data["counts"]
     impact.rows_production, impact.rows_pr = counts[0], counts[1]
     if "key" not in data:
         impact.no_key = comparison.no_key or (
             f"the key ({', '.join(comparison.key)}) is not in both relations"
         )
+        if "content" in data:
+            only_production, only_pr = data["content"]
+            impact.by_content = ContentDiff(
+                columns=data["compared"], only_in_production=only_production, only_in_pr=only_pr
+            )
         return
     compared = data["compared"]
     examples: dict[str, list[str]] = {}

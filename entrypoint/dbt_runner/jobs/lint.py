@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dbt_runner.engine.nodes import clean
 from dbt_runner.report.github import github_annotations
 from dbt_runner.report.model import LintFinding, LintInfo, PhaseStatus
+from dbt_runner.workspace.project import repository_prefix
 
 if TYPE_CHECKING:
     from dbt_runner.engine.session import DbtSession
@@ -169,16 +170,6 @@ def fluff_config(project_dir: Path, extra_config: Path, adapter: str | None) -> 
     return FluffConfig.from_path(
         str(project_dir), extra_config_path=str(extra_config), overrides=overrides
     )
-
-
-def repository_prefix(project_path: Path) -> str:
-    """The project folder relative to the repository (GITHUB_WORKSPACE, else here)."""
-    workspace = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
-    try:
-        relative = project_path.resolve().relative_to(workspace.resolve())
-    except ValueError:
-        return ""
-    return "" if relative == Path() else relative.as_posix() + "/"
 
 
 # The lint verb: the lint phase alone, for a developer's machine; findings fail it.

@@ -62,6 +62,7 @@ def comment_body(report: RunReport) -> str:
 
 def post_comment(settings: GitHubSettings, report: RunReport) -> str:
     """Create or update the pull request's comment; its URL."""
+    import requests
     from github import Auth, Github, GithubException  # a slow import: only when commenting
 
     assert settings.token is not None and settings.repository and report.pr  # noqa: S101
@@ -87,5 +88,11 @@ def post_comment(settings: GitHubSettings, report: RunReport) -> str:
     except GithubException as exc:
         said = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
         raise InfraError(f"GitHub answered {exc.status}: {said or 'no message'}") from exc
+    except (requests.RequestException, OSError) as exc:  # unreachable: not the runner's bug
+        reason = " ".join(str(exc).split())[:200]
+        raise InfraError(
+            f"GitHub's API at {settings.api_url} could not be reached ({type(exc).__name__}: "
+            f"{reason}); check GITHUB_API_URL and the runner's network"
+        ) from exc
     finally:
         client.close()

@@ -192,7 +192,7 @@ def job_events(
     is the orchestrator's run when there is one, and it carries dbt's version,
     processing engine and invocation facets from the first node event."""
     job = Job(
-        namespace=orchestrator.job_namespace if orchestrator else settings.namespace,
+        namespace=job_namespace(settings, orchestrator),
         name=job_name(report),
         facets={
             "jobType": job_type_job.JobTypeJobFacet(
@@ -219,9 +219,9 @@ def job_events(
 def run_parent(
     settings: LineageSettings, report: RunReport, run_id: str, orchestrator: Any
 ) -> ParentRunMetadata:
-    """The parent facet of every node event: this run, and the root of the chain (the
-    orchestrator's root when it gives one, else this run)."""
-    own = (run_id, job_name(report), settings.namespace)
+    """The parent facet of every node event: this run, as its own events name it, and
+    the root of the chain (the orchestrator's root when it gives one, else this run)."""
+    own = (run_id, job_name(report), job_namespace(settings, orchestrator))
     root = own
     if orchestrator is not None:
         given = (
@@ -239,6 +239,12 @@ def run_parent(
         root_parent_job_name=root[1],
         root_parent_job_namespace=root[2],
     )
+
+
+def job_namespace(settings: LineageSettings, orchestrator: Any) -> str:
+    """The wrapping job's namespace: the orchestrator's when one launched the run (as
+    dbt-ol names it), else the configured one."""
+    return str(orchestrator.job_namespace) if orchestrator else settings.namespace
 
 
 def job_name(report: RunReport) -> str:

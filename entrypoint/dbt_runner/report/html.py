@@ -17,6 +17,7 @@ from html import escape
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from dbt_runner.report.diff import diff_table
 from dbt_runner.report.model import STATUS_ICONS, NodeResult, RunReport
 
 # The timeline's geometry, in SVG user units (the SVG scales to the page's width).
@@ -167,6 +168,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["clock"] = _clock
+    environment.filters["diff_table"] = diff_table
     return environment
 
 

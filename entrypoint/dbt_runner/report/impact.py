@@ -37,6 +37,15 @@ class KeyDiff(BaseModel):
     )
 
 
+class ContentDiff(BaseModel):
+    """Rows compared by content (a model without a key): each row's digest of every
+    column both relations share, counted on each side."""
+
+    columns: list[str] = Field(description="The columns compared")
+    only_in_production: int = Field(description="Rows production has more of than the PR")
+    only_in_pr: int = Field(description="Rows the pull request has more of than production")
+
+
 class ModelImpact(BaseModel):
     unique_id: str
     name: str
@@ -51,7 +60,15 @@ class ModelImpact(BaseModel):
     rows_production: int | None = None
     rows_pr: int | None = None
     by_key: KeyDiff | None = None
+    by_content: ContentDiff | None = Field(
+        default=None, description="Without a key: rows compared by their content"
+    )
     no_key: str | None = Field(default=None, description="Why rows were not matched by key")
+    compared_as: dict[str, str] = Field(
+        default_factory=dict,
+        description="Columns whose type changed: the type both sides were cast to before "
+        "comparing their values, or `text` where the two types have none in common",
+    )
     seconds: float = 0.0
 
     @computed_field  # type: ignore[prop-decorator]
@@ -71,17 +88,34 @@ class ModelImpact(BaseModel):
 
     def changes_data(self) -> bool:
         """Whether the comparison found any difference at all."""
-        key = self.by_key
+        key, content = self.by_key, self.by_content
         keyed = key is not None and (key.only_in_production or key.only_in_pr or key.changed)
+        by_content = content is not None and (content.only_in_production or content.only_in_pr)
         return bool(
-            self.added or self.removed or self.type_changed or self.rows_difference or keyed
+            self.added
+            or self.removed
+            or self.type_changed
+            or self.rows_difference
+            or keyed
+            or by_content
+        )
+
+    def rows_compared(self) -> bool:
+        """Whether its rows were compared (by key or by content): only then can it be
+        said to hold no difference."""
+        return self.status == "compared" and (
+            self.by_key is not None or self.by_content is not None
         )
 
     def columns_text(self) -> str:
-        """The columns added, removed and retyped, as words."""
+        """The columns added, removed and retyped (and how a retyped one's values were
+        compared), as words."""
         columns = [f"+{c.name} ({c.type})" for c in self.added]
         columns += [f"−{c.name} ({c.type})" for c in self.removed]
-        columns += [f"{c.name}: {c.production} → {c.pr}" for c in self.type_changed]
+        for c in self.type_changed:
+            how = self.compared_as.get(c.name)
+            compared = f", values compared as {how}" if how else ""
+            columns.append(f"{c.name}: {c.production} → {c.pr}{compared}")
         return ", ".join(columns)
 
     def rows_text(self) -> str:
@@ -91,10 +125,11 @@ class ModelImpact(BaseModel):
         return rows
 
     def by_key_text(self) -> str:
-        """The rows matched by key, as words, with a few example keys."""
+        """The rows matched by key (or, without one, by content), as words, with a few
+        example keys; never "no difference" without having compared the rows."""
         key = self.by_key
         if key is None:
-            return self.no_key or "—"
+            return self._by_content_text()
         parts = []
         for count, kind, words in (
             (key.only_in_production, "only_in_production", "only in production"),
@@ -108,6 +143,19 @@ class ModelImpact(BaseModel):
             changed = ", ".join(f"{c} ({n})" for c, n in key.changed_columns.items())
             parts.append(f"columns changed: {changed}")
         return "; ".join(parts) or "no difference"
+
+    def _by_content_text(self) -> str:
+        content = self.by_content
+        why = self.no_key or "no key"
+        if content is None:
+            return f"{why}; not compared by key or content: counts only"
+        parts = []
+        if content.only_in_production:
+            parts.append(f"{content.only_in_production} row(s) only in production")
+        if content.only_in_pr:
+            parts.append(f"{content.only_in_pr} row(s) only in the PR")
+        said = "; ".join(parts) or "the same rows"
+        return f"by content ({why}): {said}"
 
     def summary(self) -> str:
         """One phrase: what changed in this model."""
@@ -128,7 +176,14 @@ class ModelImpact(BaseModel):
             parts.append(f"{self.rows_difference:+d} rows ({self.rows_percent or 0:+.1f}%)")
         if self.by_key is not None and self.by_key.changed:
             parts.append(f"{self.by_key.changed} row(s) changed")
-        return ", ".join(parts) or "no change"
+        content = self.by_content
+        if content is not None and (content.only_in_production or content.only_in_pr):
+            parts.append(
+                f"{content.only_in_production + content.only_in_pr} row(s) differ by content"
+            )
+        if parts:
+            return ", ".join(parts)
+        return "no change" if self.rows_compared() else "counts only: the same row count"
 
 
 class ImpactInfo(BaseModel):
@@ -145,14 +200,30 @@ class ImpactInfo(BaseModel):
         return sum(1 for model in self.models if model.status == status)
 
     def changed(self) -> list[ModelImpact]:
-        return [m for m in self.models if m.status != "compared" or m.changes_data()]
+        """The models to show: what changed, and what could not be shown not to."""
+        return [m for m in self.models if not m.rows_compared() or m.changes_data()]
+
+    def unchanged(self) -> list[ModelImpact]:
+        """The models whose rows were compared and hold no difference."""
+        return [m for m in self.models if m.rows_compared() and not m.changes_data()]
 
     def headline(self) -> str:
-        """One line: how many models were compared and what the biggest changes are."""
+        """One line: how many models were compared and what the biggest changes are;
+        "no data changed" only of models whose rows were compared."""
         changed = [m for m in self.models if m.status == "compared" and m.changes_data()]
-        parts = [f"{self.count('compared')} model(s) compared"]
-        parts.append(f"{len(changed)} changed" if changed else "no data changed")
+        counts_only = [
+            m
+            for m in self.models
+            if m.status == "compared" and not m.rows_compared() and not m.changes_data()
+        ]
+        compared = self.count("compared")
+        parts = [f"{compared} model(s) compared"]
+        if changed:
+            parts.append(f"{len(changed)} changed")
+        elif compared and not counts_only:
+            parts.append("no data changed")
         others = (
+            (len(counts_only), "by their row counts only"),
             (self.count("new"), "new"),
             (self.count("missing_in_production"), "not in production"),
             (self.count("not_compared"), "not compared"),

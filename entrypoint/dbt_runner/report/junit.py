@@ -11,22 +11,23 @@ from dbt_runner.report.model import LintInfo, NodeResult, PhaseResult, RunReport
 _COUNTS = ("tests", "failures", "errors", "skipped")
 
 
-def _junit_node(suite: ET.Element, project: str | None, node: NodeResult) -> str | None:
-    """A node's test case; returns what it counts as besides a test (or None)."""
+def _junit_node(suite: ET.Element, report: RunReport, node: NodeResult) -> str | None:
+    """A node's test case (its file from the repository's root in a workflow); returns
+    what it counts as besides a test (or None)."""
     case = ET.SubElement(
         suite,
         "testcase",
         name=node.unique_id,
-        classname=f"{project}.{node.resource_type}",
+        classname=f"{report.project}.{node.resource_type}",
         time=f"{node.execution_time_s:.3f}",
     )
     if node.path:
-        case.set("file", node.path)
+        case.set("file", report.path_prefix + node.path)
     message = node.message or node.status
     if node.outcome == "failed":
         tag = "failure" if node.status == "fail" else "error"
         element = ET.SubElement(case, tag, message=message.splitlines()[0][:500], type=node.status)
-        element.text = message
+        element.text = node.failure_text()
         return "failures" if tag == "failure" else "errors"
     if node.outcome == "skipped":
         ET.SubElement(case, "skipped", message=message.splitlines()[0][:500])
@@ -70,7 +71,7 @@ def _junit_phase(root: ET.Element, report: RunReport, phase: PhaseResult) -> dic
     counts = dict.fromkeys(_COUNTS, 0)
     for node in nodes:
         counts["tests"] += 1
-        kind = _junit_node(suite, report.project, node)
+        kind = _junit_node(suite, report, node)
         if kind:
             counts[kind] += 1
     if phase.status in ("error", "interrupted") or (phase.status == "failed" and not nodes):

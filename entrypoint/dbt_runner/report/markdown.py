@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbt_runner.report.diff import DiffTable, diff_table
 from dbt_runner.report.impact import ImpactInfo, ModelImpact
 from dbt_runner.report.model import (
     STATUS_ICONS,
@@ -75,12 +76,28 @@ def _md_failures(failures: list[NodeResult], limit: int) -> list[str]:
     lines = [f"### Failures ({len(failures)})", ""]
     for node in failures[:limit]:
         owner = f", owner {node.owner}" if node.owner else ""
-        lines.append(
-            f"- `{node.unique_id}` ({node.phase}, {node.status}{owner}): {_md_cell(node.message)}"
-        )
+        table = diff_table(node.detail)
+        said = table.intro if table is not None else node.message
+        lines.append(f"- `{node.unique_id}` ({node.phase}, {node.status}{owner}): {_md_cell(said)}")
+        lines += _md_detail(node, table)
     if len(failures) > limit:
         lines.append(f"- … and {len(failures) - limit} more (see report.json)")
     return [*lines, ""]
+
+
+def _md_detail(node: NodeResult, table: DiffTable | None) -> list[str]:
+    """Under a failure: a unit test's table row by row, dbt's other multi-line words as
+    they are, and where a test's failing rows are stored."""
+    lines: list[str] = []
+    if table is not None:
+        rows = [table.header, ["---"] * len(table.header), *table.rows]
+        lines += ["", *(f"  | {' | '.join(_md_cell(c) for c in row)} |" for row in rows), ""]
+    elif node.detail:
+        lines += ["", "  ```", *(f"  {line}" for line in node.detail.splitlines()), "  ```", ""]
+    failing = node.failing_rows()
+    if failing:
+        lines.append(f"  failing rows: `{failing}`")
+    return lines
 
 
 def _md_lint(lint: LintInfo, limit: int = 20) -> list[str]:
@@ -122,8 +139,10 @@ def md_impact(impact: ImpactInfo) -> list[str]:
         lines += ["| Model | Columns | Rows (production → PR) | Rows by key |", "|---|---|---|---|"]
         lines += [_md_impact_row(model) for model in shown]
         lines.append("")
-    same = [f"`{m.name}`" for m in impact.models if m not in shown]
-    lines += [f"No difference: {', '.join(same)}", ""] if same else []
+    same = [f"`{m.name}`" for m in impact.unchanged()]
+    lines += (
+        [f"No difference (rows compared by key or content): {', '.join(same)}", ""] if same else []
+    )
     lines += [f"**Gate:** {_md_cell(impact.gate)}", ""] if impact.gate else []
     return lines
 

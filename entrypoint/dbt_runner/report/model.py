@@ -53,6 +53,11 @@ class RunReport(BaseModel):
         description="Where the run's relations go, as dbt resolves the profile (no secret)",
     )
     project: str | None = None
+    path_prefix: str = Field(
+        default="",
+        description="The project folder relative to the repository (GITHUB_WORKSPACE), "
+        "before every node's and linted file's path in junit.xml and annotations",
+    )
     env: str
     job: str
     run_id: str

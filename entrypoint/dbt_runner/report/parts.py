@@ -79,6 +79,25 @@ class NodeResult(BaseModel):
     compiled_sql: str | None = Field(
         default=None, description="A failed node's compiled SQL, as dbt ran (or tried) it"
     )
+    detail: str | None = Field(
+        default=None,
+        description="dbt's message with its line breaks, when it has several lines (a unit "
+        "test's expected-against-actual table, one row per line)",
+    )
+
+    def failing_rows(self) -> str | None:
+        """Where a failed test's failing rows are stored (`store_failures`), if they are:
+        the query that shows them, as plain `dbt build` prints it."""
+        if self.resource_type == "test" and self.outcome == "failed" and self.relation:
+            return f"select * from {self.relation}"  # noqa: S608 (words for a reader)
+        return None
+
+    def failure_text(self) -> str:
+        """What a failed node says in full: dbt's words, row by row where it gave rows
+        (a unit test's table), and where a test's failing rows are."""
+        text = self.detail or self.message or self.status
+        rows = self.failing_rows()
+        return text + (f"\nSee test failures: {rows}" if rows else "")
 
 
 class PhaseResult(BaseModel):

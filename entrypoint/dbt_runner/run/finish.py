@@ -23,10 +23,11 @@ from dbt_runner.outputs.publish import (
     run_links,
 )
 from dbt_runner.report.files import write_report_files
-from dbt_runner.report.github import append_step_summary
+from dbt_runner.report.github import append_step_summary, print_node_annotations
 from dbt_runner.run.stages import StageFailed
 from dbt_runner.run.state_step import StateStep
 from dbt_runner.storage import Storage, open_storage
+from dbt_runner.storage.file import owner_hint
 from dbt_runner.workspace.scratch import remove_run_dir
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Finish:
         self.run.release_lease()  # the env is free: nothing after this is read by a run
         # What people read, within what is left after a stop.
         append_step_summary(self.report)
+        print_node_annotations(self.report)
         self.lineage()
         self.comment()
         self.notify()
@@ -195,7 +197,7 @@ class Finish:
                 return []
             message = (
                 f"cannot write the report to {folder} ({exc.strerror or exc}): mount a writable "
-                "folder there or set DBT_RUNNER_REPORT_DIR"
+                f"folder there or set DBT_RUNNER_REPORT_DIR{owner_hint(exc)}"
             )
             self.stages.fail("report", InfraError(message))
             self.keep_run_dir = True

@@ -41,7 +41,7 @@ from dbt_runner.versions import dbt_version, runner_version
 from dbt_runner.workspace.inputs import env_var_names
 from dbt_runner.workspace.preflight import ArtifactsUnwritable, lease_for, run_preflight
 from dbt_runner.workspace.prepare import Workspace, open_workspace
-from dbt_runner.workspace.project import describe_project
+from dbt_runner.workspace.project import describe_project, repository_prefix
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class Run:
         with self.stages.stage("preflight"):
             project = describe_project(self.settings.project_dir)
             self.report.project = project.name
+            self.report.path_prefix = repository_prefix(project.source_dir)
             try:
                 run_preflight(self.settings, project, self.report.builds_whole_project)
             except ArtifactsUnwritable:

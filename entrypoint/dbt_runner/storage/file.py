@@ -3,6 +3,7 @@ atomic rename; conditional writes hold an exclusive lock on the key."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -49,7 +50,9 @@ class FileStorage:
                 tmp.unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            raise InfraError(f"cannot write {self.url_for(key)}: {exc.strerror or exc}") from exc
+            raise InfraError(
+                f"cannot write {self.url_for(key)}: {exc.strerror or exc}{owner_hint(exc)}"
+            ) from exc
 
     def put_file(self, key: str, path: Path) -> None:
         self._write(key, source=path)
@@ -118,6 +121,18 @@ class FileStorage:
                 return False
             path.unlink()
         return True
+
+
+OWNER_HINT = (
+    " (the folder belongs to another user: in a container, run as its owner, `docker run "
+    '--user "$(id -u):$(id -g)"`, or make it writable for the image\'s user, uid 10001)'
+)
+
+
+def owner_hint(exc: OSError) -> str:
+    """What to do about a folder this user may not write (docker creates a missing
+    mounted folder as root)."""
+    return OWNER_HINT if exc.errno in (errno.EACCES, errno.EPERM) else ""
 
 
 def _digest(data: bytes) -> str:

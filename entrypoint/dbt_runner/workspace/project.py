@@ -119,3 +119,18 @@ def _refresh_copy(source: Path, copy: Path) -> None:
     for name in names:
         (kept / name).rename(copy / name)
     shutil.rmtree(kept, ignore_errors=True)
+
+
+def repository_prefix(project_path: Path) -> str:
+    """The project folder relative to the repository (GITHUB_WORKSPACE), ending in `/`:
+    what turns a node's or a file's path in the project into one a workflow's
+    annotations and test reporters find; empty outside a workflow, or when the project
+    is not under the workspace (paths stay relative to the project)."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return ""
+    try:
+        relative = project_path.resolve().relative_to(Path(workspace).resolve())
+    except ValueError:
+        return ""
+    return "" if relative == Path() else relative.as_posix() + "/"
