@@ -107,11 +107,12 @@ RUN /opt/sbom/bin/python /usr/local/bin/sbom.py runner /tmp/sbom.base.cdx.json \
 
 # ---- runtime: base + the thin layer ----------------------------------------------------
 FROM runtime-base AS runtime
+# What `dbt-runner prepare` bakes, outside the project folder: a project mounted over a
+# derived image's does not hide it (the run says what differs from it). Before the
+# package's layer, so that a change to the package rebuilds that one layer alone.
+RUN install -d -m 0755 -o 10001 -g 0 /opt/dbt-runner/prepared
 COPY examples /opt/dbt-runner/examples
 COPY --from=app /staging/ /
-# What `dbt-runner prepare` bakes, outside the project folder: a project mounted over a
-# derived image's does not hide it (the run says what differs from it).
-RUN install -d -m 0755 -o 10001 -g 0 /opt/dbt-runner/prepared
 WORKDIR /opt/dbt-runner/project
 # The run's scratch (rendered profile, dbt target and logs) goes to /tmp, so the image
 # works with a read-only root filesystem; artifacts and reports go to /out by default.

@@ -115,10 +115,14 @@ run: ## build the image if needed, run the demo job in it on DuckDB; outputs in 
 	  -e DBT_RUNNER_WAREHOUSE__PATH=/out/demo.duckdb \
 	  $(call image_tag,$(or $(VARIANT),all)) run
 
+# Sanity workers: its tests mostly wait on containers; each has its own registry,
+# tags and container names.
+SANITY_WORKERS ?= 2
+
 .PHONY: sanity
 sanity: venv ## the sanity suite against the built images (make image, and for ARM64_VARIANT PLATFORMS=linux/arm64)
 	DBT_RUNNER_IMAGE=$(IMAGE):$(VERSION) DBT_RUNNER_ARM64_VARIANT=$(ARM64_VARIANT) \
-	  $(BUILD_ENV) $(PY) -m pytest tests/sanity \
+	  $(BUILD_ENV) $(PY) -m pytest -n $(SANITY_WORKERS) --dist worksteal tests/sanity \
 	  --junitxml=build/test-results/sanity.xml
 
 AIRFLOW_VENV := .venv-airflow

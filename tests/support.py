@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import array
+import atexit
+import contextlib
 import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -64,19 +68,138 @@ def copy_project(source: Path, destination: Path) -> Path:
     return destination
 
 
+# --- the runner as a process of its own ------------------------------------------------
+
+
+class Forked:
+    """A child of the fork server (tests/forkserver.py), as subprocess.Popen is used: its
+    pid, poll, wait, signals. The server tells its exit status on `connection`."""
+
+    def __init__(self, connection: socket.socket, pid: int) -> None:
+        self.connection, self.pid = connection, pid
+        self.returncode: int | None = None
+
+    def _status(self, timeout: float | None) -> int | None:
+        self.connection.settimeout(timeout)
+        try:
+            data = self.connection.recv(64)
+        except (TimeoutError, BlockingIOError):
+            return None
+        if not data:
+            raise RuntimeError(f"the fork server went away before child {self.pid} ended")
+        status = int(data)
+        self.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        self.connection.close()
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self.returncode if self.returncode is not None else self._status(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and self._status(timeout) is None:
+            raise subprocess.TimeoutExpired(["dbt-runner"], timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """This test process's fork server: started on first use, gone with the process."""
+
+    _instance: ForkServer | None = None
+    _failed = False
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="dbt-runner-fork-")
+        self.path = str(Path(self.folder) / "socket")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.forkserver", self.path],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline()  # bounded: the server exits on failure
+        if ready.strip() != "ready":
+            self.process.kill()
+            raise RuntimeError("the fork server did not start")
+        atexit.register(self.stop)
+
+    @classmethod
+    def get(cls) -> ForkServer | None:
+        """The server, or None: RUNNER_TESTS_FORK=0, or it could not start (then every
+        command starts a process of its own, as before)."""
+        if os.environ.get("RUNNER_TESTS_FORK") == "0" or cls._failed:
+            return None
+        if cls._instance is None:
+            try:
+                cls._instance = ForkServer()
+            except (OSError, RuntimeError) as exc:
+                cls._failed = True
+                print(f"fork server unavailable ({exc}): starting a process per command")
+                return None
+        return cls._instance
+
+    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, *streams: Any) -> Forked:
+        """`dbt-runner ARGS` in a child with `env`, in `cwd`, on `streams` (files, each
+        with a fileno: stdin, stdout, stderr)."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        connection.connect(self.path)
+        request = json.dumps({"argv": args, "env": env, "cwd": str(cwd)}).encode()
+        fds = array.array("i", [stream.fileno() for stream in streams])
+        connection.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+        connection.settimeout(60)
+        pid = int(connection.recv(64))
+        return Forked(connection, pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_cli(
+    args: list[str], env: dict[str, str], stdout: Any, stderr: Any, cwd: Path | None = None
+) -> Forked | subprocess.Popen[bytes]:
+    """`dbt-runner ARGS` as a process of its own, writing to `stdout` and `stderr` (open
+    files): a child of the fork server, else `python -m dbt_runner`."""
+    server = ForkServer.get()
+    if server is None:
+        command = [sys.executable, "-m", "dbt_runner", *args]
+        return subprocess.Popen(
+            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        )
+    with Path(os.devnull).open() as nothing:
+        return server.spawn(args, env, cwd or Path.cwd(), nothing, stdout, stderr)
+
+
 def run_cli(
     *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m dbt_runner ARGS` as a real process and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "dbt_runner", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run `dbt-runner ARGS` as a process of its own and capture its output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = start_cli(list(args), env, out, err, cwd)
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+            raise
+        out.seek(0)
+        err.seek(0)
+        said = (out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+    return subprocess.CompletedProcess(["dbt-runner", *args], code, *said)
 
 
 def read_json(path: Path) -> Any:
@@ -429,12 +552,7 @@ class Started:
         """`errors`: a file of its own for stderr (else it goes to `log` too)."""
         self.log = log
         with log.open("w") as handle, (errors or log).open("a") as error_handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "dbt_runner", verb, *args],
-                env=env,
-                stdout=handle,
-                stderr=error_handle if errors else subprocess.STDOUT,
-            )
+            self.process = start_cli([verb, *args], env, handle, error_handle if errors else handle)
 
     def finish(self, timeout: float) -> tuple[int, str]:
         code = self.process.wait(timeout=timeout)
