@@ -156,9 +156,17 @@ need-test:
 .PHONY: test
 test: need-test lint airflow-venv checkov-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit tests/integration
-	$(MAKE) image
-	$(MAKE) image VARIANT=$(ARM64_VARIANT) PLATFORMS=linux/arm64
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-images
 	$(MAKE) sanity
+
+# The images the sanity suite runs, both at once: this machine's (every variant) and the
+# emulated arm64 one (its slow part is the emulated CPU, the other's the network).
+.PHONY: test-images test-image-host test-image-arm64
+test-images: test-image-host test-image-arm64
+test-image-host:
+	$(MAKE) --no-print-directory image
+test-image-arm64:
+	$(MAKE) --no-print-directory image VARIANT=$(ARM64_VARIANT) PLATFORMS=linux/arm64
 
 # Releases: REGISTRY=host/repository, TICKET=DATA-123, ENV=prod (see README, Releases).
 REGISTRY ?=
