@@ -9,7 +9,7 @@ import pytest
 from dbt_runner.config import Phase, Settings
 from dbt_runner.engine.invocation import DbtInvocation
 from dbt_runner.engine.results import node_results
-from dbt_runner.run.commands import phase_command, plan
+from dbt_runner.jobs.steps import phase_command, plan
 from dbt_runner.state.store import Baseline
 from tests.support import DEMO
 

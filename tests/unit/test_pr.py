@@ -92,7 +92,7 @@ def test_an_existing_profile_is_copied_with_the_pull_requests_schema(tmp_path: P
 def test_pull_request_settings() -> None:
     with_state = Settings.model_validate({"project_dir": DEMO, "pr": "feat1", "state_url": "/s"})
     assert (with_state.pr, with_state.job, with_state.defer_env) == ("feat1", Job.SLIM, "prod")
-    assert kind_of(with_state).not_promotable() is not None  # a PR never sets the state
+    assert kind_of(with_state).promotion().refused is not None  # a PR never sets the state
     explicit = Settings.model_validate({"project_dir": DEMO, "pr": "1", "job": "full"})
     assert explicit.job is Job.FULL
     assert Settings.model_validate({"project_dir": DEMO, "pr": ""}).pr is None

@@ -32,7 +32,8 @@ def test_exit_code_precedence(phases, errors, interrupted, expected) -> None:
     r = run_report(*(PhaseResult(name=n, status=s, advisory=a) for n, s, a in phases))
     for code in errors:
         r.add_error("stage", "problem", code)
-    r.finish(interrupted)
+    r.stopped_by = interrupted
+    r.finish()
     assert (r.exit_code, r.status) == expected
     assert r.finished_at is not None and r.duration_s >= 0
 
@@ -133,8 +134,8 @@ def _finish_in(folder: Path) -> Any:
 
     settings = SimpleNamespace(report_folder=folder, run_dir=folder / "scratch")
     report = run_report(PhaseResult(name="build", status="success"))
-    run = SimpleNamespace(report=report, settings=settings, stages=Stages(report), workspace=None)
-    return Finish(run)  # type: ignore[arg-type]
+    outcome = SimpleNamespace(settings=settings, workspace=None, marked=False)
+    return Finish(outcome, report, Stages(report), lambda: None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("new_error", [False, True], ids=["as-notified", "a-step-failed"])

@@ -89,7 +89,7 @@ def sequence(
     workspace = Workspace(
         settings,
         Project(folder, folder, "demo", "demo"),
-        SimpleNamespace(namespace=None),  # type: ignore[arg-type]
+        SimpleNamespace(namespace=None, dir=folder, target=None),  # type: ignore[arg-type]
         baked=baked,
     )
     kind = job(settings) if job else kind_of(settings)

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from dbt_runner.report.parts import Horizon
+from dbt_runner.report.parts import Horizon, Target
 from dbt_runner.state import ledger
 from dbt_runner.state.touched import dropped_views, touched
 from dbt_runner.state.writes import KEEP, LISTED, Write, WriteLog, WriteLogStore
 from dbt_runner.storage import FileStorage
-from dbt_runner.workspace.target import Target, on_container_layer
+from dbt_runner.workspace.target import on_container_layer, vanishes
 from tests.support import run_report
 
 TARGET = Target(adapter="postgres", location="db:5432", database="analytics", schema="dev")
@@ -170,8 +170,8 @@ def test_a_duckdb_file_on_the_containers_own_layer_goes_with_it() -> None:
     host = MOUNTINFO.replace("overlay overlay", "ext4 /dev/vda")
     assert not on_container_layer(Path("/opt/dbt-runner/project/dev.duckdb"), host)
     target = Target(adapter="duckdb", location="/opt/dbt-runner/project/dev.duckdb")
-    why = target.vanishes(Path("/tmp/dbt-runner"), MOUNTINFO)
+    why = vanishes(target, Path("/tmp/dbt-runner"), MOUNTINFO)
     assert why is not None and "container's own filesystem" in why
     assert "DBT_RUNNER_WAREHOUSE__PATH" in why
     kept = Target(adapter="duckdb", location="/out/dev.duckdb")
-    assert kept.vanishes(Path("/tmp/dbt-runner"), MOUNTINFO) is None
+    assert vanishes(kept, Path("/tmp/dbt-runner"), MOUNTINFO) is None

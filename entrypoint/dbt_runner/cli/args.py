@@ -51,9 +51,13 @@ def parser(verb: str) -> argparse.ArgumentParser:
         made.add_argument(*names, **options)
     if verb in ("plan", "check"):
         made.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
-    if verb == "retry":
+    if verb in ("retry", "plan"):
         made.add_argument(
             "--from-run", dest="retry_of", metavar="RUN_ID", help="default: the last run"
+        )
+    if verb == "plan":
+        made.add_argument(
+            "--retry", action="store_true", help="the steps `dbt-runner retry` would make"
         )
     return made
 
@@ -75,41 +79,12 @@ def run_settings(args: argparse.Namespace, **fixed: str) -> Settings:
     try:
         settings = settings_from(args, **fixed)
     except ConfigError as exc:
-        tell_the_channels(exc.message)
+        from dbt_runner.run.unconfigured import finish_unconfigured
+
+        finish_unconfigured(exc.message)
         raise
     logs.setup(
         settings.log_format.value,
         {"run_id": settings.run_id, "env": settings.env, "job": settings.job.value},
     )
     return settings
-
-
-def tell_the_channels(message: str) -> None:
-    """The settings did not validate, so nothing ran: still tell the channels, if the
-    notification settings themselves are valid. Quiet: stderr keeps its one line."""
-    import contextlib
-    import os
-    from pathlib import Path
-
-    from dbt_runner.config import load_notify_settings, new_run_id
-    from dbt_runner.errors import ExitCode, RunnerError
-    from dbt_runner.outputs.notify import send_all
-    from dbt_runner.report.model import RunReport
-    from dbt_runner.versions import runner_version
-    from dbt_runner.workspace.project import read_project
-
-    settings = load_notify_settings()
-    if settings is None:
-        return
-    env = os.environ
-    report = RunReport(
-        runner_version=runner_version(),
-        env=env.get("DBT_RUNNER_ENV", "")[:32] or "unknown",
-        job=env.get("DBT_RUNNER_JOB", "")[:32] or "full",
-        run_id=new_run_id(),
-    )
-    with contextlib.suppress(RunnerError, OSError):  # the project may be what is wrong
-        report.project = read_project(Path(env.get("DBT_RUNNER_PROJECT_DIR", ".")))[0]
-    report.add_error("settings", message, ExitCode.CONFIG)
-    report.finish()
-    send_all(settings, report, quiet=True)

@@ -12,14 +12,17 @@ from dbt_runner.cli.args import settings_from
 
 if TYPE_CHECKING:
     from dbt_runner.config import Settings
+    from dbt_runner.jobs.step import Step
+    from dbt_runner.report.parts import Target
     from dbt_runner.state.lookup import FoundState
     from dbt_runner.workspace.baked import Baked
-    from dbt_runner.workspace.target import Target
 
 
 def plan_verb(args: argparse.Namespace) -> int:
     from dbt_runner.config import Phase
-    from dbt_runner.run.commands import plan
+    from dbt_runner.jobs import kind_of
+    from dbt_runner.jobs.retry import Retry
+    from dbt_runner.jobs.steps import steps_for
     from dbt_runner.state.lookup import look_up_state
     from dbt_runner.versions import dbt_version
     from dbt_runner.workspace.prepare import describe_workspace
@@ -35,9 +38,11 @@ def plan_verb(args: argparse.Namespace) -> int:
         baseline = found.baseline(settings.run_dir / "state")
     deps_not_needed = workspace.deps_not_needed()
     no_deps = frozenset({Phase.DEPS}) if deps_not_needed else frozenset()
-    commands = plan(settings, workspace.invocation(), baseline, no_deps)
+    job = Retry(settings, args.retry_of) if args.retry else kind_of(settings)
+    steps = steps_for(settings, job, workspace.invocation(), baseline, no_deps)
     if args.as_json:
-        print(json.dumps([{"phase": phase, "args": argv} for phase, argv in commands], indent=2))
+        said = [{"phase": s.name, "kind": s.kind, "args": s.argv} for s in steps]
+        print(json.dumps(said, indent=2))
         return 0
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
     if workspace.project.dir != workspace.project.source_dir:
@@ -45,16 +50,26 @@ def plan_verb(args: argparse.Namespace) -> int:
     deps = [f"deps: skipped, {deps_not_needed}"] if deps_not_needed else []
     for note in [*notes(settings, name, target, found), *baked_notes(workspace.baked), *deps]:
         print(f"# {note}")
-    for phase, argv in commands:
-        tool = "" if argv[0] == "sqlfluff" else "dbt "
-        print(f"{phase:<10} {tool}{' '.join(argv)}")
+    for step in steps:
+        print(f"{step.name:<10} {said_step(step)}")
     return 0
+
+
+def said_step(step: Step) -> str:
+    """A step as plan prints it: a dbt command as typed, lint and impact in words."""
+    if step.kind in ("dbt", "parse"):
+        return "dbt " + " ".join(step.argv)
+    if step.kind == "lint":
+        return " ".join(step.argv)
+    return "the models built, against production's (after the build)"
 
 
 def notes(
     settings: Settings, project: str, target: Target | None, found: FoundState | None
 ) -> list[str]:
-    """What `run` would find before dbt starts: the target, the state, the last run."""
+    """What `run` would find before dbt starts: the target, the state, the last run.
+    `settings`: the run's; `project`: its name; `target`: the target it builds into;
+    `found`: the state it would find."""
     from dbt_runner.config import STATE_JOBS
     from dbt_runner.outputs.publish import RUNNING, read_last_run
     from dbt_runner.state import ledger

@@ -29,7 +29,9 @@ def setting(
     **options: Any,
 ) -> Any:
     """A documented field: `flag` (and `short`) make it a CLI flag too; `shown` is the
-    default as docs/settings.md states it, for defaults computed at run time."""
+    default as docs/settings.md states it, for defaults computed at run time.
+    `default` (or `default_factory`): its value when unset; `description`: what it is, for
+    the docs and --help."""
     extra: dict[str, Any] = {"flag": flag, "short": short, "shown": shown}
     if "default_factory" not in options:
         options["default"] = default

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dbt_runner.engine.kinds import BUILT_TYPES
+
 if TYPE_CHECKING:
     from dbt.contracts.graph.manifest import Manifest
 
 # Where a model's queries say where they came from; a model's own query_group wins.
 QUERY_GROUP_PREFIX = "dbt:"
-BUILT = ("model", "seed", "snapshot")
 
 
 def _own_owner(manifest: Manifest, node: Any) -> str | None:
@@ -45,7 +46,7 @@ def owner_of(manifest: Manifest | None, unique_id: str) -> str | None:
     owner = _own_owner(manifest, node)
     if owner or not unique_id.startswith("test."):
         return owner
-    parents = [uid for uid in node.depends_on.nodes if uid.split(".", 1)[0] in BUILT]
+    parents = [uid for uid in node.depends_on.nodes if uid.split(".", 1)[0] in BUILT_TYPES]
     tested = getattr(node, "attached_node", None) or (parents[0] if parents else None)
     tested_node = manifest.nodes.get(tested) if tested else None
     return _own_owner(manifest, tested_node) if tested_node is not None else None
@@ -57,7 +58,7 @@ def tag_query_groups(manifest: Manifest) -> int:
     tagged = 0
     for node in manifest.nodes.values():
         kind = str(getattr(node.resource_type, "value", node.resource_type))
-        if kind not in BUILT:
+        if kind not in BUILT_TYPES:
             continue
         config = node.config
         if config.get("query_group") is None:

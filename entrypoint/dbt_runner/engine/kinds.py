@@ -6,8 +6,10 @@ from typing import Any
 
 # Nodes whose build makes a relation in the warehouse.
 BUILT_TYPES = frozenset({"model", "seed", "snapshot"})
-# The commands that run nodes; `retry` re-runs another's (the last that ran wins).
-NODE_COMMANDS = frozenset({"seed", "snapshot", "run", "test", "build", "retry"})
+# The commands that run nodes, in the order a job runs them; `retry` re-runs another's
+# (the last that ran wins).
+NODE_COMMAND_ORDER = ("seed", "snapshot", "run", "test", "build", "retry")
+NODE_COMMANDS = frozenset(NODE_COMMAND_ORDER)
 # The resource types each node command executes.
 EXECUTED_TYPES: dict[str, list[str]] = {
     "seed": ["seed"],

@@ -154,7 +154,3 @@ class NodeRecorder:
             if text:
                 return text
         return None
-
-    def finished_ids(self) -> set[str]:
-        with self._lock:
-            return {node.unique_id for node in self.nodes}

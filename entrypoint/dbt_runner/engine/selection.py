@@ -66,7 +66,8 @@ def complete_run_results(
     """Give every node of `outcomes` (unique id -> status, message) a result in
     run_results.json: dbt wrote the file before the nodes still running had theirs,
     and never lists the ones it had not started. Creates the file with dbt's own
-    classes, and the command's `args`, when dbt did not write it."""
+    classes, and the command's `args`, when dbt did not write it.
+    `path`: run_results.json; `written`: whether dbt wrote it."""
     if not written or not path.is_file():
         _write_empty_run_results(path, args)
     document = json.loads(path.read_text())

@@ -42,6 +42,8 @@ RETRY = "retry"
 # job's last dbt phase does; the others get --no-write-json and the session writes their
 # run_results.json (or sources.json) from dbt's own result object.
 NO_WRITE = "--no-write-json"
+# The commands after which dbt has written manifest.json (unless told not to).
+WRITES_MANIFEST = NODE_COMMANDS | {"source"}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -65,14 +67,22 @@ class Clock:
 
 @dataclass
 class Outcome:
-    """What one dbt command did."""
+    """What one dbt command did: the one result object of a command."""
 
     status: PhaseStatus
-    args: list[str]
+    args: list[str]  # the whole argv dbt received
     clock: Clock
     message: str | None = None  # dbt's own words for an error; None for a stop
     nodes: list[NodeResult] = field(default_factory=list)
     complete: bool = True  # False when a stop left nodes whose fate is unknown
+    errors: list[str] = field(default_factory=list)  # dbt's error messages, as it logged them
+    unmatched: list[str] = field(default_factory=list)  # selection criteria matching no node
+    full_parse: str | None = None  # a parse: why dbt did not use its parse cache
+    wrote: list[str] = field(default_factory=list)  # the artifacts it left in the target
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
 
 
 def exception_message(exc: BaseException) -> str:
@@ -97,8 +107,9 @@ class DbtSession:
         self.adapter = adapter
         self.manifest: Manifest | None = None
         self.recorder = NodeRecorder(self.path_of)
-        self.manifest_written = False  # by dbt, in the job's last dbt phase
+        self.manifest_written = False  # by dbt, in the job's last dbt phase (this class's)
         self.full_parse: str | None = None  # why dbt's parse did not use its cache
+        self.listener: Callable[[list[str]], None] | None = None  # told each command's argv
 
     def path_of(self, unique_id: str) -> str | None:
         node = self.manifest.nodes.get(unique_id) if self.manifest else None
@@ -122,33 +133,50 @@ class DbtSession:
         args = ["parse", NO_WRITE, *self.common()]
         clock = Clock()
         self.recorder.begin(PARSE)
-        result = self.invoke(args)
+        result = self.run(args)
         self.full_parse = self.recorder.full_parse
         if isinstance(result.exception, KeyboardInterrupt):
-            return Outcome("interrupted", args, clock)
+            return self._said(Outcome("interrupted", args, clock))
         if result.success and result.result is not None:
             self.manifest = result.result
             settle()
             if self.adapter == "redshift":
                 tag_query_groups(self.manifest)
-            return Outcome("success", args, clock, f"{len(result.result.nodes)} nodes")
+            nodes = f"{len(result.result.nodes)} nodes"
+            return self._said(Outcome("success", args, clock, nodes))
         message = self.recorder.first_error() or (
             exception_message(result.exception) if result.exception else "dbt parse failed"
         )
-        return Outcome("error", args, clock, message)
+        return self._said(Outcome("error", args, clock, message))
+
+    def run(self, args: list[str]) -> Any:
+        """A command of the run's own (not a listing or an inline compile): told to the
+        listener first."""
+        if self.listener is not None:
+            self.listener(list(args))
+        return self.invoke(args)
 
     def execute(
         self, name: str, command: list[str], has_nodes: bool, common: list[str] | None = None
     ) -> Outcome:
-        """One dbt command. `common`: the shared arguments, when not the usual ones."""
+        """One dbt command. `common`: the shared arguments, when not the usual ones.
+        `name`: the phase's; `command`: dbt's command and its own arguments; `has_nodes`:
+        dbt reports node results."""
         args = [*command, *(self.common() if common is None else common)]
         clock = Clock()
         self.recorder.begin(name)
-        result = self.invoke(args)
+        result = self.run(args)
         if isinstance(result.exception, KeyboardInterrupt):
-            return self._stopped(name, command, args, clock)
+            return self._said(self._stopped(name, command, args, clock))
+        if command[0] in WRITES_MANIFEST and NO_WRITE not in command:
+            self.manifest_written = True  # dbt wrote it as the command ended
         if NO_WRITE in command:
             self._write_results(name, result.result)
+        return self._said(self._outcome(name, args, clock, has_nodes, result))
+
+    def _outcome(
+        self, name: str, args: list[str], clock: Clock, has_nodes: bool, result: Any
+    ) -> Outcome:
         nodes = node_results(name, result.result)
         if result.exception is not None:
             message = self.recorder.first_error() or exception_message(result.exception)
@@ -161,6 +189,18 @@ class DbtSession:
         # debug, deps, docs: no node results, so dbt could not do what was asked.
         message = self.recorder.first_error() or f"dbt {name} did not succeed"
         return Outcome("error", args, clock, message, nodes)
+
+    def _said(self, outcome: Outcome) -> Outcome:
+        """What dbt said besides its results, and what it left in the target."""
+        outcome.errors = list(self.recorder.errors)
+        outcome.unmatched = list(self.recorder.unmatched)
+        outcome.full_parse = self.recorder.full_parse
+        outcome.wrote = sorted(
+            name
+            for name in ("manifest.json", "run_results.json", "sources.json")
+            if (self.target_path / name).is_file()
+        )
+        return outcome
 
     def render_inline(self, template: str, listener: Callable[[Any], None]) -> Any:
         """Compile a Jinja template as an inline node on the shared manifest: its

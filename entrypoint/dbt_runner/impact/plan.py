@@ -44,7 +44,9 @@ class Comparison:
 def plan(
     manifest: Any, production: dict[str, Any], built: list[str], max_models: int
 ) -> tuple[list[Comparison], list[ModelImpact]]:
-    """The comparisons to run (at most `max_models`), and the models over the limit."""
+    """The comparisons to run (at most `max_models`), and the models over the limit.
+    `manifest`: the run's; `production`: production's manifest.json (parsed); `built`: the
+    models the run built, in order; `max_models`: the limit."""
     nodes = production.get("nodes", {})
     keys = KeyIndex(manifest)
     comparisons = [_comparison(manifest.nodes[uid], nodes.get(uid), keys) for uid in built]

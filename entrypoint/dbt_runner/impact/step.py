@@ -40,7 +40,9 @@ def built_models(nodes: list[NodeResult], session: DbtSession) -> list[str]:
 def measure_impact(
     session: DbtSession, settings: ImpactSettings, built: list[str], state_dir: Path
 ) -> ImpactInfo:
-    """Compare each built model with production's; the gate's verdict on them."""
+    """Compare each built model with production's; the gate's verdict on them.
+    `session`: dbt, on the run's manifest; `settings`: DBT_RUNNER_PR_IMPACT__*; `built`: the
+    models the run built; `state_dir`: the folder of production's state (its manifest.json)."""
     began = time.monotonic()
     production = json.loads((state_dir / "manifest.json").read_text())
     comparisons, over = plan(session.manifest, production, built, settings.max_models)

@@ -12,14 +12,15 @@ from dbt_runner.config import BUILDING_PHASES, Phase, Settings
 from dbt_runner.state.lookup import fetch_state, look_up_state
 
 if TYPE_CHECKING:
+    from dbt_runner.engine.invocation import DbtInvocation
     from dbt_runner.engine.session import DbtSession
+    from dbt_runner.jobs.step import Step
     from dbt_runner.report.impact import ImpactInfo
-    from dbt_runner.report.model import FreshInfo, NodeResult, StateInfo
-    from dbt_runner.run.sequence import PhaseSequence
+    from dbt_runner.report.model import FreshInfo, NodeResult, PhaseStatus, StateInfo
+    from dbt_runner.report.parts import Target
     from dbt_runner.state.store import Baseline
     from dbt_runner.workspace.namespace import Namespace
     from dbt_runner.workspace.prepare import Workspace
-    from dbt_runner.workspace.target import Target
 
 
 @dataclass
@@ -48,6 +49,32 @@ class Prepared:
     completes: list[str] = field(default_factory=list)  # a retry: the runs it completes
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """Whether a successful run of a job may become the state: the one answer every
+    part that decides it reads (the report's builds_whole_project, preflight, the
+    ledger)."""
+
+    refused: str | None = None  # why not, even when the run succeeds
+    builds: bool = True  # the job has a build or run phase at all
+
+    @property
+    def allowed(self) -> bool:
+        return self.refused is None
+
+
+NO_BUILD = "the job has no build or run phase"
+
+
+@dataclass(frozen=True)
+class Performed:
+    """What a step that is not a dbt command did (a pull request's impact)."""
+
+    status: PhaseStatus
+    message: str | None = None
+    advisory: bool = True
+
+
 @dataclass
 class Findings:
     """What a job found while its phases ran; the run puts it in the report."""
@@ -55,7 +82,6 @@ class Findings:
     fresh: FreshInfo | None = None
     pr_schemas: list[str] | None = None  # the schemas a pull request's run writes to
     impact: ImpactInfo | None = None  # what a pull request's run does to the data
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (stage, config error)
 
 
 class JobKind:
@@ -64,16 +90,21 @@ class JobKind:
     - `before_lease`: a check of its own before it takes the env's lease;
     - `prepare`: the state it compares with and defers to (slim and fresh jobs);
     - `has_work`: whether dbt has anything to do;
-    - `execute`: its phases (the sequence; a retry runs dbt retry instead);
+    - `steps`: the steps the run makes (jobs/steps.py): its phases, as they are, or a
+      retry's own, or a pull request's with its impact after them;
     - `node_selection`: the selection of its node phases (seed, snapshot, run, test,
       build), given the state it compares with (`baseline`, None without one);
     - `before_nodes`: after the parse, before the first node phase: None to go on, or
       why not (the run stops, nothing is built); `selected()` lists the nodes the node
       phases select (a `dbt ls`: asked only by a job that needs it);
+    - `before_step`: as a step starts (a retry's checks: ConfigError refuses it);
     - `build_command`: the build phase's command, once the phases before it ran;
-    - `findings`: what it found, once its phases ran;
-    - `selects_whole_project`, `compiles_whole_project`, `not_promotable`: what its
-      success may claim (the ledger decides with them).
+    - `perform`: a step of its own that is not a dbt command (a pull request's impact);
+    - `findings`: what it found, once its steps ran;
+    - `selects_whole_project`, `compiles_whole_project`, `promotion`: what its success
+      may claim (the ledger decides with them).
+
+    A job kind is policy: it says what the run does, and the run does it (run/).
     """
 
     name = "full"
@@ -104,8 +135,16 @@ class JobKind:
     def has_work(self) -> bool:
         return True
 
-    def execute(self, sequence: PhaseSequence) -> None:
-        sequence.run()
+    def steps(self, phases: list[Step], invocation: DbtInvocation) -> list[Step]:
+        """The steps a run of this job makes, from its phases' (`phases`) and the shared
+        arguments (`invocation`)."""
+        return phases
+
+    def before_step(self, step: Step, context: Context) -> None:
+        return None
+
+    def perform(self, step: Step, context: Context) -> Performed:
+        raise NotImplementedError(f"{self.name} jobs have no step '{step.name}'")
 
     def clean_up(self) -> None:
         return None
@@ -135,15 +174,15 @@ class JobKind:
         need not compile the project again)."""
         return Phase.BUILD in self.settings.job_phases and self.selects_whole_project()
 
-    def not_promotable(self) -> str | None:
-        """Why a successful run of this job must not become the state, if it must not:
-        the state claims the warehouse holds every node's code as built."""
+    def promotion(self) -> Promotion:
+        """Whether a successful run of this job may become the state: the state claims
+        the warehouse holds every node's code as built."""
         s = self.settings
         if not BUILDING_PHASES & set(s.job_phases):
-            return "the job has no build or run phase"
+            return Promotion(NO_BUILD, builds=False)
         if s.selector or s.exclude:
-            return "the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)"
-        return self.narrowed()
+            return Promotion("the job built a selection (DBT_RUNNER_SELECTOR / DBT_RUNNER_EXCLUDE)")
+        return Promotion(self.narrowed())
 
     def narrowed(self) -> str | None:
         """How the job's own selection leaves out part of what its kind builds, if it does."""

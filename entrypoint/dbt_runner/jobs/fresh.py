@@ -53,7 +53,9 @@ def compare(
 ) -> SourceChanges:
     """Each of the project's sources: new data, assumed new (and why), or unchanged.
     `failed`: the sources whose freshness query failed (dbt leaves them out of
-    sources.json, as it does the sources without a freshness rule)."""
+    sources.json, as it does the sources without a freshness rule).
+    `manifest`: the run's; `project`: its name (other packages' sources are not its own);
+    `previous` and `current`: the last good run's sources.json and this run's."""
     changes = SourceChanges()
     before, now = results_by_id(previous), results_by_id(current)
     for unique_id, source in sorted(manifest.sources.items()):
@@ -80,7 +82,10 @@ def too_soon(
     now: datetime,
 ) -> dict[str, str]:
     """Models to leave out under their build_after: selected only for new data, and
-    built within the interval. {unique_id: why}."""
+    built within the interval. {unique_id: why}.
+    `manifest`: the run's; `candidates`: what the build selects; `changed`: what
+    state:modified+ selects (never held back); `nodes`: the state's nodes.json;
+    `job_default`: DBT_RUNNER_FRESH__BUILD_AFTER; `now`: the clock."""
     skipped = {}
     for unique_id in sorted(candidates - changed):
         node = manifest.nodes.get(unique_id)

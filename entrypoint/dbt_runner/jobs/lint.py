@@ -73,7 +73,9 @@ def runner_config(
     folder: Path, project_dir: Path, profiles_dir: Path, target: str | None, adapter: str | None
 ) -> Path:
     """The config the runner adds: where the dbt templater finds the project, profile
-    and target; the dialect; and the default rules when the project has none."""
+    and target; the dialect; and the default rules when the project has none.
+    `folder`: where it is written; `project_dir`, `profiles_dir`, `target`: the run's;
+    `adapter`: the profile's (its dialect)."""
     own = has_own_config(project_dir)
     lines = [] if own else [DEFAULT_CONFIG]
     lines += ["[sqlfluff:templater:dbt]", f"project_dir = {project_dir}"]
@@ -121,7 +123,9 @@ def lint(
     """Lint `files` (relative to `project_dir`, the current folder) with the manifest the
     run parsed (on a copy: the templater changes what it compiles); every finding, the
     files SQLFluff linted (not those its ignore files leave out), and the config and
-    dialect used."""
+    dialect used.
+    `manifest`: the run's parse; `extra_config`: the runner's config (runner_config);
+    `adapter`: the profile's."""
     from sqlfluff.core import Linter
 
     config = fluff_config(project_dir, extra_config, adapter)
@@ -188,7 +192,9 @@ def lint_phase(
     session: DbtSession, project: Project, baseline: Baseline | None, scratch: Path
 ) -> tuple[PhaseStatus, str, LintInfo | None]:
     """The lint phase: SQLFluff on the files in scope, with the run's manifest. Its
-    status, what it says, and the findings."""
+    status, what it says, and the findings.
+    `session`: dbt (its manifest); `project`: the project linted; `baseline`: a slim job's
+    state (then only what changed); `scratch`: a folder for the runner's config."""
     selected = None
     if baseline is not None:  # a slim job: only what changed
         changed = ["build", "--select", "state:modified", "--state", str(baseline.dir)]

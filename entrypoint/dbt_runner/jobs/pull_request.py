@@ -9,24 +9,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.config import BUILDING_PHASES
-from dbt_runner.engine.session import Clock
+from dbt_runner.engine.kinds import kind_of, makes_relation
 from dbt_runner.errors import ConfigError
 from dbt_runner.impact.step import built_models, measure_impact
-from dbt_runner.jobs.base import Context, Findings, JobKind
-from dbt_runner.report.impact import ImpactInfo
-from dbt_runner.report.parts import PhaseStatus
+from dbt_runner.jobs.base import NO_BUILD, Context, Findings, JobKind, Performed, Promotion
+from dbt_runner.jobs.step import Step
 from dbt_runner.workspace.namespace import Namespace
 
 if TYPE_CHECKING:
-    from dbt_runner.run.sequence import PhaseSequence
+    from dbt_runner.engine.invocation import DbtInvocation
     from dbt_runner.state.store import Baseline
 
 log = logging.getLogger(__name__)
 
 IMPACT = "impact"
-
-# Nodes whose build creates a relation.
-BUILT_TYPES = {"model", "seed", "snapshot"}
 
 
 class PullRequest(JobKind):
@@ -40,35 +36,46 @@ class PullRequest(JobKind):
     def node_selection(self, baseline: Baseline | None) -> list[str]:
         return self.inner.node_selection(baseline)
 
-    def execute(self, sequence: PhaseSequence) -> None:
-        """The job's phases, then what they did to the data against production."""
-        self.inner.execute(sequence)
+    def steps(self, phases: list[Step], invocation: DbtInvocation) -> list[Step]:
+        """The job's steps, then what they did to the data against production."""
+        steps = self.inner.steps(phases, invocation)
         builds = BUILDING_PHASES & set(self.settings.job_phases)
         if self.settings.pr_impact.enabled and builds:
-            self.found.impact = self._impact(sequence)
+            impact = Step(
+                IMPACT,
+                "impact",
+                ("compare", "with", "production"),
+                advisory=True,
+                always=True,
+                said_when_skipped=False,
+            )
+            steps = [*steps, impact]
+        return steps
 
-    def _impact(self, sequence: PhaseSequence) -> ImpactInfo | None:
+    def before_step(self, step: Step, context: Context) -> None:
+        self.inner.before_step(step, context)
+
+    def perform(self, step: Step, context: Context) -> Performed:
         """The impact step, a phase of the report: advisory unless its gate fails."""
-        recorder, baseline = sequence.recorder, sequence.baseline
-        built = built_models(recorder.nodes, sequence.session)
-        why = _no_impact(baseline, built)
-        if why is not None or baseline is None:
-            recorder.skipped(IMPACT, f"skipped: {why}")
-            return None
-        clock = Clock()
+        if step.name != IMPACT:
+            return self.inner.perform(step, context)
+        built = built_models(context.nodes, context.session)
+        why = _no_impact(context.baseline, built)
+        if why is not None or context.baseline is None:
+            return Performed("skipped", f"skipped: {why}", advisory=False)
         try:
-            info = measure_impact(sequence.session, self.settings.pr_impact, built, baseline.dir)
+            info = measure_impact(
+                context.session, self.settings.pr_impact, built, context.baseline.dir
+            )
         except KeyboardInterrupt:
-            recorder.record(IMPACT, "interrupted", clock, advisory=True)
             raise
         except Exception as exc:  # the impact never fails the run but by its gate
             log.debug("impact failed", exc_info=True)
-            recorder.record(IMPACT, "error", clock, message=f"{exc}", advisory=True)
-            return None
-        status: PhaseStatus = "failed" if info.gate else "success"
-        message = info.gate or info.headline()
-        recorder.record(IMPACT, status, clock, message=message, advisory=info.gate is None)
-        return info
+            return Performed("error", f"{exc}")
+        self.found.impact = info
+        if info.gate:
+            return Performed("failed", info.gate, advisory=False)
+        return Performed("success", info.headline())
 
     def before_nodes(self, context: Context, selected: Callable[[], set[str]]) -> str | None:
         """Every node the job's node phases select writes inside the namespace, or the
@@ -97,11 +104,11 @@ class PullRequest(JobKind):
     def compiles_whole_project(self) -> bool:
         return self.inner.compiles_whole_project()
 
-    def not_promotable(self) -> str | None:
-        reason = self.inner.not_promotable()
-        if reason == "the job has no build or run phase":
-            return reason
-        return "a pull-request run: its relations live in the pull request's schemas"
+    def promotion(self) -> Promotion:
+        inner = self.inner.promotion()
+        if not inner.builds:
+            return Promotion(NO_BUILD, builds=False)
+        return Promotion("a pull-request run: its relations live in the pull request's schemas")
 
 
 def _no_impact(baseline: Baseline | None, built: list[str]) -> str | None:
@@ -132,8 +139,8 @@ def check_nodes(manifest: Any, selected: set[str], namespace: Namespace) -> list
 
 
 def _creates_relation(node: Any) -> bool:
-    kind = str(getattr(node.resource_type, "value", node.resource_type))
-    config = node.config
-    if kind == "test":
-        return bool(getattr(config, "store_failures", False))
-    return kind in BUILT_TYPES and getattr(config, "materialized", "") != "ephemeral"
+    """A relation the build makes: a model, seed or snapshot (not ephemeral), or a
+    test's stored failures."""
+    if kind_of(node) == "test":
+        return bool(getattr(node.config, "store_failures", False))
+    return makes_relation(node)

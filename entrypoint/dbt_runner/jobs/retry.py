@@ -24,25 +24,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_runner.config import Settings
-from dbt_runner.engine.artifacts import keep_run_results
 from dbt_runner.engine.kinds import NODE_COMMANDS
-from dbt_runner.engine.session import RETRY
+from dbt_runner.engine.session import NO_WRITE, PARSE, RETRY
 from dbt_runner.errors import ConfigError, InfraError
-from dbt_runner.jobs.base import JobKind, Prepared
+from dbt_runner.jobs.base import Context, JobKind, Prepared
+from dbt_runner.jobs.step import Step
 from dbt_runner.outputs.publish import RUNNING, read_last_run
 from dbt_runner.report.model import PhaseResult, RunReport, StateInfo
+from dbt_runner.report.parts import Inputs
 from dbt_runner.state import ledger
 from dbt_runner.state.lease import current_holder
 from dbt_runner.state.store import StateError, open_state
 from dbt_runner.state.writes import WriteLogStore
 from dbt_runner.storage import Storage, join_key, open_storage
 from dbt_runner.storage.keys import run_key
-from dbt_runner.workspace.inputs import Inputs, env_var_names
+from dbt_runner.workspace.inputs import env_var_names
+from dbt_runner.workspace.project import project_has_packages
 
 if TYPE_CHECKING:
-    from dbt_runner.run.sequence import PhaseSequence
+    from dbt_runner.engine.invocation import DbtInvocation
+    from dbt_runner.engine.session import DbtSession
+    from dbt_runner.report.parts import Target
     from dbt_runner.workspace.prepare import Workspace
-    from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
 AGAIN = "run the job again (dbt-runner run)"
@@ -81,7 +84,8 @@ def nothing_written_since(
     settings: Settings, previous: RunReport, project: str, target: Target | None
 ) -> list[str]:
     """The runs a retry of `previous` completes (it, and those it completes), once the
-    target's write log shows nothing else wrote into it since (ConfigError)."""
+    target's write log shows nothing else wrote into it since (ConfigError).
+    `settings`: the retry's; `project`: its name; `target`: where the run wrote."""
     store = open_state(settings, project, settings.env)
     if store is None or target is None:
         return [previous.run_id]
@@ -97,7 +101,9 @@ def retry_state(
     settings: Settings, previous: RunReport, deferred: StateInfo | None, completes: list[str]
 ) -> StateInfo | None:
     """What a retry's promotion would record: the earlier run's view of its target's
-    writes, covering the retry and the runs it completes too (`completes`)."""
+    writes, covering the retry and the runs it completes too (`completes`).
+    `settings`: the retry's; `previous`: the run it completes; `deferred`: the state that
+    run deferred to, put back."""
     store = open_state(settings, str(previous.project), settings.env)
     if store is None:
         return deferred
@@ -235,45 +241,44 @@ class Retry(JobKind):
     def has_work(self) -> bool:
         return self.retry_dir is not None
 
-    def execute(self, sequence: PhaseSequence) -> None:
+    def steps(self, phases: list[Step], invocation: DbtInvocation) -> list[Step]:
         """Packages (a fresh container has none), the project parsed and compared with
-        what the earlier run built, then dbt retry."""
-        assert self.retry_dir is not None  # noqa: S101 (has_work)
-        try:
-            deps = sequence.project.has_packages and sequence.dbt("deps", ["deps"])
-            if (deps and deps.status != "success") or not sequence.parse():
-                return
-            self._check_unchanged(sequence)
-            self._check_inputs(sequence)
-            command = [RETRY, "--state", str(self.retry_dir)]
-            if self.settings.threads:
-                command += ["--threads", str(self.settings.threads)]
-            # retry takes no --target: dbt reuses the earlier invocation's.
-            common = sequence.session.common(target=False)
-            try:
-                sequence.dbt(RETRY, command, has_nodes=True, common=common)
-                sequence.session.manifest_written = True  # dbt retry writes its own
-            finally:
-                keep_run_results(sequence.session.target_path, RETRY)
-        finally:
-            sequence.finish()
+        what the earlier run built (before_step), then dbt retry: its own steps."""
+        common = tuple(invocation.common_args())
+        steps = []
+        if project_has_packages(invocation.project_dir):
+            steps.append(Step("deps", "dbt", ("deps",), common))
+        steps.append(Step(PARSE, "parse", ("parse", NO_WRITE), common, said_when_skipped=False))
+        command = [RETRY, "--state", str(self.settings.run_dir / "retry")]
+        if self.settings.threads:
+            command += ["--threads", str(self.settings.threads)]
+        # retry takes no --target: dbt reuses the earlier invocation's.
+        common = tuple(invocation.common_args(target=False))
+        retry = Step(RETRY, "dbt", tuple(command), common, node_phase=True, has_nodes=True)
+        return [*steps, retry]
 
-    def _check_unchanged(self, sequence: PhaseSequence) -> None:
+    def before_step(self, step: Step, context: Context) -> None:
+        """Before dbt retry: the code and the values the earlier run was built with."""
+        if step.name == RETRY:
+            self._check_unchanged(context.session)
+            self._check_inputs(context.session)
+
+    def _check_unchanged(self, session: DbtSession) -> None:
         """dbt's own state:modified+ against the earlier run's manifest: a node it built
         that has changed since would stay old in the warehouse while the state says new."""
         assert self.retry_dir is not None  # noqa: S101 (has_work)
         command = ["build", "--select", "state:modified+", "--state", str(self.retry_dir / "built")]
-        modified = sequence.session.selected(command)
+        modified = session.selected(command)
         if modified is None:
             raise ConfigError(f"dbt could not compare the project with the run it retries: {AGAIN}")
         changed = ledger.changed_since(self.previous_id, modified, self.retried)
         if changed is not None:
             raise ConfigError(changed)
 
-    def _check_inputs(self, sequence: PhaseSequence) -> None:
+    def _check_inputs(self, session: DbtSession) -> None:
         """The vars and environment variables the earlier run was built with are this
         retry's (those it read, and those this parse reads)."""
-        manifest, workspace = sequence.session.manifest, self.workspace
+        manifest, workspace = session.manifest, self.workspace
         if self.built_with is None or manifest is None or workspace is None:
             return
         read = env_var_names(workspace.project.source_dir, manifest.env_vars)

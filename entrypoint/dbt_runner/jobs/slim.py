@@ -8,15 +8,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from dbt_runner.engine.kinds import BUILT_TYPES, NODE_COMMANDS
 from dbt_runner.jobs.base import JobKind, state_selection, user_selection
 
 if TYPE_CHECKING:
     from dbt_runner.report.model import NodeResult
     from dbt_runner.state.store import Baseline
 
-# The commands whose nodes a slim build selected.
-NODE_COMMANDS = {"seed", "snapshot", "run", "test", "build"}
-BUILT_TYPES = ("model", "seed", "snapshot")
 # DBT_RUNNER_SLIM__SELECT criteria that take in every change and all that reads it
 # (state:modified+, with or without parents); any other narrows it.
 EVERY_CHANGE = re.compile(r"(\d*\+)?state:modified\+|@state:modified")

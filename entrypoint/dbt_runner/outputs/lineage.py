@@ -53,6 +53,7 @@ from openlineage.common.provider.dbt.utils import (  # type: ignore[import-untyp
 )
 
 from dbt_runner.config import LineageSettings
+from dbt_runner.engine.kinds import NODE_COMMAND_ORDER
 from dbt_runner.report.model import LineageInfo, RunReport
 from dbt_runner.versions import runner_version
 from dbt_runner.workspace.prepare import Workspace
@@ -60,7 +61,6 @@ from dbt_runner.workspace.prepare import Workspace
 log = logging.getLogger(__name__)
 
 # The run_results.json of each phase that executes nodes, kept by the phase runner.
-NODE_PHASES = ("seed", "snapshot", "run", "test", "build", "retry")
 RETRY = {"total": 1, "connect": 1, "read": 0, "status": 0, "backoff_factor": 0.2}
 # The run facets dbt-ol copies from the first node event to its wrapping job's events.
 JOB_FACETS = ("dbt_version", "processing_engine", "dbt_run")
@@ -156,9 +156,12 @@ def node_events(
     target: str | None,
     parent: Any,
 ) -> list[Any]:
-    """The events of every node phase's run results, in the order the phases ran."""
+    """The events of every node phase's run results, in the order the phases ran.
+    `settings`: DBT_RUNNER_LINEAGE__*; `project_dir`: the project; `target_path`: dbt's
+    target (its manifest and each phase's run results); `target`: the profile's target;
+    `parent`: the run, as every node event's parent."""
     events: list[Any] = []
-    for phase in NODE_PHASES:
+    for phase in NODE_COMMAND_ORDER:
         results = target_path / "phases" / phase / "run_results.json"
         if not results.is_file():
             continue
@@ -190,7 +193,10 @@ def job_events(
 ) -> tuple[Any, Any]:
     """The run's own START and COMPLETE (or FAIL), as dbt-ol's wrapping job: its parent
     is the orchestrator's run when there is one, and it carries dbt's version,
-    processing engine and invocation facets from the first node event."""
+    processing engine and invocation facets from the first node event.
+    `settings`: DBT_RUNNER_LINEAGE__*; `report`: the run's; `run_id`: its OpenLineage run
+    id; `orchestrator`: the run that launched it, if one did; `first_node`: the first node
+    event (its facets)."""
     job = Job(
         namespace=job_namespace(settings, orchestrator),
         name=job_name(report),
@@ -220,7 +226,9 @@ def run_parent(
     settings: LineageSettings, report: RunReport, run_id: str, orchestrator: Any
 ) -> ParentRunMetadata:
     """The parent facet of every node event: this run, as its own events name it, and
-    the root of the chain (the orchestrator's root when it gives one, else this run)."""
+    the root of the chain (the orchestrator's root when it gives one, else this run).
+    `settings`: DBT_RUNNER_LINEAGE__*; `report`: the run's; `run_id`: its OpenLineage run
+    id; `orchestrator`: the run that launched it, if one did."""
     own = (run_id, job_name(report), job_namespace(settings, orchestrator))
     root = own
     if orchestrator is not None:
@@ -272,7 +280,9 @@ def emit(
     budget_s: float | None = None,
 ) -> LineageInfo:
     """Send the run's events (within `budget_s` in all, when given: after a stop);
-    whatever fails is the returned info's error."""
+    whatever fails is the returned info's error.
+    `settings`: DBT_RUNNER_LINEAGE__*; `report`: the run's; `project_dir`: the project;
+    `target_path`: dbt's target; `target`: the profile's target."""
     info = LineageInfo(url=safe_url(str(settings.url)))
     started = time.monotonic()
     if budget_s is not None:
@@ -307,7 +317,9 @@ def emit_for(
 ) -> LineageInfo:
     """The run's events, with the profile's environment set (its env_var()s render as
     dbt rendered them): what was sent, and what stopped the rest. `budget_s`: the time
-    they may take in all (after a stop)."""
+    they may take in all (after a stop).
+    `settings`: DBT_RUNNER_LINEAGE__*; `report`: the run's; `workspace`: its project and
+    profile."""
     with workspace.dbt_context():
         return emit(
             settings,

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from dbt_runner.config import Settings
+from dbt_runner.engine.kinds import BUILT_TYPES
 from dbt_runner.report.model import RunReport
 
 RUN_METRICS = (
@@ -37,7 +38,6 @@ NODE_METRICS = (
     ("NodeDuration", "Seconds", "a node's execution time"),
     ("NodeSucceeded", "Count", "1 when the node succeeded, passed or warned"),
 )
-BUILT = ("model", "seed", "snapshot")
 
 
 def emit_for(settings: Settings, report: RunReport) -> None:
@@ -92,7 +92,10 @@ async def _flush(report: RunReport, namespace: str, per_node: bool) -> None:
         run.put_metric(name, value, units[name])
     await run.flush()
     for node in report.nodes if per_node else []:
-        if node.resource_type not in BUILT and node.resource_type not in ("test", "unit_test"):
+        if node.resource_type not in BUILT_TYPES and node.resource_type not in (
+            "test",
+            "unit_test",
+        ):
             continue
         logger = create_metrics_logger()
         _describe(logger, namespace, dimensions | {"Node": node.unique_id}, report)

@@ -41,7 +41,9 @@ def link(storage: Storage, key: str, public_url: str | None) -> str:
 
 
 def run_links(storage: Storage, project: str, report: RunReport, public_url: str | None) -> Links:
-    """Where this run's files and page are (or will be) published."""
+    """Where this run's files and page are (or will be) published.
+    `storage`: the artifacts'; `project`: its name; `report`: the run's; `public_url`:
+    DBT_RUNNER_ARTIFACTS_PUBLIC_URL (None: the storage's own URLs)."""
     prefix = run_key(project, report.env, report.run_id)
     return Links(
         run_url=link(storage, prefix, public_url),
@@ -58,7 +60,9 @@ def publish_artifacts(
     public_url: str | None = None,
 ) -> tuple[list[str], str | None]:
     """Upload this run's dbt artifacts and log; replace the docs if they were generated.
-    The files published, and the docs' address when they were."""
+    The files published, and the docs' address when they were.
+    `storage`: the artifacts'; `project`: its name; `report`: the run's; `target_path`:
+    dbt's target folder; `log_path`: dbt's log folder; `public_url`: as `run_links`'."""
     prefix = run_key(project, report.env, report.run_id)
     files = [(name, target_path / name) for name in ARTIFACTS]
     files += [
@@ -81,7 +85,9 @@ def publish_artifacts(
 def publish_docs(
     storage: Storage, project: str, env: str, target_path: Path, public_url: str | None
 ) -> str:
-    """The docs site this run generated replaces the last one; its address."""
+    """The docs site this run generated replaces the last one; its address.
+    `storage`: the artifacts'; `project`, `env`: whose docs; `target_path`: where dbt
+    generated them; `public_url`: as `run_links`'."""
     docs_prefix = docs_key(project, env)
     published = []
     for name in DOCS_FILES:
@@ -109,7 +115,9 @@ def publish_reports(
     """Upload the report files next to the run's artifacts, and the run page beside the
     docs too; then, for a run that marked its start (`last_run`), record how it ended
     in last_run.json (what `dbt-runner retry` starts from). `only`: just these files
-    (the final upload, of what notifying changed)."""
+    (the final upload, of what notifying changed).
+    `storage`: the artifacts'; `project`: its name; `report`: the run's; `paths`: the report
+    files written."""
     prefix = run_key(project, report.env, report.run_id)
     for path in paths:
         if only is not None and path.name not in only:

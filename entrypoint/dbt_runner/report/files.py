@@ -20,8 +20,6 @@ from dbt_runner.report.markdown import to_markdown
 from dbt_runner.report.model import RunReport
 from dbt_runner.report.sarif import to_sarif
 
-REPORT_FILES = ("report.json", "report.html", "summary.md", "junit.xml", "lint.sarif")
-
 
 def write_report_files(
     report: RunReport, folder: Path, only: Collection[str] | None = None

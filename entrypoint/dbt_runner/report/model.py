@@ -19,6 +19,7 @@ from dbt_runner.report.parts import (
     Flaky,
     FreshInfo,
     HistoryInfo,
+    Inputs,
     LineageInfo,
     Links,
     LintFinding,
@@ -34,11 +35,10 @@ from dbt_runner.report.parts import (
     RunError,
     RunStatus,
     StateInfo,
+    Target,
     now,
     outcome_of,
 )
-from dbt_runner.workspace.inputs import Inputs
-from dbt_runner.workspace.target import Target
 
 
 class RunReport(BaseModel):
@@ -160,15 +160,16 @@ class RunReport(BaseModel):
     def add_error(
         self, stage: str, message: str, exit_code: ExitCode, detail: str | None = None
     ) -> None:
+        """`stage`: where; `message`: one line; `exit_code`: what it makes of the run's;
+        `detail`: a traceback, for a bug report."""
         self.errors.append(
             RunError(stage=stage, message=message, exit_code=int(exit_code), detail=detail)
         )
 
-    def finish(self, stopped_by: int | None = None) -> None:
-        """Stamp the end (once, after every step that can add an error, before the last
-        write). `stopped_by`: the exit code of a signal or the timeout that stopped it
-        (the run sets it as soon as it knows, so every rendering says it)."""
-        self.stopped_by = stopped_by if stopped_by is not None else self.stopped_by
+    def finish(self) -> None:
+        """Stamp the end (once, after every step that can add an error, before the
+        notifications; the run sets `stopped_by` as soon as it knows of a stop, so every
+        rendering says it)."""
         self.finished_at = now()
 
     def _outcome(self, stopped_by: int | None) -> tuple[int, RunStatus]:

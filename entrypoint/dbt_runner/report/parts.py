@@ -4,9 +4,11 @@ the data path found (state, lint, fresh, history, lineage, a pull request's sche
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dbt_runner.errors import ExitCode
 
@@ -51,6 +53,56 @@ def outcome_of(status: str) -> Outcome:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+MEMORY = ":memory:"
+
+
+class Target(BaseModel):
+    """Where a run's relations live."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, frozen=True)
+
+    adapter: str
+    location: str = Field(
+        description="host:port, the DuckDB file's absolute path, the BigQuery project"
+    )
+    database: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+
+    def describe(self) -> str:
+        parts = [self.adapter, self.location]
+        if self.database:
+            parts.append(f"database {self.database}")
+        if self.schema_:
+            parts.append(f"schema {self.schema_}")
+        return " ".join(parts)
+
+    def differences(self, other: Target) -> list[str]:
+        """What differs from `other`, as `field a -> b`."""
+        mine, theirs = self.model_dump(by_alias=True), other.model_dump(by_alias=True)
+        return [
+            f"{name} {theirs[name]} -> {mine[name]}" for name in mine if mine[name] != theirs[name]
+        ]
+
+    def duckdb_file(self) -> Path | None:
+        """The local DuckDB file, None for other adapters and remote databases."""
+        if self.adapter != "duckdb" or self.location == MEMORY or has_scheme(self.location):
+            return None
+        return Path(self.location)
+
+
+def has_scheme(path: str) -> bool:
+    """md:, s3://, ducklake: ... (one letter would be a Windows drive)."""
+    scheme = urlparse(path).scheme
+    return len(scheme) > 1
+
+
+class Inputs(BaseModel):
+    """The digests of what a parse read besides the project's files."""
+
+    vars: str  # the run's dbt vars (DBT_RUNNER_VARS) and dbt_project.yml's `vars:`
+    env_vars: dict[str, str | None]  # name -> digest of its value, None when unset
 
 
 class NodeResult(BaseModel):

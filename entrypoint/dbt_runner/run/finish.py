@@ -31,7 +31,14 @@ from dbt_runner.storage.file import owner_hint
 from dbt_runner.workspace.scratch import remove_run_dir
 
 if TYPE_CHECKING:
-    from dbt_runner.run.pipeline import Run
+    from collections.abc import Callable
+
+    from dbt_runner.aws import AwsSettings
+    from dbt_runner.config import NotifySettings
+    from dbt_runner.report.model import RunReport
+    from dbt_runner.run.guard import Stopped
+    from dbt_runner.run.outcome import RunOutcome
+    from dbt_runner.run.stages import Stages
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +46,30 @@ log = logging.getLogger(__name__)
 class Finish:
     """The finishing steps of one run."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.report, self.settings, self.stages = run.report, run.settings, run.stages
+    def __init__(
+        self,
+        outcome: RunOutcome,
+        report: RunReport,
+        stages: Stages,
+        release_lease: Callable[[], None],
+    ) -> None:
+        """`outcome`: what the run built and found; `report` and `stages`: where the
+        steps say what they find; `release_lease`: gives the env's lease back."""
+        self.run, self.release_lease = outcome, release_lease
+        self.report, self.settings, self.stages = report, outcome.settings, stages
         self.storage: Storage | None = None
         self.keep_run_dir = False  # the local artifacts, when they could not be published
         self.errors_reported = 0  # the report's errors when its files were first written
 
-    def everything(self) -> None:
+    def everything(self, stopped: Stopped | None) -> None:
+        """Every step, in order; `stopped`: the stop that ended the run, if one did."""
         settle()  # what dbt left lives until the end: the collector skips it from here
-        stop = self.run.guard.stopped()
-        if stop is not None:  # one line and one error saying why, where it happened
-            self.stages.fail(self.stages.current, stop)
+        if stopped is not None:  # one line and one error saying why, where it happened
+            self.stages.fail(self.stages.current, stopped)
             # Before anything renders the report: every file and message says the stop.
-            self.report.stopped_by = self.run.guard.exit_code
+            self.report.stopped_by = stopped.exit_code
         # What a later run reads: the state, the artifacts, the history, the reports.
-        StateStep(self.run).everything()
+        StateStep(self.run, self.report, self.stages).everything()
         self.publish()
         self.history()
         self.report.finish()  # the verdict and the clock: nothing after adds an error
@@ -62,7 +77,7 @@ class Finish:
             metrics.emit_for(self.settings, self.report)
         self.report.finishing = self._still_to_come()
         paths = self.reports()
-        self.run.release_lease()  # the env is free: nothing after this is read by a run
+        self.release_lease()  # the env is free: nothing after this is read by a run
         # What people read, within what is left after a stop.
         append_step_summary(self.report)
         print_node_annotations(self.report)
@@ -88,7 +103,12 @@ class Finish:
         target = workspace.target_path if workspace else self.settings.run_dir / "target"
         public = self.settings.artifacts_public_url
         with self.stages.step("publish"):
-            storage = self.storage = open_storage(self.settings.artifacts_url, self.settings.aws)
+            storages = self.run.storages
+            storage = self.storage = (
+                storages.artifacts
+                if storages is not None
+                else open_storage(self.settings.artifacts_url, self.settings.aws)
+            )
             self.report.links = run_links(storage, project, self.report, public)
             try:
                 log_path = workspace.log_path if workspace else None
@@ -112,7 +132,7 @@ class Finish:
     def lineage(self) -> None:
         if not self.settings.lineage.url or self.run.workspace is None:
             return
-        left = self.run.guard.notify_budget()
+        left = self.run.notify_budget()
         if left is not None and left <= 0:
             self.stages.warn("lineage not sent: the time after the stop was spent")
             return
@@ -132,18 +152,17 @@ class Finish:
         why = why_no_comment(self.settings.github, self.report)
         if why:
             self.stages.warn(why)
-        if why is not None or self.run.guard.exit_code is not None or self.report.pr is None:
+        if why is not None or self.run.stop.exit_code is not None or self.report.pr is None:
             return
         with self.stages.advisory("comment"):
             self.report.pr.comment_url = post_comment(self.settings.github, self.report)
 
     def notify(self) -> None:
         with self.stages.step("notify"):
-            budget = self.run.guard.notify_budget()
-            sent, problems = notify.send_all(
+            budget = self.run.notify_budget()
+            problems = notify_channels(
                 self.settings.notify, self.report, self.settings.aws, budget_s=budget
             )
-            self.report.notifications = sent
             for problem in problems:
                 self.stages.warn(problem)
 
@@ -210,3 +229,19 @@ class Finish:
     def _keep_local_artifacts(self, target: Path) -> None:
         self.keep_run_dir = True
         log.warning("local artifacts kept in %s", target)
+
+
+def notify_channels(
+    settings: NotifySettings,
+    report: RunReport,
+    aws_settings: AwsSettings | None = None,
+    quiet: bool = False,
+    budget_s: float | None = None,
+) -> list[str]:
+    """Every run's notifying, configured or not: what was sent goes into the report,
+    the problems are returned. `settings`: DBT_RUNNER_NOTIFY__*; `report`: the run's;
+    `aws_settings`: for triggers' secrets; `quiet`: log nothing; `budget_s`: the time
+    it may take in all (after a stop)."""
+    sent, problems = notify.send_all(settings, report, aws_settings, quiet, budget_s)
+    report.notifications = sent
+    return problems

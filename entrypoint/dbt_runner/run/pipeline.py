@@ -26,8 +26,11 @@ from dbt_runner.jobs.slim import slim_nodes
 from dbt_runner.outputs.publish import mark_started
 from dbt_runner.process import started_at
 from dbt_runner.report.model import PreparedInfo, PullRequestInfo, RunReport
+from dbt_runner.report.parts import Inputs
 from dbt_runner.run.finish import Finish
 from dbt_runner.run.guard import Guard
+from dbt_runner.run.outcome import RunOutcome, Stop
+from dbt_runner.run.preflight import ArtifactsUnwritable, lease_for, run_preflight
 from dbt_runner.run.recorder import PhaseRecorder
 from dbt_runner.run.sequence import PhaseSequence
 from dbt_runner.run.stages import StageFailed, Stages
@@ -36,10 +39,9 @@ from dbt_runner.state.lease import Holder, Lease, busy_message
 from dbt_runner.state.promotion import Claim, begin_building
 from dbt_runner.state.seeds import UnhashedSeed, unhashed_seeds
 from dbt_runner.state.store import Baseline
-from dbt_runner.storage import open_storage
+from dbt_runner.storage import open_storages
 from dbt_runner.versions import dbt_version, runner_version
 from dbt_runner.workspace.inputs import env_var_names
-from dbt_runner.workspace.preflight import ArtifactsUnwritable, lease_for, run_preflight
 from dbt_runner.workspace.prepare import Workspace, open_workspace
 from dbt_runner.workspace.project import describe_project, repository_prefix
 
@@ -59,10 +61,12 @@ class Run:
             env=settings.env,
             job=self.job.name,
             run_id=settings.run_id,
-            builds_whole_project=self.job.not_promotable() is None,
+            builds_whole_project=self.job.promotion().allowed,
         )
         self.stages = Stages(self.report)
         self.guard = Guard(settings.timeout_s)
+        # Opened once, handed to every step that reads or writes them (no I/O yet).
+        self.storages = open_storages(settings.artifacts_url, settings.state_url, settings.aws)
         self.workspace: Workspace | None = None
         self.baseline: Baseline | None = None
         self.lease: Lease | None = None
@@ -86,11 +90,30 @@ class Run:
                 log.warning("run stopped during %s: %s", self.stages.current, self.guard.reason)
             self.guard.disarm()  # from here on, finish whatever happens
             try:
-                Finish(self).everything()
+                finish = Finish(self.outcome(), self.report, self.stages, self.release_lease)
+                finish.everything(self.guard.stopped())
             finally:
                 self.job.clean_up()
                 self.release_lease()  # finishing gave it back already, unless it broke
         return self.report.exit_code
+
+    def outcome(self) -> RunOutcome:
+        """What this run built and found, for finishing."""
+        stop = Stop(self.guard.exit_code, self.guard.notify_budget)
+        return RunOutcome(
+            settings=self.settings,
+            promotion=self.job.promotion(),
+            workspace=self.workspace,
+            session=self.session,
+            written=tuple(self.written),
+            unhashed_seeds=dict(self.unhashed_seeds),
+            claim=self.claim,
+            publishable=self.publishable,
+            marked=self.marked,
+            lease_lost=self.lease is not None and self.lease.lost,
+            stop=stop,
+            storages=self.storages,
+        )
 
     def release_lease(self) -> None:
         """The env is free for the next run: called once this run's writes that a later
@@ -130,12 +153,13 @@ class Run:
             self.report.project = project.name
             self.report.path_prefix = repository_prefix(project.source_dir)
             try:
-                run_preflight(self.settings, project, self.report.builds_whole_project)
+                may_promote = self.report.builds_whole_project
+                run_preflight(self.settings, project, may_promote, self.storages)
             except ArtifactsUnwritable:
                 self.publishable = False  # said once; the report stays local
                 raise
             self.job.before_lease(project.name)
-            taken = lease_for(self.settings, project, self.report.job)
+            taken = lease_for(self.settings, project, self.report.job, self.storages)
         if isinstance(taken, Holder):  # another run holds the env: DBT_RUNNER_CONCURRENCY=skip
             self.report.skipped = f"skipped: {busy_message(self.settings, project.name, taken)}"
             log.warning("%s", self.report.skipped)
@@ -184,7 +208,7 @@ class Run:
         )
         try:
             with self.stages.stage("dbt"), workspace.dbt_context():
-                self.job.execute(sequence)
+                sequence.run()
         finally:
             self._found(sequence)
 
@@ -193,13 +217,13 @@ class Run:
         target that a run killed outright leaves behind."""
         if self.publishable:
             with self.stages.stage("publish"):
-                storage = open_storage(self.settings.artifacts_url, self.settings.aws)
-                mark_started(storage, workspace.project.name, self.report)
+                mark_started(self.storages.artifacts, workspace.project.name, self.report)
                 self.marked = True
         with self.stages.stage("state"):
             name, target = workspace.project.name, self.report.target
             job, completes = self.report.job, self.completes
-            self.claim = begin_building(self.settings, name, target, job, completes)
+            state = self.storages.state
+            self.claim = begin_building(self.settings, name, target, job, completes, state)
 
     def _found(self, sequence: PhaseSequence) -> None:
         """What the phases found, into the report."""
@@ -210,7 +234,9 @@ class Run:
             self.report.pr.schemas = findings.pr_schemas
         self.report.impact = findings.impact
         self.written = sequence.session.written(self.report.nodes)
-        self._what_the_parse_read(sequence.session.manifest)
+        self.report.inputs, self.unhashed_seeds = what_the_parse_read(
+            self, sequence.session.manifest
+        )
         refused = sequence.session.full_parse
         prepared = self.report.prepared
         if prepared is not None and prepared.parse and refused is not None:
@@ -220,18 +246,21 @@ class Run:
             nodes = slim_nodes(self.report.nodes, sequence.session.manifest)
             self.report.state = self.report.state.model_copy(update=nodes)
 
-    def _what_the_parse_read(self, manifest: Any) -> None:
-        """Besides the files: the vars and environment variables (the report's inputs,
-        which a promotion records and a retry compares with) and, when the job keeps
-        state, the seeds dbt records by path (hashed only then)."""
-        workspace = self.workspace
-        if manifest is None or workspace is None:
-            return
-        if not self.inputs_unknown:
-            names = env_var_names(workspace.project.source_dir, manifest.env_vars)
-            self.report.inputs = workspace.inputs(names)
-        if self.settings.state_url is not None:
-            self.unhashed_seeds = unhashed_seeds(manifest, workspace.project.dir)
+
+def what_the_parse_read(run: Run, manifest: Any) -> tuple[Inputs | None, dict[str, UnhashedSeed]]:
+    """Besides the files: the vars and environment variables (the report's inputs,
+    which a promotion records and a retry compares with) and, when the job keeps
+    state, the seeds dbt records by path (hashed only then)."""
+    workspace = run.workspace
+    if manifest is None or workspace is None:
+        return run.report.inputs, {}
+    inputs = run.report.inputs
+    if not run.inputs_unknown:
+        inputs = workspace.inputs(env_var_names(workspace.project.source_dir, manifest.env_vars))
+    seeds = {}
+    if run.settings.state_url is not None:
+        seeds = unhashed_seeds(manifest, workspace.project.dir)
+    return inputs, seeds
 
 
 def use_baked(workspace: Workspace) -> PreparedInfo | None:

@@ -74,6 +74,10 @@ class PhaseRecorder:
         advisory: bool = False,
         complete: bool = True,
     ) -> PhaseResult:
+        """A phase of the report, with its nodes. `name`: the phase's; `status`: how it
+        ended; `clock`: when it started (None: it did not); `args`: dbt's arguments;
+        `message`: what it says; `nodes`: its node results; `advisory`: its failure is
+        a warning; `complete`: every node's fate is known."""
         nodes = self._owned(nodes)
         counts: Counter[str] = Counter(node.outcome for node in nodes)
         phase = PhaseResult(

@@ -1,12 +1,12 @@
-"""The phase sequence: a job's phases in the data path's order, with one parse.
+"""The sequence: the run's steps (jobs/steps.py), in order, through one dbt session.
 
-deps and debug run first; the project is parsed once, when the first phase that needs
-the manifest comes; every later phase reuses it. Before the first node phase the job is
-asked whether to go on (a pull request's guard); the build's command is the job's to
-adjust (a fresh job's). A phase that could not run stops every later one, a strict
-phase that failed the strict ones after it; an advisory phase never stops anything. A
-stop (a signal or the timeout) records every phase it left, and leaves run results
-`dbt retry` can complete.
+deps and debug run first; the project is parsed once, by the step before the first
+that needs the manifest; every later step reuses it. Before the first node phase the
+job is asked whether to go on (a pull request's guard), and before each step whether it
+may start (a retry's checks); the build's command is the job's to adjust (a fresh
+job's). A step that could not run stops every later one, a strict step that failed the
+strict ones after it; an advisory step never stops anything. A stop (a signal or the
+timeout) records every step it left, and leaves run results `dbt retry` can complete.
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ import logging
 
 from dbt_runner.config import Phase, Settings
 from dbt_runner.engine.artifacts import keep_run_results, restore_job_run_results
-from dbt_runner.engine.session import NO_WRITE, PARSE, Clock, DbtSession, Interrupted
+from dbt_runner.engine.session import PARSE, Clock, DbtSession, Interrupted
 from dbt_runner.errors import ExitCode
 from dbt_runner.jobs import Context, JobKind
 from dbt_runner.jobs.lint import lint_phase
+from dbt_runner.jobs.step import Step
+from dbt_runner.jobs.steps import NO_COMPILE, steps_for
 from dbt_runner.report.model import LintInfo, PhaseResult
-from dbt_runner.run.commands import (
-    NEEDS_MANIFEST,
-    NODE_PHASES,
-    phase_command,
-    skips_manifest,
-    writes_manifest,
-)
 from dbt_runner.run.recorder import PhaseRecorder
 from dbt_runner.state.store import Baseline
 from dbt_runner.workspace.packages import remember_install
@@ -35,10 +30,11 @@ from dbt_runner.workspace.prepare import Workspace
 log = logging.getLogger(__name__)
 
 STOPPED = "skipped: the run was stopped"
+NOT_PARSED = "skipped: the project did not parse"
 
 
 class PhaseSequence:
-    """Runs the job's phases through one dbt session, recording each."""
+    """Runs the job's steps through one dbt session, recording each."""
 
     def __init__(
         self,
@@ -49,13 +45,16 @@ class PhaseSequence:
         workspace: Workspace,
         baseline: Baseline | None,
     ) -> None:
+        """`job`: the run's kind (its steps, selection and checks); `session`: dbt;
+        `recorder`: the report's phases and nodes; `workspace`: the project and profile;
+        `baseline`: the state a slim or fresh job compares with."""
         self.settings, self.job, self.session = settings, job, session
         self.recorder, self.baseline = recorder, baseline
         self.project = workspace.project
         self.namespace = workspace.profile.namespace
         self.deps_not_needed = workspace.deps_not_needed()
-        self.phases = settings.job_phases
-        self.compiled = False  # every node compiled into the manifest by an earlier phase
+        self.steps = steps_for(settings, job, workspace.invocation(), baseline)
+        self.compiled = False  # every node compiled into the manifest by an earlier step
         self.guarded = False  # the job was asked before the first node phase
         self.lint: LintInfo | None = None  # what the lint phase found
 
@@ -65,102 +64,114 @@ class PhaseSequence:
         )
 
     def run(self) -> None:
-        """Every phase; raise Interrupted when a signal or the timeout stops it."""
-        remaining = list(self.phases)
-        blocked: str | None = None  # why strict phases no longer run
-        stopped: str | None = None  # why nothing runs any more
+        """Every step; raise Interrupted when a signal or the timeout stops it."""
+        remaining = list(self.steps)
+        self.blocked: str | None = None  # why strict steps no longer run
+        self.stopped: str | None = None  # why nothing runs any more
         try:
             while remaining:
-                phase = remaining.pop(0)
-                advisory = phase in self.settings.advisory_phases
-                why = stopped or (blocked if not advisory else None) or self._skip(phase)
-                if not why:
-                    why = stopped = self._ready(phase)  # a phase not ready stops the rest
-                if why:
-                    self.recorder.skipped(phase.value, why)
-                    continue
-                result = self._run(phase, advisory)
-                if advisory or result.status == "success":
-                    continue
-                if result.status == "error":
-                    stopped = f"skipped: {phase.value} could not run"
-                else:
-                    blocked = f"skipped: {phase.value} failed"
+                self._take(remaining.pop(0))
         except KeyboardInterrupt:
-            for phase in remaining:
-                self.recorder.skipped(phase.value, STOPPED)
+            for step in remaining:
+                if step.said_when_skipped:
+                    self.recorder.skipped(step.name, STOPPED)
             raise
         finally:
             self.finish()
+
+    def _take(self, step: Step) -> None:
+        """Run a step, or say why not; what it did decides what runs after it."""
+        why = self._why_not(step, self.blocked, self.stopped)
+        if not why:
+            why = self.stopped = self._guard(step)  # refused: nothing runs after it
+        if why:
+            if step.said_when_skipped:
+                self.recorder.skipped(step.name, why)
+            return
+        result = self._run(step)
+        if result.advisory or result.status == "success":
+            return
+        if step.kind == "parse":
+            self.stopped = NOT_PARSED
+        elif result.status == "error":
+            self.stopped = f"skipped: {step.name} could not run"
+        else:
+            self.blocked = f"skipped: {step.name} failed"
 
     def finish(self) -> None:
         """The job's node run results as run_results.json; the manifest written once."""
         restore_job_run_results(self.session.target_path, self.recorder.ran())
         self.session.write_manifest()
 
-    def _skip(self, phase: Phase) -> str | None:
-        return self.deps_not_needed if phase is Phase.DEPS else None
+    def _why_not(self, step: Step, blocked: str | None, stopped: str | None) -> str | None:
+        """Why a step does not run, from the steps before it, or None."""
+        if step.always:
+            return None
+        if stopped:
+            return stopped
+        if blocked and not step.advisory and step.kind != "parse":
+            return blocked
+        return self.deps_not_needed if step.phase is Phase.DEPS else None
 
-    def _ready(self, phase: Phase) -> str | None:
-        """What a phase needs first: the parse, and the job's word before node phases.
-        Why it cannot run (then nothing after it runs), or None."""
-        if phase in NEEDS_MANIFEST and self.session.manifest is None and not self.parse():
-            return "skipped: the project did not parse"
-        if phase in NODE_PHASES and not self.guarded:
-            self.guarded = True
-            refused = self.job.before_nodes(self.context(), self._selected)
-            if refused is not None:
-                self.recorder.stages.error("pr-guard", refused, ExitCode.CONFIG)
-                return "skipped: a node would write outside the pull request's schemas"
-        return None
+    def _guard(self, step: Step) -> str | None:
+        """The job's word before the first node phase; why not (nothing runs after)."""
+        if not step.node_phase or self.guarded:
+            return None
+        self.guarded = True
+        refused = self.job.before_nodes(self.context(), self._selected)
+        if refused is None:
+            return None
+        self.recorder.stages.error("pr-guard", refused, ExitCode.CONFIG)
+        return "skipped: a node would write outside the pull request's schemas"
 
     def _selected(self) -> set[str]:
         """Every node the job's node phases select."""
         selected: set[str] = set()
-        for phase in (p for p in self.phases if p in NODE_PHASES):
-            selected |= self.session.selected(self._command(phase)) or set()
+        for step in (s for s in self.steps if s.node_phase and s.kind == "dbt"):
+            selected |= self.session.selected(list(step.command)) or set()
         return selected
 
-    def parse(self) -> bool:
-        outcome = self.session.parse()
-        self.recorder.outcome(PARSE, outcome)
-        if outcome.status == "interrupted":
-            raise Interrupted(PARSE)
-        return outcome.status == "success"
-
-    def _command(self, phase: Phase) -> list[str]:
-        return phase_command(
-            phase, self.settings, self.phases, self.compiled, self.baseline, self.job
-        )
-
-    def _run(self, phase: Phase, advisory: bool) -> PhaseResult:
-        command = self._command(phase)
-        if phase is Phase.BUILD:
-            command = self.job.build_command(command, self.context())
-        if phase is Phase.DOCS:
-            self.session.write_manifest()  # docs read it (a writer may have failed)
-        if phase is Phase.LINT:
-            return self._lint(command, advisory)
-        result = self._dbt_phase(phase, command, advisory)
-        if phase is Phase.BUILD and result.status == "success":
+    def _run(self, step: Step) -> PhaseResult:
+        if step.kind == "parse":
+            return self._parse()
+        if step.kind == "lint":
+            return self._lint(step)
+        if step.kind == "impact":
+            return self._perform(step)
+        self.job.before_step(step, self.context())
+        command = self._command(step)
+        try:
+            result = self.dbt(step.name, command, step.advisory, step.has_nodes, list(step.common))
+        finally:
+            if step.node_phase or step.phase is Phase.DOCS:
+                keep_run_results(self.session.target_path, step.name)
+        if step.phase is Phase.BUILD and result.status == "success":
             self.compiled = self.job.compiles_whole_project()
-        if phase is Phase.DEPS and result.status == "success":
+        if step.phase is Phase.DEPS and result.status == "success":
             remember_install(self.project.dir)
         return result
 
-    def _dbt_phase(self, phase: Phase, command: list[str], advisory: bool) -> PhaseResult:
-        has_nodes = phase in NODE_PHASES or phase is Phase.FRESHNESS
-        skip = skips_manifest(phase, self.phases)
-        try:
-            result = self.dbt(
-                phase.value, [*command, NO_WRITE] if skip else command, advisory, has_nodes
-            )
-            if writes_manifest(phase, self.phases):
-                self.session.manifest_written = True
-            return result
-        finally:
-            if phase in NODE_PHASES or phase is Phase.DOCS:
-                keep_run_results(self.session.target_path, phase.value)
+    def _command(self, step: Step) -> list[str]:
+        """A dbt step's command as it starts: what only the run knows, applied."""
+        command = list(step.command)
+        if step.phase is Phase.BUILD:
+            command = self.job.build_command(command, self.context())
+        if step.phase is Phase.DOCS:
+            self.session.write_manifest()  # docs read it (a writer may have failed)
+            if NO_COMPILE in command and not self.compiled:  # the build did not compile all
+                command.remove(NO_COMPILE)
+        return command
+
+    def _parse(self) -> PhaseResult:
+        outcome = self.session.parse()
+        result = self.recorder.outcome(PARSE, outcome)
+        if outcome.status == "interrupted":
+            raise Interrupted(PARSE)
+        return result
+
+    def parse(self) -> bool:
+        """The parse on its own (what `dbt-runner prepare` asks for)."""
+        return self._parse().status == "success"
 
     def dbt(
         self,
@@ -170,19 +181,36 @@ class PhaseSequence:
         has_nodes: bool = False,
         common: list[str] | None = None,
     ) -> PhaseResult:
-        """One dbt command as a phase of the report; raise Interrupted when stopped."""
+        """One dbt command as a phase of the report; raise Interrupted when stopped.
+        `name`: the phase's; `command`: dbt's command and its own arguments; `advisory`:
+        its failure is a warning; `has_nodes`: dbt reports node results; `common`: the
+        shared arguments (the session's when None)."""
         shown = [*command, *(self.session.common() if common is None else common)]
         log.info("phase %s: dbt %s", name, " ".join(shown))
         outcome = self.session.execute(name, command, has_nodes, common)
         result = self.recorder.outcome(name, outcome, advisory)
         if outcome.status == "interrupted":
             raise Interrupted(name)
-        self.recorder.unmatched(name, self.session.recorder.unmatched, self.settings)
+        self.recorder.unmatched(name, outcome.unmatched, self.settings)
         return result
 
-    def _lint(self, command: list[str], advisory: bool) -> PhaseResult:
+    def _lint(self, step: Step) -> PhaseResult:
         clock = Clock()
-        log.info("phase lint: %s", " ".join(command))
+        log.info("phase lint: %s", " ".join(step.command))
         scratch = self.settings.run_dir / "lint"
         status, said, self.lint = lint_phase(self.session, self.project, self.baseline, scratch)
+        command, advisory = list(step.command), step.advisory
         return self.recorder.record("lint", status, clock, command, said, (), advisory)
+
+    def _perform(self, step: Step) -> PhaseResult:
+        """A step of the job's own that is not a dbt command (a pull request's impact)."""
+        clock = Clock()
+        try:
+            done = self.job.perform(step, self.context())
+        except KeyboardInterrupt:
+            self.recorder.record(step.name, "interrupted", clock, advisory=True)
+            raise
+        timed = clock if done.status != "skipped" else None
+        return self.recorder.record(
+            step.name, done.status, timed, message=done.message, advisory=done.advisory
+        )

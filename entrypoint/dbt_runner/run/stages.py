@@ -73,7 +73,9 @@ class Stages:
         self, stage: str, message: str, exit_code: ExitCode, detail: str | None = None
     ) -> None:
         """An error of the run: one line on stderr, one RunError in the report (the one
-        writer of both)."""
+        writer of both).
+        `stage`: where; `message`: one line; `exit_code`: what it makes of the run's;
+        `detail`: a traceback, for a bug report."""
         log.error("%s", message)
         self.report.add_error(stage, message, exit_code, detail)
 

@@ -18,7 +18,9 @@ from dbt_runner.state.promotion import end_building, promote_state
 from dbt_runner.state.touched import selector, touched
 
 if TYPE_CHECKING:
-    from dbt_runner.run.pipeline import Run
+    from dbt_runner.report.model import RunReport
+    from dbt_runner.run.outcome import RunOutcome
+    from dbt_runner.run.stages import Stages
 
 LEASE_LOST = (
     "another run took this env's lease over while this one ran (it had stopped renewing "
@@ -30,23 +32,26 @@ SHOWN = 5  # relations named in a warning; the report lists them all
 class StateStep:
     """Promotion (or not), and the run's write closed."""
 
-    def __init__(self, run: Run) -> None:
-        self.run, self.report, self.stages = run, run.report, run.stages
-        self.manifest = run.session.manifest if run.session is not None else None
+    def __init__(self, outcome: RunOutcome, report: RunReport, stages: Stages) -> None:
+        self.outcome, self.report, self.stages = outcome, report, stages
+        self.manifest = outcome.manifest
         self.missing: list[str] = []  # unique ids of relations the warehouse lacks
 
     def everything(self) -> None:
-        run = self.run
+        run = self.outcome
         touched_nodes, dropped = touched(run.written, self.manifest, self.report.adapter)
         self._say_dropped(dropped)
-        if run.lease is not None and run.lease.lost:
+        if run.lease_lost:
             self.stages.warn(LEASE_LOST)
         promoted = False
-        if run.workspace is not None and run.guard.exit_code is None:
+        if run.workspace is not None and run.stop.exit_code is None:
             with self.stages.step("state"):
                 blocker = self._blocker() or self._backstop()
-                seeds = run.unhashed_seeds
-                promoted = promote_state(run.settings, run.workspace, self.report, blocker, seeds)
+                seeds = dict(run.unhashed_seeds)
+                state = run.storages.state if run.storages is not None else None
+                promoted = promote_state(
+                    run.settings, run.workspace, self.report, blocker, seeds, state
+                )
             if promoted and self.report.state is not None:
                 self.report.state.promoted = True
         if run.claim is not None:
@@ -56,14 +61,14 @@ class StateStep:
 
     def _blocker(self) -> str | None:
         """The ledger's word on this run becoming the state."""
-        run = self.run
-        lost = run.lease is not None and run.lease.lost
-        return ledger.promotion_blocker(run.settings, self.report, run.job.not_promotable(), lost)
+        run = self.outcome
+        refused = run.promotion.refused
+        return ledger.promotion_blocker(run.settings, self.report, refused, run.lease_lost)
 
     def _backstop(self) -> str | None:
         """Why not, when the warehouse lacks a relation the state would name (said in
         the log, the report's warnings and its state), or could not be listed."""
-        session, state, workspace = self.run.session, self.report.state, self.run.workspace
+        session, state, workspace = self.outcome.session, self.report.state, self.outcome.workspace
         if session is None or state is None or workspace is None:
             return None
         with self.stages.timed("backstop"), workspace.dbt_context():

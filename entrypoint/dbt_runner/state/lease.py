@@ -153,18 +153,26 @@ def current_holder(
     settings: Settings, project: str, env: str | None = None, pr: str | None = None
 ) -> Holder | None:
     """The run that holds an env's lease now (this run's env, by default), if a live
-    one does."""
+    one does.
+    `settings`: the run's (where leases are kept); `project`: its name; `env` and `pr`:
+    whose lease (this run's by default)."""
     key = lease_key(project, env or settings.env, pr if env else settings.pr)
     found = lease_storage(settings).get_versioned(key)
     holder = _parse(found[0]) if found else None
     return holder if holder is not None and not holder.expired(_now()) else None
 
 
-def take_lease(settings: Settings, project: str, job: str) -> Lease | Holder:
+def take_lease(
+    settings: Settings, project: str, job: str, storage: Storage | None = None
+) -> Lease | Holder:
     """The env's lease for this run, as DBT_RUNNER_CONCURRENCY says: the run that holds
-    it instead (skip), or InfraError (fail, or waited too long)."""
+    it instead (skip), or InfraError (fail, or waited too long). `settings`: the run's
+    (env, pr, run id, waits); `project`: the dbt project's name; `job`: the job kind
+    the holder is shown as; `storage`: where leases are, opened once by the run
+    (opened here when None)."""
     key = lease_key(project, settings.env, settings.pr)
-    lease = Lease(lease_storage(settings), key, settings.run_id, job, settings.lease_ttl_s)
+    where = storage or lease_storage(settings)
+    lease = Lease(where, key, settings.run_id, job, settings.lease_ttl_s)
     deadline = time.monotonic() + settings.concurrency_wait_s
     while True:
         holder = lease.try_acquire()

@@ -25,8 +25,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.config import WRITING_PHASES, Job, Settings
-from dbt_runner.workspace.inputs import Inputs, changed_inputs
-from dbt_runner.workspace.target import Target
+from dbt_runner.engine.kinds import NODE_COMMANDS
+from dbt_runner.report.parts import Inputs, Target
+from dbt_runner.workspace.inputs import changed_inputs
+from dbt_runner.workspace.target import vanishes
 
 if TYPE_CHECKING:
     from dbt_runner.report.model import RunReport
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
     from dbt_runner.state.writes import WriteLog
 
 SUPPORTED_MANIFEST = "https://schemas.getdbt.com/dbt/manifest/v12.json"
-NODE_PHASE_NAMES = {"seed", "snapshot", "run", "test", "build", "retry"}
 # dbt retry re-runs the nodes whose result has one of these statuses.
 RETRIED_STATUSES = {"error", "fail", "skipped", "runtime error", "partial success"}
 
@@ -59,7 +60,9 @@ def distrust(
     `own_env`: the state is this env's own (not production's, deferred to by CI), so
     it must describe this run's very target, built with this run's inputs
     (`inputs_now`: this run's, for the variables named). `writes`: the target's write
-    log (what the state does not cover is built again, when it can be said what)."""
+    log (what the state does not cover is built again, when it can be said what).
+    `pointer` and `metadata`: the state's pointer and its manifest's metadata; `project`:
+    this run's; `target`: this run's target; `job`: its kind; `dbt_version`: its dbt's."""
     return (
         _foreign(metadata, project, target)
         or (_not_this_target(pointer, target, writes) if own_env else None)
@@ -156,10 +159,10 @@ def _not_for_fresh(pointer: StatePointer, dbt_version: str | None) -> str | None
 def vanishing(target: Target | None, settings: Settings) -> str | None:
     """A warning for a job that builds into a database that will not outlive it: no
     state will be kept for it, and whatever it builds is lost with the container."""
-    vanishes = target.vanishes(settings.work_dir) if target is not None else None
-    if vanishes is None or not WRITING_PHASES & set(settings.job_phases):
+    gone = vanishes(target, settings.work_dir) if target is not None else None
+    if gone is None or not WRITING_PHASES & set(settings.job_phases):
         return None
-    return f"{vanishes}; no state is kept for it"
+    return f"{gone}; no state is kept for it"
 
 
 def unbuilt(report: RunReport) -> str | None:
@@ -179,7 +182,7 @@ def _not_everything(report: RunReport) -> str | None:
 
 
 def _phases_incomplete(report: RunReport) -> str | None:
-    ran = [phase for phase in report.phases if phase.name in NODE_PHASE_NAMES]
+    ran = [phase for phase in report.phases if phase.name in NODE_COMMANDS]
     built = ("build", "run", "retry")
     if not any(phase.status == "success" and phase.name in built for phase in ran):
         return "no build, run or retry phase succeeded"
@@ -193,7 +196,7 @@ def _nodes_missing(report: RunReport) -> str | None:
     missing = [
         n.unique_id
         for n in report.nodes
-        if n.phase in NODE_PHASE_NAMES and n.outcome in ("failed", "skipped")
+        if n.phase in NODE_COMMANDS and n.outcome in ("failed", "skipped")
     ]
     if missing:
         return f"{len(missing)} selected node(s) did not build (first: {missing[0]})"
@@ -205,7 +208,8 @@ def promotion_blocker(
 ) -> str | None:
     """Why this run's state must not become the one later jobs trust, if it must not.
     `policy`: the job kind's own reason (jobs/), `lease_lost`: another run took the
-    env's lease over while this one ran."""
+    env's lease over while this one ran.
+    `settings`: the run's; `report`: the run's, as it stands."""
     if lease_lost:
         return "another run took this env's lease over while this one ran"
     # The job's own reason reads best; the report's evidence decides in any case.
@@ -215,9 +219,9 @@ def promotion_blocker(
         return blocker
     if report.target is None:
         return "the run's target could not be identified from its profile"
-    vanishes = report.target.vanishes(settings.work_dir)
-    if vanishes is not None:
-        return vanishes
+    gone = vanishes(report.target, settings.work_dir)
+    if gone is not None:
+        return gone
     state = report.state
     if state is not None and state.mode == "slim" and settings.defer_env != settings.env:
         return (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dbt_runner.config import STATE_JOBS, Job, Settings
 from dbt_runner.report.model import StateInfo
-from dbt_runner.report.parts import Horizon
+from dbt_runner.report.parts import Horizon, Inputs, Target
 from dbt_runner.state import ledger
 from dbt_runner.state.kept import NODES, SOURCES
 from dbt_runner.state.lease import current_holder
@@ -28,8 +28,6 @@ from dbt_runner.state.store import (
     open_state,
 )
 from dbt_runner.state.writes import WriteLog, WriteLogStore
-from dbt_runner.workspace.inputs import Inputs
-from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,9 @@ def look_up_state(
     """The state this job would compare with and defer to, checked by the ledger; None
     when the job keeps no state. `inputs_now`: this run's vars and environment
     variables (Workspace.inputs); `project_dir`: the project's files as they are now.
-    Reads, never writes."""
+    Reads, never writes.
+    `settings`: the run's; `project`: its name; `target`: the target it builds into;
+    `dbt_version`: its dbt's."""
     store = open_state(settings, project, settings.defer_env)
     if store is None:
         return None
@@ -148,7 +148,10 @@ def fetch_state(
     """Put the found state where dbt reads it. Returns the folder holding its manifest
     (and, for a fresh job, its sources.json) for a build of what changed, or None to
     build everything (no state yet, or one the ledger does not trust). Restores dbt's
-    parse cache from it when it fits this project and dbt (dbt checks it again)."""
+    parse cache from it when it fits this project and dbt (dbt checks it again).
+    `settings`: the run's; `found`: what `look_up_state` found; `project_dir`: the project
+    (the parse cache's path); `target_path`: dbt's target folder; `dbt_version`: this run's
+    dbt's."""
     if found is None:
         return None, None
     info = StateInfo(url=found.store.url(), mode="full", horizon=found.horizon)

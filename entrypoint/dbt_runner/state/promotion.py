@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from dbt_runner.config import Job, Settings
 from dbt_runner.report.model import RunReport
+from dbt_runner.report.parts import Target
 from dbt_runner.state.kept import NODES, SOURCES, merged_nodes, promoted_sources, read_json
 from dbt_runner.state.seeds import UnhashedSeed
 from dbt_runner.state.store import StateError, StateStore, open_state
 from dbt_runner.state.writes import Write, WriteLogStore
-from dbt_runner.workspace.target import Target
+from dbt_runner.storage import Storage
 
 if TYPE_CHECKING:
     from dbt_runner.workspace.prepare import Workspace
@@ -60,11 +61,14 @@ def begin_building(
     target: Target | None,
     job: str,
     completes: list[str] | None = None,
+    storage: Storage | None = None,
 ) -> Claim | None:
     """Before dbt writes into the target: an open write in its log, the mark a killed
     run leaves behind. `job`: what writes (full, slim, retry, dbt run); `completes`: a
-    retry's, the runs it completes."""
-    store = open_state(settings, project, settings.env)
+    retry's, the runs it completes.
+    `settings`: the command's; `project`: its name; `target`: where it writes (None:
+    unknown, nothing recorded); `storage`: the state's, opened once by the run."""
+    store = open_state(settings, project, settings.env, storage)
     if store is None or target is None:
         return None
     log_store = WriteLogStore(store.storage, project)
@@ -91,14 +95,17 @@ def promote_state(
     report: RunReport,
     blocker: str | None,
     seeds: dict[str, UnhashedSeed] | None = None,
+    storage: Storage | None = None,
 ) -> bool:
     """A run the ledger accepts (`blocker`: its word, None to promote) becomes the state
     slim jobs compare with and defer to; any other run leaves the last good state
     untouched. Whether it was promoted. The state records the report's inputs (None:
     not known, and then the next run does not trust it), `seeds` (those dbt records by
-    path) and the writes into its target it covers."""
+    path) and the writes into its target it covers.
+    `settings`: the run's; `workspace`: its project and dbt's target folder; `report`: the
+    run's; `storage`: the state's, opened once by the run."""
     project, target_path = workspace.project, workspace.target_path
-    store = open_state(settings, project.name, settings.env)
+    store = open_state(settings, project.name, settings.env, storage)
     if store is None:
         return False
     if blocker is not None:

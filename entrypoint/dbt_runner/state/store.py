@@ -30,13 +30,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from dbt_runner.config import Settings
 from dbt_runner.report.model import RunReport
-from dbt_runner.report.parts import Horizon
+from dbt_runner.report.parts import Horizon, Inputs, Target
 from dbt_runner.state.kept import NODES, SOURCES
 from dbt_runner.state.seeds import UnhashedSeed
 from dbt_runner.storage import Storage, join_key, open_storage
 from dbt_runner.storage.keys import state_key
-from dbt_runner.workspace.inputs import Inputs
-from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +149,9 @@ class StateStore:
     def restore_partial_parse(
         self, pointer: StatePointer, target_path: Path, project_dir: Path, dbt_version: str | None
     ) -> bool:
-        """dbt's parse cache from the state, when it was made for this path and dbt."""
+        """dbt's parse cache from the state, when it was made for this path and dbt.
+        `pointer`: the state; `target_path`: dbt's target folder; `project_dir`: the
+        project's path now; `dbt_version`: this run's dbt's."""
         if not pointer.partial_parse or pointer.dbt_version != dbt_version:
             return False
         if pointer.project_dir != str(project_dir):
@@ -180,7 +180,11 @@ class StateStore:
     ) -> bool:
         """Keep a successful run's state (manifest, parse cache, and `extra` files such as
         sources.json), then point latest at it. False when a newer run's state already
-        holds the pointer, or there is no manifest to keep."""
+        holds the pointer, or there is no manifest to keep.
+        `report`: the run's; `target_path`: dbt's target folder (its manifest and parse
+        cache); `project_dir`: the project's path; `extra`: files kept beside them;
+        `inputs`: the vars and env vars its parse read; `seeds`: the seeds dbt records by
+        path; `horizon`: the target's writes it covers."""
         manifest = target_path / MANIFEST
         if not manifest.is_file():
             return False
@@ -205,8 +209,13 @@ class StateStore:
             seeds=seeds or {},
             horizon=horizon,
         )
+        return self._point_at(pointer)
+
+    def _point_at(self, pointer: StatePointer) -> bool:
+        """The run's own copy of its pointer, then latest.json, unless a run that
+        started later holds it."""
         document = pointer.model_dump_json(indent=2).encode()
-        self.storage.put_bytes(self._key("runs", report.run_id, STATE_INFO), document)
+        self.storage.put_bytes(self._key("runs", pointer.run_id, STATE_INFO), document)
         try:
             current = self.latest()
         except StateError:
@@ -230,8 +239,13 @@ class StateStore:
             self.storage.put_bytes(self._key("runs", run_id, name), body)
 
 
-def open_state(settings: Settings, project: str, env: str) -> StateStore | None:
-    """The state store of `env`, None when the job keeps no state."""
+def open_state(
+    settings: Settings, project: str, env: str, storage: Storage | None = None
+) -> StateStore | None:
+    """The state store of `env`, None when the job keeps no state. `settings`: where
+    state is (DBT_RUNNER_STATE_URL) and the AWS settings to reach it; `project`: the
+    dbt project's name, a folder of its own; `storage`: the run's own state storage,
+    opened once (opened here when None)."""
     if settings.state_url is None:
         return None
-    return StateStore(open_storage(settings.state_url, settings.aws), project, env)
+    return StateStore(storage or open_storage(settings.state_url, settings.aws), project, env)

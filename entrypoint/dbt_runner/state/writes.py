@@ -32,10 +32,9 @@ from datetime import datetime
 from pydantic import BaseModel, Field, ValidationError
 
 from dbt_runner.errors import InfraError
-from dbt_runner.report.parts import Horizon, now
+from dbt_runner.report.parts import Horizon, Target, now
 from dbt_runner.storage import Storage
 from dbt_runner.storage.keys import target_log_key
-from dbt_runner.workspace.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,8 @@ class WriteLogStore:
 
     def end(self, target: Target, seq: int, nodes: list[str], why_whole: str | None) -> None:
         """Close write `seq` with what it touched (`why_whole`: why it may have
-        rewritten everything, when it may have)."""
+        rewritten everything, when it may have).
+        `target`: whose log; `seq`: the write's number; `nodes`: the selectors it touched."""
         if why_whole is None and len(nodes) > LISTED:
             why_whole = f"it touched {len(nodes)} relations"
 

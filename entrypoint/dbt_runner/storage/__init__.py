@@ -6,6 +6,7 @@ state code; only `open_storage(url)` differs. Every key layout is in keys.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -60,14 +61,39 @@ def open_storage(url: str, aws_settings: AwsSettings | None = None) -> Storage:
     return FileStorage(url)
 
 
+@dataclass(frozen=True)
+class Storages:
+    """A run's storages, opened once and handed on: where its artifacts and reports go,
+    and where state is kept (None: the job keeps none)."""
+
+    artifacts: Storage
+    state: Storage | None
+
+    @property
+    def lease(self) -> Storage:
+        """Where the env's lease is: with the state, else with the artifacts."""
+        return self.state if self.state is not None else self.artifacts
+
+
+def open_storages(
+    artifacts_url: str, state_url: str | None, aws_settings: AwsSettings | None = None
+) -> Storages:
+    return Storages(
+        open_storage(artifacts_url, aws_settings),
+        open_storage(state_url, aws_settings) if state_url else None,
+    )
+
+
 __all__ = [
     "FileStorage",
     "S3Storage",
     "Storage",
+    "Storages",
     "content_type_for",
     "file_url",
     "join_key",
     "local_folder",
     "normalise_url",
     "open_storage",
+    "open_storages",
 ]

@@ -166,7 +166,10 @@ def describe_run(
     env_vars: list[str],
     packages: bool,
 ) -> Prepared:
-    """This run (or this build) as a record: what a baked parse must have been made for."""
+    """This run (or this build) as a record: what a baked parse must have been made for.
+    `project_dir`: the project's files; `project`: its name; `profile`: the profile's shape;
+    `dbt_vars`: the run's vars; `env_vars`: the names of the environment variables the parse
+    read; `packages`: whether dbt deps ran."""
     from dbt_runner.versions import dbt_version, runner_version
 
     return Prepared(
@@ -187,7 +190,9 @@ def check_baked(
     folder: Path, project_dir: Path, project: str, profile: ProfileShape, dbt_vars: dict[str, Any]
 ) -> Baked | None:
     """What this run may use of what `prepare` baked into `folder`; None when nothing
-    was baked. A record that cannot be read is a reason, not an error."""
+    was baked. A record that cannot be read is a reason, not an error.
+    `project_dir`: the project's files now; `project`: its name; `profile`: this run's
+    profile's shape; `dbt_vars`: this run's vars."""
     try:
         record = read_baked(folder)
     except (OSError, ValueError) as exc:

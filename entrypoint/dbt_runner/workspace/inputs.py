@@ -17,16 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
+
+from dbt_runner.report.parts import Inputs
 
 ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
-
-
-class Inputs(BaseModel):
-    """The digests of what a parse read besides the project's files."""
-
-    vars: str  # the run's dbt vars (DBT_RUNNER_VARS) and dbt_project.yml's `vars:`
-    env_vars: dict[str, str | None]  # name -> digest of its value, None when unset
 
 
 def digest(text: str | bytes) -> str:
@@ -52,7 +46,9 @@ def vars_digest(values: Any) -> str:
 def read_inputs(
     project_dir: Path, dbt_vars: dict[str, Any], names: Iterable[str], environ: Mapping[str, str]
 ) -> Inputs:
-    """This run's inputs: its vars with the project's own, the named variables' values."""
+    """This run's inputs: its vars with the project's own, the named variables' values.
+    `project_dir`: the project (dbt_project.yml's vars); `dbt_vars`: the run's; `names`: the
+    environment variables the parse read; `environ`: their values, as dbt sees them."""
     project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
     both = {"run": dbt_vars, "project": project.get("vars") if isinstance(project, dict) else None}
     return Inputs(vars=vars_digest(both), env_vars=env_digests(names, environ))

@@ -60,7 +60,9 @@ def pull_request_profile(
 ) -> tuple[dict[str, Any], str, str]:
     """A copy of an existing profiles.yml's content (`data`, read from `where`) whose
     target writes to the pull request's schema. Returns it, the target's name and the
-    namespace root."""
+    namespace root.
+    `profile` and `target`: the one to rewrite (None: its default); `pattern`:
+    DBT_RUNNER_PR_SCHEMA; `pr`: the pull request."""
     try:
         chosen = target or data[profile]["target"]
         output: dict[str, Any] = dict(data[profile]["outputs"][chosen])
@@ -80,7 +82,8 @@ def pull_request_profile(
 def rewrite_profile(
     source: Path, destination: Path, profile: str, target: str | None, pattern: str, pr: str
 ) -> tuple[str, str]:
-    """`pull_request_profile` of `source`/profiles.yml, written to `destination`."""
+    """`pull_request_profile` of `source`/profiles.yml, written to `destination`.
+    `profile`, `target`, `pattern` and `pr`: as `pull_request_profile`'s."""
     data = yaml.safe_load((source / "profiles.yml").read_text())
     document, chosen, root = pull_request_profile(
         data, source / "profiles.yml", profile, target, pattern, pr

@@ -22,13 +22,14 @@ import yaml
 
 from dbt_runner.config import Settings
 from dbt_runner.engine.invocation import DbtInvocation
+from dbt_runner.report.parts import Inputs, Target
 from dbt_runner.workspace import credentials
 from dbt_runner.workspace.baked import Baked, ProfileShape, check_baked
-from dbt_runner.workspace.inputs import Inputs, read_inputs
+from dbt_runner.workspace.inputs import read_inputs
 from dbt_runner.workspace.packages import unchanged_since_install
 from dbt_runner.workspace.profiles import Profile, check_profile, describe_profile, prepare_profile
 from dbt_runner.workspace.project import Project, describe_project, prepare_project
-from dbt_runner.workspace.target import Target, resolve_target
+from dbt_runner.workspace.target import resolve_target
 
 log = logging.getLogger(__name__)
 

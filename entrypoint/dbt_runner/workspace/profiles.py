@@ -262,7 +262,9 @@ def describe_profile(settings: Settings, project: Project, run_dir: Path) -> Pro
 def prepare_profile(
     settings: Settings, project: Project, run_dir: Path, fetched: dict[str, Any] | None = None
 ) -> Profile:
-    """Use an existing profiles.yml, or render one into the run's scratch folder."""
+    """Use an existing profiles.yml, or render one into the run's scratch folder.
+    `settings`: the run's; `project`: where its own profiles.yml may be; `run_dir`: the
+    run's scratch folder; `fetched`: connection fields fetched at run time (credentials)."""
     profile = describe_profile(settings, project, run_dir)
     profile.env = exported_env(fetched or {})
     if profile.rendered:

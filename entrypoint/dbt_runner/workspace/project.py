@@ -40,7 +40,12 @@ class Project:
 
     @property
     def has_packages(self) -> bool:
-        return any((self.dir / name).is_file() for name in PACKAGE_FILES)
+        return project_has_packages(self.dir)
+
+
+def project_has_packages(project_dir: Path) -> bool:
+    """Whether the project depends on packages (dbt deps has work)."""
+    return any((project_dir / name).is_file() for name in PACKAGE_FILES)
 
 
 def read_project(project_dir: Path) -> tuple[str, str]:

@@ -13,70 +13,35 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from dbt_runner.report.parts import MEMORY, Target, has_scheme
 
 log = logging.getLogger(__name__)
 
-MEMORY = ":memory:"
 
-
-class Target(BaseModel):
-    """Where a run's relations live."""
-
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, frozen=True)
-
-    adapter: str
-    location: str = Field(
-        description="host:port, the DuckDB file's absolute path, the BigQuery project"
-    )
-    database: str | None = None
-    schema_: str | None = Field(default=None, alias="schema")
-
-    def describe(self) -> str:
-        parts = [self.adapter, self.location]
-        if self.database:
-            parts.append(f"database {self.database}")
-        if self.schema_:
-            parts.append(f"schema {self.schema_}")
-        return " ".join(parts)
-
-    def differences(self, other: Target) -> list[str]:
-        """What differs from `other`, as `field a -> b`."""
-        mine, theirs = self.model_dump(by_alias=True), other.model_dump(by_alias=True)
-        return [
-            f"{name} {theirs[name]} -> {mine[name]}" for name in mine if mine[name] != theirs[name]
-        ]
-
-    def duckdb_file(self) -> Path | None:
-        """The local DuckDB file, None for other adapters and remote databases."""
-        if self.adapter != "duckdb" or self.location == MEMORY or _has_scheme(self.location):
-            return None
-        return Path(self.location)
-
-    def vanishes(self, scratch: Path, mountinfo: str | None = None) -> str | None:
-        """Why nothing this target holds outlives the run, if so: an in-memory DuckDB
-        database, a file inside the runner's scratch folder, or one on a container's
-        own writable layer (`mountinfo`: /proc/self/mountinfo's text, read when None)."""
-        if self.adapter == "duckdb" and self.location == MEMORY:
-            return "an in-memory DuckDB database: nothing it holds outlives the run"
-        path = self.duckdb_file()
-        if path is not None and path.is_relative_to(scratch):
-            return (
-                f"the DuckDB database {path} is inside the runner's scratch folder "
-                f"(DBT_RUNNER_WORK_DIR, {scratch}), which goes with the container: set "
-                "DBT_RUNNER_WAREHOUSE__PATH, or an absolute path in profiles.yml, to a "
-                "persistent volume"
-            )
-        if path is not None and on_container_layer(path, mountinfo):
-            return (
-                f"the DuckDB database {path} is on the container's own filesystem (its "
-                "writable layer), which goes with the container: mount a volume at its "
-                "folder, or set DBT_RUNNER_WAREHOUSE__PATH (or the path in profiles.yml) "
-                "to a file on one"
-            )
-        return None
+def vanishes(target: Target, scratch: Path, mountinfo: str | None = None) -> str | None:
+    """Why nothing `target` holds outlives the run, if so: an in-memory DuckDB
+    database, a file inside the runner's scratch folder (`scratch`), or one on a
+    container's own writable layer (`mountinfo`: /proc/self/mountinfo's text, read when
+    None)."""
+    if target.adapter == "duckdb" and target.location == MEMORY:
+        return "an in-memory DuckDB database: nothing it holds outlives the run"
+    path = target.duckdb_file()
+    if path is not None and path.is_relative_to(scratch):
+        return (
+            f"the DuckDB database {path} is inside the runner's scratch folder "
+            f"(DBT_RUNNER_WORK_DIR, {scratch}), which goes with the container: set "
+            "DBT_RUNNER_WAREHOUSE__PATH, or an absolute path in profiles.yml, to a "
+            "persistent volume"
+        )
+    if path is not None and on_container_layer(path, mountinfo):
+        return (
+            f"the DuckDB database {path} is on the container's own filesystem (its "
+            "writable layer), which goes with the container: mount a volume at its "
+            "folder, or set DBT_RUNNER_WAREHOUSE__PATH (or the path in profiles.yml) "
+            "to a file on one"
+        )
+    return None
 
 
 # Root filesystems that are a container's writable layer (docker, containerd, podman).
@@ -110,12 +75,6 @@ def _mounts(mountinfo: str) -> Iterator[tuple[str, str]]:
             yield parts[4].replace("\\040", " "), after[0]
 
 
-def _has_scheme(path: str) -> bool:
-    """md:, s3://, ducklake: ... (one letter would be a Windows drive)."""
-    scheme = urlparse(path).scheme
-    return len(scheme) > 1
-
-
 def resolve_target(
     profiles: dict[str, Any],
     profile: str,
@@ -127,7 +86,9 @@ def resolve_target(
     renders it (env_var() reads this process's environment: call it inside the dbt
     environment) into the adapter's own credentials. Relative DuckDB paths are taken
     from `project_dir`, where dbt runs. Raises dbt's own error for a profile dbt could
-    not use either."""
+    not use either.
+    `target`: the target's name (None: the profile's default); `cli_vars`: the run's dbt
+    vars (a profile may read them)."""
     from dbt.adapters.factory import load_plugin
     from dbt.config.profile import Profile
     from dbt.config.renderer import ProfileRenderer
@@ -159,7 +120,7 @@ def _text(value: Any) -> str | None:
 def _location(adapter: str, credentials: Any, project_dir: Path) -> str:
     if adapter == "duckdb" and not getattr(credentials, "remote", None):
         path = str(credentials.path or MEMORY)
-        if path == MEMORY or _has_scheme(path):
+        if path == MEMORY or has_scheme(path):
             return path
         return str((project_dir / Path(path).expanduser()).resolve())
     host, port = getattr(credentials, "host", None), getattr(credentials, "port", None)

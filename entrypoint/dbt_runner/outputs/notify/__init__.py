@@ -108,7 +108,9 @@ def send_all(
 ) -> tuple[list[Notification], list[str]]:
     """Send every wanted notification: each one sent, and the problems (logged unless
     `quiet`). `budget_s`: the time all of them may take together (after a stop: no
-    retries)."""
+    retries).
+    `settings`: DBT_RUNNER_NOTIFY__*; `report`: the run's; `aws_settings`: for triggers'
+    secrets; `quiet`: log nothing."""
     deliveries, problems = _deliveries(settings, report, aws_settings)
     deadline = time.monotonic() + budget_s if budget_s is not None else None
     sent = []

@@ -52,6 +52,7 @@ class Sender:
         self.session.mount("https://", adapter)
 
     def send(self, url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> None:
+        """`url`: where; `body`: what; `headers`: with it; `method`: POST or PUT."""
         import requests
 
         try:

@@ -33,7 +33,6 @@ ALIASES = {
     "endpoint": "host",
     "project_id": "project",
 }
-SECRET_FIELDS = ("password",)
 
 
 def normalise(raw: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +57,6 @@ class Credentials:
         if fields:
             self.fields.update(fields)
             self.sources.append(f"{', '.join(sorted(fields))} from {source}")
-
-    def secret_values(self) -> list[str]:
-        return [str(self.fields[name]) for name in SECRET_FIELDS if self.fields.get(name)]
 
     def remove_files(self) -> None:
         """Delete the key file(s) written for this run."""

@@ -19,6 +19,11 @@ def cluster_fields(
     auto_create: bool,
     need_endpoint: bool,
 ) -> dict[str, Any]:
+    """Temporary credentials of a provisioned cluster (GetClusterCredentials).
+    `client`: boto3's redshift client; `cluster_id`, `db_user`, `database`: the
+    cluster's and the login's; `duration_s`: the credentials' lifetime; `auto_create`:
+    let AWS create the user; `need_endpoint`: also describe the cluster for its host
+    and port."""
     request: dict[str, Any] = {
         "DbUser": db_user,
         "ClusterIdentifier": cluster_id,
@@ -50,6 +55,10 @@ def cluster_fields(
 def workgroup_fields(
     client: Any, *, workgroup: str, database: str | None, duration_s: int, need_endpoint: bool
 ) -> dict[str, Any]:
+    """Temporary credentials of a Serverless workgroup (GetCredentials). `client`:
+    boto3's redshift-serverless client; `workgroup` and `database`: Serverless's;
+    `duration_s`: the credentials' lifetime; `need_endpoint`: also read the workgroup's
+    host and port."""
     request: dict[str, Any] = {"workgroupName": workgroup, "durationSeconds": duration_s}
     if database:
         request["dbName"] = database

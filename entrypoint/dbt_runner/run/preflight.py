@@ -21,7 +21,7 @@ from dbt_runner.config import WRITING_PHASES, Settings
 from dbt_runner.errors import ConfigError, InfraError
 from dbt_runner.state.lease import Holder, Lease, take_lease
 from dbt_runner.state.store import open_state
-from dbt_runner.storage import Storage, open_storage
+from dbt_runner.storage import Storage, Storages
 from dbt_runner.storage.keys import run_key
 from dbt_runner.workspace.profiles import check_profile
 from dbt_runner.workspace.project import Project
@@ -50,32 +50,39 @@ def check_work_dir(settings: Settings) -> None:
 
 
 def check_storage(storage: Storage, project: str, env: str, run_id: str) -> None:
-    """A cheap write-and-delete in this run's own folder, before anything depends on it."""
+    """A cheap write-and-delete in this run's own folder, before anything depends on it.
+    `storage`: the storage to check; `project`, `env` and `run_id`: the run's folder in it."""
     storage.check_writable(run_key(project, env, run_id, MARKER))
 
 
-def run_preflight(settings: Settings, project: Project, may_promote: bool) -> None:
+def run_preflight(
+    settings: Settings, project: Project, may_promote: bool, storages: Storages
+) -> None:
     """Every check, cheapest first; the first problem raises ConfigError or InfraError
     (`ArtifactsUnwritable` when it is the artifacts storage, which then gets no more
-    writes from this run)."""
+    writes from this run). `settings` and `project`: the run's; `may_promote`: its job
+    may become the state (then the state storage must take a write); `storages`: the
+    run's."""
     check_work_dir(settings)
     check_profile(settings, project)
-    artifacts = open_storage(settings.artifacts_url, settings.aws)
     try:
-        check_storage(artifacts, project.name, settings.env, settings.run_id)
+        check_storage(storages.artifacts, project.name, settings.env, settings.run_id)
     except InfraError as exc:
         raise ArtifactsUnwritable(exc.message) from exc
-    state = open_state(settings, project.name, settings.env)
+    state = open_state(settings, project.name, settings.env, storages.state)
     if may_promote and state is not None:
         state.check_writable(settings.run_id)
 
 
-def lease_for(settings: Settings, project: Project, job: str) -> Lease | Holder | None:
+def lease_for(
+    settings: Settings, project: Project, job: str, storages: Storages
+) -> Lease | Holder | None:
     """The env's lease for a run that writes to the warehouse (None for one that does
-    not), or the run that holds it when this one is to be skipped."""
+    not), or the run that holds it when this one is to be skipped. `settings`,
+    `project`, `job` and `storages`: the run's."""
     if not WRITING_PHASES & set(settings.job_phases):
         return None
-    return take_lease(settings, project.name, job)
+    return take_lease(settings, project.name, job, storages.lease)
 
 
 class ArtifactsUnwritable(InfraError):

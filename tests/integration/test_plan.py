@@ -1,0 +1,103 @@
+"""`plan` prints what `run` does: for every job kind, the argv of each dbt command a
+real run hands dbt's runner (recorded in the process, tests/record_dbt.py) equals the
+commands `plan --json` listed before it, in order. The listings a run makes besides its
+steps (`dbt ls` for a guard, inline compiles for the impact and the check before
+promoting) are not steps, and not compared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT, run_cli
+
+
+def planned(env: dict[str, str], *args: str) -> list[list[str]]:
+    result = run_cli("plan", "--json", *args, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    steps: list[dict[str, Any]] = json.loads(result.stdout)
+    return [step["args"] for step in steps if step["kind"] in ("dbt", "parse")]
+
+
+def recorded(env: dict[str, str], log: Path, *args: str) -> tuple[int, list[list[str]]]:
+    """A real run, every argv dbt's runner received; the step's own (not listings)."""
+    log.unlink(missing_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.record_dbt", str(log), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    steps = [c for c in calls if c[0] != "ls" and not (c[0] == "compile" and "--inline" in c)]
+    return result.returncode, steps
+
+
+def same(env: dict[str, str], log: Path, verb: str, *args: str, code: int = 0) -> None:
+    """plan --json, then the run: the same dbt commands, in the same order."""
+    expected = planned(env, *args, *(("--retry",) if verb == "retry" else ()))
+    got, calls = recorded(env, log, verb, *args)
+    assert got == code, f"{verb} exited {got}"
+    assert calls == expected
+    assert calls, "no dbt command was recorded: the comparison would hold vacuously"
+
+
+def with_run_id(env: dict[str, str], run_id: str) -> dict[str, str]:
+    return env | {"DBT_RUNNER_RUN_ID": run_id}  # the scratch paths in each argv are the run's
+
+
+def test_a_full_job_and_custom_phases(env: dict[str, str], tmp_path: Path) -> None:
+    same(with_run_id(env, "plan-full"), tmp_path / "calls", "run")
+    custom = with_run_id(env, "plan-custom")
+    same(
+        custom, tmp_path / "calls", "run", "--job", "custom", "--phases", "deps,seed,run,test,docs"
+    )
+    same(
+        custom | {"DBT_RUNNER_RUN_ID": "plan-lint"},
+        tmp_path / "calls",
+        "run",
+        "--job",
+        "custom",
+        "--phases",
+        "deps,lint",
+    )
+
+
+@pytest.mark.parametrize("job", ["slim", "fresh"])
+def test_a_slim_and_a_fresh_job_with_state(
+    env: dict[str, str], demo_project: Path, tmp_path: Path, job: str
+) -> None:
+    env |= {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
+    # The state, then (the demo's sources are its seeds, loaded by the first build) the
+    # freshness of every source: a build that adds none a plan cannot know.
+    for _ in range(2):
+        assert run_cli("run", "--job", job, env=env).returncode == 0
+    orders = demo_project / "models" / "marts" / "orders.sql"
+    orders.write_text(orders.read_text().replace("select", "select 1 as added,", 1))
+    same(with_run_id(env, f"plan-{job}"), tmp_path / "calls", "run", "--job", job)
+
+
+def test_a_pull_request_with_its_impact(env: dict[str, str], tmp_path: Path) -> None:
+    env |= {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
+    assert run_cli("run", env=env | {"DBT_RUNNER_ENV": "prod"}).returncode == 0
+    pr_env = {"DBT_RUNNER_ENV": "ci", "DBT_RUNNER_PR": "7"}
+    pr_env |= {"DBT_RUNNER_VARS": '{"raw_schema": "main"}'}  # production's raw data
+    pr = with_run_id(env | pr_env, "plan-pr")
+    same(pr, tmp_path / "calls", "run")
+
+
+def test_a_retry(env: dict[str, str], demo_project: Path, tmp_path: Path) -> None:
+    orders = demo_project / "models" / "marts" / "orders.sql"
+    good = orders.read_text()
+    orders.write_text(good.replace("o.status,", "o.no_such_column,"))
+    assert run_cli("run", env=env).returncode == 1
+    orders.write_text(good)
+    same(with_run_id(env, "plan-retry"), tmp_path / "calls", "retry")
