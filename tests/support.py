@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -680,3 +680,27 @@ def with_packages(project: Path, url: str) -> None:
     )
     path = project / "dbt_project.yml"
     path.write_text(path.read_text() + "\nvars:\n  flavour: \"{{ env_var('DEMO_FLAVOUR') }}\"\n")
+
+
+def written_after(pointer: dict[str, Any], logs: Iterable[dict[str, Any]]) -> set[str] | None:
+    """The model names written into the state's target since the state (`pointer`:
+    its latest.json), by the target's write log among `logs` (the next slim job builds
+    them again); None when the state has no horizon, or a write never said what it
+    wrote or may have rewritten everything (the next job trusts nothing). The tests'
+    own reading of the log's documented fields, not the runner's code."""
+    horizon = pointer.get("horizon")
+    if horizon is None:
+        return None
+    for log in logs:
+        if log.get("target") != pointer["target"]:
+            continue
+        later = [
+            w
+            for w in log["writes"]
+            if (w["seq"] > horizon["seq"] or w["seq"] in horizon["open"])
+            and w["run_id"] not in horizon["covers"]
+        ]
+        if any(w["open"] or w["whole"] for w in later):
+            return None
+        return {node.rsplit(".", 1)[-1] for w in later for node in w["nodes"]}
+    return set()

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.support import (
+    SLOW,
     Postgres,
     Started,
     clean_env,
@@ -30,10 +31,8 @@ from tests.support import (
     run_cli,
     running_queries,
     wait_until,
+    written_after,
 )
-
-SLOW = "pg_sleep(300)"
-
 
 # --- a project of tables with views on them (PostgreSQL) ---------------------------------
 
@@ -127,24 +126,9 @@ def rebuilt(postgres: Postgres, env: dict[str, str]) -> dict[str, tuple[tuple[st
 
 
 def written_since(state: Path, latest: dict[str, Any], project: str) -> set[str] | None:
-    """The relations written into the state's target since it, by the target's write
-    log (built again by the next slim job); None when one write never said what it
-    wrote or may have rewritten everything (the next job trusts nothing)."""
-    horizon = latest["horizon"]
-    for path in (state / project / "_targets").glob("*.json"):
-        log = read_json(path)
-        if log["target"] != latest["target"]:
-            continue
-        later = [
-            w
-            for w in log["writes"]
-            if (w["seq"] > horizon["seq"] or w["seq"] in horizon["open"])
-            and w["run_id"] not in horizon["covers"]
-        ]
-        if any(w["open"] or w["whole"] for w in later):
-            return None
-        return {node.rsplit(".", 1)[-1] for w in later for node in w["nodes"]}
-    return set()
+    """The relations written into the state's target since it (tests.support)."""
+    logs = [read_json(path) for path in (state / project / "_targets").glob("*.json")]
+    return written_after(latest, logs)
 
 
 def state_names(state: Path, project: str = "edges") -> tuple[str, set[str]]:

@@ -47,6 +47,7 @@ from tests.support import (
     read_json,
     run_cli,
     wait_until,
+    written_after,
 )
 
 LONG = os.environ.get("DBT_RUNNER_SWEEP") == "long"
@@ -178,27 +179,10 @@ class World:
         return json.loads(data) if data is not None else None
 
     def written_since(self, pointer: dict[str, Any]) -> set[str] | None:
-        """The models written into the state's target since it, by the target's write
-        log (the next slim job builds them again); None when a write never said what it
-        wrote, or may have rewritten everything (the next job trusts nothing)."""
-        horizon = pointer.get("horizon")
-        if horizon is None:
-            return None
+        """The models written into the state's target since it (tests.support)."""
         listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix="state/sweep/_targets/")
-        for item in listed.get("Contents", []):
-            log: dict[str, Any] = json.loads(self.state_object(item["Key"]) or b"{}")
-            if log.get("target") != pointer["target"]:
-                continue
-            later = [
-                w
-                for w in log["writes"]
-                if (w["seq"] > horizon["seq"] or w["seq"] in horizon["open"])
-                and w["run_id"] not in horizon["covers"]
-            ]
-            if any(w["open"] or w["whole"] for w in later):
-                return None
-            return {node.rsplit(".", 1)[-1] for w in later for node in w["nodes"]}
-        return set()
+        keys = [item["Key"] for item in listed.get("Contents", [])]
+        return written_after(pointer, [json.loads(self.state_object(k) or b"{}") for k in keys])
 
     def check_state(self, step: str) -> None:
         """What the next slim job will trust holds: each model the promoted state names
