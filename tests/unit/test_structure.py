@@ -24,6 +24,7 @@ RANK = (
     "engine",
     "workspace",
     "state",
+    "reach",
     "impact",
     "outputs",
     "jobs",
@@ -31,6 +32,7 @@ RANK = (
     "cli",
 )
 FOLDERS = {
+    "reach",
     "cli",
     "config",
     "workspace",
