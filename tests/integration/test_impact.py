@@ -23,6 +23,11 @@ REPOSITORY = "acme/analytics"
 TOKEN = "ghs_test_token"
 
 
+# Every descendant of the edits is built and compared (these tests are about the
+# comparison; test_children.py has a pull request build only what its change reaches).
+ALL_CHILDREN = {"DBT_RUNNER_SLIM__CHILDREN": "all"}
+
+
 @dataclass
 class Warehouse:
     """Where the test reads both schemas, as the runner's env names them."""
@@ -42,6 +47,7 @@ def duckdb_warehouse(env: dict[str, str]) -> Warehouse:
             return connection.execute(sql).fetchall()
 
     pr_env = env | {"DBT_RUNNER_ENV": "ci", "DBT_RUNNER_VARS": json.dumps({"raw_schema": "main"})}
+    pr_env |= ALL_CHILDREN
     return Warehouse(query, env | {"DBT_RUNNER_ENV": "prod"}, pr_env, "main", f"main_pr_{PR}")
 
 
@@ -52,6 +58,7 @@ def postgres_warehouse(env: dict[str, str], postgres: Postgres) -> Warehouse:
         env
         | postgres.warehouse_env(f"ci_{suffix}")
         | {"DBT_RUNNER_ENV": "ci", "DBT_RUNNER_VARS": json.dumps({"raw_schema": f"prod_{suffix}"})}
+        | ALL_CHILDREN
     )
     return Warehouse(postgres.query, prod_env, pr_env, f"prod_{suffix}", f"ci_{suffix}_pr_{PR}")
 

@@ -33,14 +33,18 @@ def with_custom_schema(project: Path) -> None:
 def pr_env(
     env: dict[str, str], demo_project: Path, postgres: Postgres, tmp_path: Path
 ) -> dict[str, str]:
-    """Production built and its state kept; a change to one mart waiting for review."""
+    """Production built and its state kept; a change to one mart waiting for review,
+    to a column its readers read."""
     suffix = uuid.uuid4().hex[:6]
     with_custom_schema(demo_project)
     base = env | {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
     prod = base | postgres.warehouse_env(f"prod_{suffix}") | {"DBT_RUNNER_ENV": "prod"}
     assert run_cli("run", env=prod).returncode == 0
     orders = demo_project / "models" / "marts" / "orders.sql"
-    orders.write_text(orders.read_text().replace("o.status,", "o.status, 'v2' as model_version,"))
+    changed = orders.read_text().replace("o.status,", "o.status, 'v2' as model_version,")
+    # amount reaches customers and daily_revenue: the pull request builds all three
+    changed = changed.replace("coalesce(p.amount, 0) as", "coalesce(p.amount, 0) + 0 as")
+    orders.write_text(changed)
     return (
         base
         | postgres.warehouse_env(f"ci_{suffix}")

@@ -10,6 +10,7 @@ from dbt_runner.outputs.notify import wanted
 from dbt_runner.outputs.notify.payloads import slack_message, summary
 from dbt_runner.outputs.notify.transport import resolve_header, safe_url, sign
 from dbt_runner.report.model import NodeResult, PhaseResult, RunReport
+from dbt_runner.report.parts import ReachInfo, StateInfo
 
 
 def report(exit_code: int = 0, failures: int = 0) -> RunReport:
@@ -74,6 +75,18 @@ def test_slack_message_links_and_limits() -> None:
     assert "… and 2 more" in text and "Database Error 0 detail" in text
     infra = slack_message(report(exit_code=ExitCode.INFRA))
     assert "*publish*: cannot write s3://b/k" in str(infra["blocks"])
+
+
+def test_slack_message_says_how_many_children_were_left() -> None:
+    r = report()
+    r.state = StateInfo(
+        url="file:///s", mode="slim", reach=ReachInfo(mode="affected", built=2, skipped=38)
+    )
+    text = str(slack_message(r)["blocks"])
+    assert "*Children:* 2 of 40 descendant(s) of the changes built; 38 left as they are" in text
+    r.state.reach = ReachInfo(mode="all", reason="the state's SQL was compiled by another dbt")
+    assert "every descendant of the changes built (the state's SQL" in str(slack_message(r))
+    assert "*Children:*" not in str(slack_message(report())["blocks"])
 
 
 def test_safe_url_drops_tokens() -> None:

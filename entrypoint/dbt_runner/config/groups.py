@@ -248,6 +248,12 @@ class SlimSettings(BaseModel):
         "what a slim job builds: `state:modified`, `state:modified+1`, ...; "
         "DBT_RUNNER_SELECT adds to it, DBT_RUNNER_EXCLUDE removes",
     )
+    children: Literal["affected", "all"] = setting(
+        "affected",
+        "which descendants of a change to build: `affected`, those a change can reach (its "
+        "compiled SQL against the state's, column by column; unsure: built); `all`, every "
+        "one (`state:modified+`). Slim, fresh and pull-request jobs",
+    )
     defer: bool = setting(True, "dbt's `--defer`: unselected parents come from the state")
     favor_state: bool = setting(False, "dbt's `--favor-state`")
     defer_env: str | None = setting(

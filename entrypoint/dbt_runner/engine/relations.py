@@ -56,10 +56,11 @@ def expected(manifest: Any) -> dict[Place, dict[str, str]]:
 
 def program(places: list[Place]) -> str:
     work = [{"database": database, "schema": schema} for database, schema in places]
-    return "{%- set places = fromjson('" + _quoted(json.dumps(work)) + "') -%}\n" + TEMPLATE
+    return "{%- set places = fromjson('" + quoted(json.dumps(work)) + "') -%}\n" + TEMPLATE
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
+    """`text` inside a single-quoted Jinja string."""
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 

@@ -115,11 +115,13 @@ class DbtSession:
         node = self.manifest.nodes.get(unique_id) if self.manifest else None
         return getattr(node, "original_file_path", None)
 
-    def invoke(self, args: list[str]) -> Any:
-        """dbt, in this process, on the shared manifest, its events recorded."""
+    def invoke(self, args: list[str], manifest: Any = None) -> Any:
+        """dbt, in this process, on the shared manifest (or `manifest`: a copy of it),
+        its events recorded."""
         from dbt.cli.main import dbtRunner
 
-        return dbtRunner(manifest=self.manifest, callbacks=[self.recorder]).invoke(args)
+        given = self.manifest if manifest is None else manifest
+        return dbtRunner(manifest=given, callbacks=[self.recorder]).invoke(args)
 
     def common(self, target: bool = True) -> list[str]:
         return self.invocation.common_args(target=target)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from dbt_runner.jobs.step import Step
     from dbt_runner.report.impact import ImpactInfo
     from dbt_runner.report.model import FreshInfo, NodeResult, PhaseStatus, StateInfo
-    from dbt_runner.report.parts import Target
+    from dbt_runner.report.parts import ChildDecision, ReachInfo, Target
     from dbt_runner.state.store import Baseline
     from dbt_runner.workspace.namespace import Namespace
     from dbt_runner.workspace.prepare import Workspace
@@ -82,6 +82,8 @@ class Findings:
     fresh: FreshInfo | None = None
     pr_schemas: list[str] | None = None  # the schemas a pull request's run writes to
     impact: ImpactInfo | None = None  # what a pull request's run does to the data
+    reach: ReachInfo | None = None  # how a slim job chose the descendants of its changes
+    children: list[ChildDecision] = field(default_factory=list)  # and each decision
 
 
 class JobKind:
@@ -98,6 +100,8 @@ class JobKind:
       why not (the run stops, nothing is built); `selected()` lists the nodes the node
       phases select (a `dbt ls`: asked only by a job that needs it);
     - `before_step`: as a step starts (a retry's checks: ConfigError refuses it);
+    - `node_command`: each node phase's command as it starts (the descendants a slim
+      job's children step chose);
     - `build_command`: the build phase's command, once the phases before it ran;
     - `perform`: a step of its own that is not a dbt command (a pull request's impact);
     - `findings`: what it found, once its steps ran;
@@ -155,6 +159,10 @@ class JobKind:
     def before_nodes(self, context: Context, selected: Callable[[], set[str]]) -> str | None:
         return None
 
+    def node_command(self, command: list[str], context: Context) -> list[str]:
+        """A node phase's command as it starts (a slim job's chosen descendants)."""
+        return command
+
     def build_command(self, command: list[str], context: Context) -> list[str]:
         return command
 
@@ -211,7 +219,12 @@ def state_selection(settings: Settings, baseline: Baseline, changed: list[str]) 
     args: list[Any] = ["--select", *select]
     if settings.exclude:
         args += ["--exclude", *settings.exclude.split()]
-    args += ["--state", str(baseline.dir)]
+    return [*args, *state_args(settings, baseline)]
+
+
+def state_args(settings: Settings, baseline: Baseline) -> list[str]:
+    """The state a build compares with, and whether it defers to it."""
+    args = ["--state", str(baseline.dir)]
     if settings.slim.defer:
         args.append("--defer")
     if settings.slim.favor_state:

@@ -12,12 +12,12 @@ files of the nodes it changed; a full job every model and snapshot of the projec
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbt_runner.engine.copies import working_copy
 from dbt_runner.engine.nodes import clean
 from dbt_runner.report.github import github_annotations
 from dbt_runner.report.model import LintFinding, LintInfo, PhaseStatus
@@ -100,21 +100,9 @@ def project_files(manifest: Any, project: str, selected: set[str] | None = None)
 
 def lint_copy(manifest: Any) -> Any:
     """The manifest as the templater may change it: SQLFluff's dbt templater compiles
-    nodes in place (compiled code, injected CTEs of ephemeral models) and sets a node's
-    raw code to its file's text (a snapshot's with its `{% snapshot %}` block), which
-    would break the build that reuses the manifest. Each node is copied (its attributes
-    are set, not changed) with the CTE list dbt appends to; the rest is shared."""
-    copied = object.__new__(type(manifest))  # not copy.copy: Manifest pickles by its fields
-    copied.__dict__.update(vars(manifest))
-    copied.nodes = {unique_id: _node_copy(node) for unique_id, node in manifest.nodes.items()}
-    return copied
-
-
-def _node_copy(node: Any) -> Any:
-    twin = copy.copy(node)
-    if isinstance(vars(node).get("extra_ctes"), list):  # a seed's is a read-only property
-        twin.extra_ctes = [copy.copy(cte) for cte in node.extra_ctes]
-    return twin
+    nodes in place and sets a node's raw code to its file's text (a snapshot's with its
+    `{% snapshot %}` block), which would break the build that reuses the manifest."""
+    return working_copy(manifest)
 
 
 def lint(

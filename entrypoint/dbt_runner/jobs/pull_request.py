@@ -89,6 +89,9 @@ class PullRequest(JobKind):
             return exc.message
         return None
 
+    def node_command(self, command: list[str], context: Context) -> list[str]:
+        return self.inner.node_command(command, context)
+
     def build_command(self, command: list[str], context: Context) -> list[str]:
         return self.inner.build_command(command, context)
 

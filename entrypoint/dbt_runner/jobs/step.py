@@ -7,7 +7,7 @@ from typing import Literal
 
 from dbt_runner.config import Phase
 
-StepKind = Literal["dbt", "parse", "lint", "impact"]
+StepKind = Literal["dbt", "parse", "lint", "impact", "children"]
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,26 @@ def _md_state(state: StateInfo) -> list[str]:
             f"**Slim:** {len(state.built)} built, {len(state.skipped)} skipped, "
             f"{len(state.deferred)} deferred to state `{state.deferred_to}`{warm}",
             "",
+            *_md_children(state),
         ]
     return [f"**Full build:** {_md_cell(state.reason)}", ""] if state.reason else []
+
+
+def _md_children(state: StateInfo) -> list[str]:
+    """How the descendants of the changes were chosen, each decision folded away."""
+    if state.reach is None:
+        return []
+    lines = [f"**Children:** {_md_cell(state.reach.headline())}", ""]
+    if state.children:
+        lines += ["<details><summary>Each change and descendant</summary>", ""]
+        lines += ["| Node | Built | Why |", "|---|---|---|"]
+        lines += [
+            f"| `{d.node}` | {'yes' if d.decision == 'build' else 'no'} "
+            f"| {_md_cell(d.reason, 160)} |"
+            for d in state.children
+        ]
+        lines += ["", "</details>", ""]
+    return lines
 
 
 def _md_prepared(prepared: PreparedInfo) -> list[str]:

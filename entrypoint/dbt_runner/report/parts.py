@@ -208,6 +208,44 @@ class Horizon(BaseModel):
     )
 
 
+class ChildDecision(BaseModel):
+    """A change, or a descendant of one, and whether the slim job built it."""
+
+    node: str = Field(description="Its unique id")
+    decision: Literal["build", "skip"] = Field(description="Built by this job, or left as it is")
+    kind: Literal["equivalent", "additive", "columns", "whole", "unreached", "ephemeral"] = Field(
+        description="What the change does to it: nothing (equivalent, unreached), new columns "
+        "(additive), some columns' values (columns), possibly every row (whole); an "
+        "ephemeral model is read through"
+    )
+    reason: str = Field(description="Why, in words")
+    columns: list[str] = Field(default_factory=list, description="Its columns a change reaches")
+    changed: bool = Field(default=False, description="Changed itself (dbt's state:modified)")
+
+
+class ReachInfo(BaseModel):
+    """How a slim job chose the descendants of its changes (DBT_RUNNER_SLIM__CHILDREN)."""
+
+    mode: Literal["affected", "all"] = Field(
+        description="affected: only the descendants a change can reach; all: state:modified+"
+    )
+    reason: str | None = Field(default=None, description="Why every descendant was selected")
+    built: int = Field(default=0, description="Descendants (not changed themselves) built")
+    skipped: int = Field(default=0, description="Descendants left as they are")
+    seconds: float = Field(default=0.0, description="The decision, dbt's listing and compile in")
+    analysis_s: float = Field(default=0.0, description="Of which reading the SQL and deciding")
+
+    def headline(self) -> str:
+        """One line: how many descendants of the changes were built, and why not all."""
+        if self.mode == "all":
+            return f"every descendant of the changes built ({self.reason or 'asked for'})"
+        total = self.built + self.skipped
+        return (
+            f"{self.built} of {total} descendant(s) of the changes built; {self.skipped} left "
+            "as they are (no change reaches their data)"
+        )
+
+
 class StateInfo(BaseModel):
     """Slim jobs and state: what was compared, deferred and promoted."""
 
@@ -246,6 +284,13 @@ class StateInfo(BaseModel):
         default_factory=list,
         description="Views the warehouse dropped with relations this run rebuilt (PostgreSQL, "
         "Redshift) that the run did not build again",
+    )
+    reach: ReachInfo | None = Field(
+        default=None, description="How the descendants of the changes were chosen"
+    )
+    children: list[ChildDecision] = Field(
+        default_factory=list,
+        description="Each change and each of its descendants: built or not, and why",
     )
 
 

@@ -243,7 +243,9 @@ class Run:
             prepared.parse, prepared.reason = False, f"dbt parsed in full: {refused}"
             log.warning("the baked parse is not used: %s", prepared.reason)
         if self.baseline is not None and self.report.state is not None:
-            nodes = slim_nodes(self.report.nodes, sequence.session.manifest)
+            nodes: dict[str, Any] = slim_nodes(self.report.nodes, sequence.session.manifest)
+            if findings.reach is not None:
+                nodes |= {"reach": findings.reach, "children": findings.children}
             self.report.state = self.report.state.model_copy(update=nodes)
 
 

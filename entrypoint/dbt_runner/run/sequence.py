@@ -136,7 +136,7 @@ class PhaseSequence:
             return self._parse()
         if step.kind == "lint":
             return self._lint(step)
-        if step.kind == "impact":
+        if step.kind in ("impact", "children"):
             return self._perform(step)
         self.job.before_step(step, self.context())
         command = self._command(step)
@@ -154,6 +154,8 @@ class PhaseSequence:
     def _command(self, step: Step) -> list[str]:
         """A dbt step's command as it starts: what only the run knows, applied."""
         command = list(step.command)
+        if step.node_phase:
+            command = self.job.node_command(command, self.context())
         if step.phase is Phase.BUILD:
             command = self.job.build_command(command, self.context())
         if step.phase is Phase.DOCS:

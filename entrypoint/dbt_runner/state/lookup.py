@@ -16,6 +16,7 @@ from dbt_runner.config import STATE_JOBS, Job, Settings
 from dbt_runner.report.model import StateInfo
 from dbt_runner.report.parts import Horizon, Inputs, Target
 from dbt_runner.state import ledger
+from dbt_runner.state.compiled import COMPILED
 from dbt_runner.state.kept import NODES, SOURCES
 from dbt_runner.state.lease import current_holder
 from dbt_runner.state.seeds import changed_seeds
@@ -188,7 +189,7 @@ def _state_folder(
     folder = settings.run_dir / "state"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).write_bytes(manifest)
-    for name in (NODES, SOURCES):
+    for name in (NODES, SOURCES, COMPILED):
         body = store.kept(pointer, name)
         if body is not None:
             (folder / name).write_bytes(body)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from dbt_runner.config import Job, Settings
 from dbt_runner.report.model import RunReport
 from dbt_runner.report.parts import Target
+from dbt_runner.state.compiled import COMPILED, kept_compiled
 from dbt_runner.state.kept import NODES, SOURCES, merged_nodes, promoted_sources, read_json
 from dbt_runner.state.seeds import UnhashedSeed
 from dbt_runner.state.store import StateError, StateStore, open_state
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 def _kept_files(store: StateStore, report: RunReport, target_path: Path) -> dict[str, bytes | None]:
     """What a promotion keeps beside the manifest: nodes.json (merged with the last
-    state's), and sources.json: a fresh job's own (taken before its build), or the
+    state's), compiled.json (each model's compiled SQL, the last state's where this run
+    compiled none), and sources.json: a fresh job's own (taken before its build), or the
     last state's carried over (a freshness taken after a build could hide rows loaded
     during it; an older one only makes the next fresh job build more)."""
     try:
@@ -43,7 +45,11 @@ def _kept_files(store: StateStore, report: RunReport, target_path: Path) -> dict
         sources = promoted_sources(
             current, json.loads(old_sources) if old_sources else None, held_back
         )
-    return {NODES: json.dumps(nodes).encode(), SOURCES: sources}
+    old_compiled = store.kept(previous, COMPILED) if previous else None
+    compiled = kept_compiled(
+        target_path / "manifest.json", old_compiled, report.dbt_version, report.adapter
+    )
+    return {NODES: json.dumps(nodes).encode(), SOURCES: sources, COMPILED: compiled}
 
 
 @dataclass

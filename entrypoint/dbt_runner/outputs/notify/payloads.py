@@ -88,12 +88,7 @@ def slack_message(
             ],
         },
     ]
-    blocks += [_section(text) for text in _notes(report, max_failures)]
-    if report.fresh is not None:
-        text = _fresh_line(report.fresh)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-    if report.impact is not None:
-        blocks.append(_section(f"*Impact:* {_clip(report.impact.headline())}"))
+    blocks += [_section(text) for text in [*_notes(report, max_failures), *_what_ran(report)]]
     if report.history is not None:
         for text in _history_lines(report.history, max_failures):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
@@ -114,6 +109,16 @@ def slack_message(
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {"text": f"{title} (exit code {report.exit_code})", "blocks": blocks}
+
+
+def _what_ran(report: RunReport) -> list[str]:
+    """A fresh job's skips, a slim job's children, a pull request's impact: a line each."""
+    lines = [_fresh_line(report.fresh)] if report.fresh is not None else []
+    if report.state is not None and report.state.reach is not None:
+        lines.append(f"*Children:* {_clip(report.state.reach.headline())}")
+    if report.impact is not None:
+        lines.append(f"*Impact:* {_clip(report.impact.headline())}")
+    return lines
 
 
 def _section(text: str) -> dict[str, Any]:
