@@ -8,7 +8,9 @@ when it is in that output's expression; anywhere else (a join, a filter, a group
 window's partition or order, an ORDER BY, a subquery) it decides the rows, as it does
 under DISTINCT, a UNION that is not ALL, or a function that makes rows. The query's
 own change, against its code in the state, is compared scope by scope: only the
-columns of a scope may differ, and each that does is changed where it is made.
+columns of a scope may differ, and each that does is changed where it is made. When
+its CTEs or subqueries differ (a refactor), both are compared again with those sqlglot
+can merge into their readers merged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.eliminate_ctes import eliminate_ctes
+from sqlglot.optimizer.merge_subqueries import merge_subqueries
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 
@@ -49,6 +53,10 @@ WINDOW_ORDER = "a window's PARTITION BY or ORDER BY"
 
 class Whole(Exception):
     """The change may alter every row (the message says why)."""
+
+
+class Reshaped(Whole):
+    """The query's CTEs or subqueries are not the ones it had."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,11 @@ def analyse(
         if old is not None:
             old_tree = qualified(old[0], old[1], dialect)
             before = tuple(old_tree.named_selects)
-            seeds = own_changes(traverse_scope(old_tree), traverse_scope(tree), makers)
+            try:
+                seeds = own_changes(traverse_scope(old_tree), traverse_scope(tree), makers)
+            except Reshaped:  # a refactor: compare the two with what can be merged, merged
+                old_tree, tree = merged(old_tree), merged(tree)
+                seeds = own_changes(traverse_scope(old_tree), traverse_scope(tree), makers)
         reached = flow(traverse_scope(tree), parents, seeds, makers)
     except Whole as whole:
         return Flow(outputs, whole=str(whole), before=before)
@@ -286,7 +298,7 @@ def own_changes(
     Whole when anything but a scope's columns changed, or a column changed where it
     decides rows."""
     if [_shape(s) for s in before] != [_shape(s) for s in after]:
-        raise Whole("its CTEs or subqueries changed")
+        raise Reshaped("its CTEs or subqueries changed")
     seeds: dict[int, set[str]] = {}
     for old, new in zip(before, after, strict=True):
         clause = _differing_clause(_skeleton(old.expression), _skeleton(new.expression))
@@ -295,6 +307,18 @@ def own_changes(
         if isinstance(new.expression, exp.Select) and isinstance(old.expression, exp.Select):
             seeds[id(new.expression)] = _changed_columns(old.expression, new.expression, makers)
     return seeds
+
+
+def merged(tree: exp.Query) -> exp.Query:
+    """The qualified query with every CTE and subquery sqlglot can merge into what
+    reads it merged (those under an aggregate, DISTINCT, a window, a join it cannot
+    move stay), and the CTEs left unread dropped: a refactor and its original read the
+    same. Unchanged when sqlglot cannot."""
+    try:
+        result = eliminate_ctes(merge_subqueries(tree.copy()))
+    except (SqlglotError, KeyError, ValueError, AttributeError):
+        return tree
+    return result if isinstance(result, exp.Query) else tree
 
 
 def _shape(scope: Scope) -> tuple[str, str]:
