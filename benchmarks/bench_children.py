@@ -1,17 +1,18 @@
 """Benchmark a slim job's children (DBT_RUNNER_SLIM__CHILDREN=affected) against
 state:modified+ (all), on a generated N-model DuckDB project.
 
-In one session, on the mid-DAG model with the most descendants: a new column, once
-with every descendant built and once with those a change reaches (a second new
-column, the same change); then a changed filter, the same two ways. Each job's nodes
-built and wall time; the children step's seconds (dbt's listing and compile, the
-warehouse's columns) and of them the analysis's; after the last job, every table
-against a full rebuild of the same code in a warehouse of its own.
+In one session, on the mid-DAG model with the most descendants: a new column before
+each slim job, alternately with every descendant built (all) and with those a change
+reaches (affected), `--repeat` times each way; then a changed filter, the same. Each
+way's models built and median wall time; the children step's seconds (dbt's listing
+and compile, the warehouse's columns) and of them the analysis's; after the last job,
+every table against a full rebuild of the same code in a warehouse of its own.
 Goals (issue 32): the new column builds at most 0.05 of the nodes state:modified+
 builds; the filter builds exactly what it builds, at most 5 % slower; deciding takes at
 most 1 s at 2,000 models; no table differs from the full rebuild.
 
 Usage: python benchmarks/bench_children.py [--models 500] [--rows 100000] [--threads 4]
+       [--repeat 3]
 Writes build/bench/children-<models>.json.
 """
 
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +64,57 @@ def edit(path: Path, old: str, new: str) -> None:
 def measured(env: dict[str, str], children: str) -> dict[str, Any]:
     wall, report = run_job(env | {"DBT_RUNNER_SLIM__CHILDREN": children}, "--job", "slim")
     state = report["state"]
-    built = [uid for uid in state["built"] if uid.startswith("model.")]
+    assert state["promoted"], report["run_id"]
     reach = state.get("reach") or {}
     return {
-        "wall_s": round(wall, 2),
-        "models_built": len(built),
+        "wall_s": wall,
+        "built": sorted(uid for uid in state["built"] if uid.startswith("model.")),
         "decide_s": reach.get("seconds"),
         "analysis_s": reach.get("analysis_s"),
-        "promoted": state["promoted"],
     }
+
+
+def new_columns(model: Path) -> Iterator[None]:
+    """One new column in `model` before each job."""
+    for i in range(1_000):
+        edit(model, " as value", f" as value, {i} as extra_{i}")
+        yield None
+
+
+def filters(model: Path) -> Iterator[None]:
+    """Another filter on `model` before each job."""
+    key = "a.id" if " as a\n" in model.read_text() else "id"  # a join's, or its own
+    model.write_text(model.read_text().rstrip("\n") + f"\nwhere {key} >= -1\n")
+    for i in range(1_000):
+        edit(model, f"where {key} >= {i - 1}", f"where {key} >= {i}")
+        yield None
+
+
+def compared(env: dict[str, str], changes: Iterator[None], repeat: int) -> dict[str, Any]:
+    """`repeat` slim jobs each way, alternating, a change before each: the median wall
+    time, the models built (the same each time) and the children step's seconds."""
+    runs: dict[str, list[dict[str, Any]]] = {"all": [], "affected": []}
+    for _ in range(repeat):
+        for children, done in runs.items():
+            next(changes)
+            done.append(measured(env, children))
+    summary: dict[str, Any] = {}
+    for children, done in runs.items():
+        assert all(run["built"] == done[0]["built"] for run in done), children
+        summary[children] = {
+            "wall_s": round(statistics.median(run["wall_s"] for run in done), 2),
+            "walls": [round(run["wall_s"], 2) for run in done],
+            "models_built": len(done[0]["built"]),
+            "built": done[0]["built"],
+            "decide_s": _median(run["decide_s"] for run in done),
+            "analysis_s": _median(run["analysis_s"] for run in done),
+        }
+    return summary
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    given = [v for v in values if v is not None]
+    return round(statistics.median(given), 3) if given else None
 
 
 def tables(path: Path) -> dict[str, tuple[int, int]]:
@@ -88,6 +133,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=500)
     parser.add_argument("--rows", type=int, default=100_000, help="rows per staging table")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="slim jobs each way, alternating")
     args = parser.parse_args()
     as_in_the_image()
     with tempfile.TemporaryDirectory(prefix="dbt-runner-bench-children-") as tmp:
@@ -100,20 +146,9 @@ def main() -> None:
         results: dict[str, Any] = {"models": args.models, "rows": args.rows, "full_s": full}
         results |= {"model": model.stem, "descendants": below}
 
-        edit(model, " as value", " as value, 1 as extra_all")
-        all_column = measured(env, "all")
-        edit(model, " as value", " as value, 2 as extra_affected")
-        affected_column = measured(env, "affected")
-        results["new_column"] = {"all": all_column, "affected": affected_column}
-        print(json.dumps(results["new_column"]), flush=True)
-
-        key = "a.id" if " as a\n" in model.read_text() else "id"  # a join's, or its own
-        model.write_text(model.read_text().rstrip("\n") + f"\nwhere {key} >= 0\n")
-        all_filter = measured(env, "all")
-        edit(model, f"where {key} >= 0", f"where {key} >= 1")
-        affected_filter = measured(env, "affected")
-        results["filter"] = {"all": all_filter, "affected": affected_filter}
-        print(json.dumps(results["filter"]), flush=True)
+        for name, changes in (("new_column", new_columns(model)), ("filter", filters(model))):
+            results[name] = compared(env, changes, args.repeat)
+            print(json.dumps({name: results[name]}), flush=True)
 
         oracle = env | {
             "DBT_RUNNER_WAREHOUSE__PATH": str(base / "oracle.duckdb"),
@@ -123,12 +158,14 @@ def main() -> None:
         run_job(oracle)
         job, rebuilt = tables(base / "warehouse.duckdb"), tables(base / "oracle.duckdb")
         results["tables_differing"] = sorted(n for n in rebuilt if job.get(n) != rebuilt[n])
+        column, filtered = results["new_column"], results["filter"]
         results["ratios"] = {
             "new_column_nodes": round(
-                affected_column["models_built"] / all_column["models_built"], 3
+                column["affected"]["models_built"] / column["all"]["models_built"], 3
             ),
-            "filter_nodes_same": affected_filter["models_built"] == all_filter["models_built"],
-            "filter_wall": round(affected_filter["wall_s"] / all_filter["wall_s"], 3),
+            "new_column_wall": round(column["affected"]["wall_s"] / column["all"]["wall_s"], 3),
+            "filter_nodes_same": filtered["affected"]["built"] == filtered["all"]["built"],
+            "filter_wall": round(filtered["affected"]["wall_s"] / filtered["all"]["wall_s"], 3),
         }
     write_results(f"children-{args.models}", results)
 

@@ -132,6 +132,16 @@ def test_a_changed_filter_builds_every_descendant() -> None:
     assert built(found) == set(found) - {"m_eph"}
 
 
+def test_a_changed_clause_is_whole_before_the_warehouse_is_asked() -> None:
+    nodes, names = project()
+    code = Code({"stg": STG + " where status <> 'void'"})
+    decide(nodes, {uid("stg"): None}, code, names)
+    assert code.listings == []  # every descendant reads a whole change: nothing to list
+    code = Code({"stg": STG.replace("amount,", "amount + 1 as amount,")})
+    decide(nodes, {uid("stg"): None}, code, names)
+    assert code.listings  # a changed column: its readers' columns are read
+
+
 def test_a_column_that_decides_rows_makes_its_readers_whole() -> None:
     found = decided(STG.replace("cust,", "upper(cust) as cust,"))
     assert found["m_agg"].kind == "whole" and "GROUP BY" in found["m_agg"].reason

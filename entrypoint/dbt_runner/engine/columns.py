@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbt_runner.engine.copies import working_copy
 from dbt_runner.engine.relations import LOG_EVENTS, quoted
-from dbt_runner.engine.session import NO_WRITE, exception_message
+from dbt_runner.engine.session import NO_CACHE, NO_WRITE, exception_message
 
 if TYPE_CHECKING:
     from dbt_runner.engine.session import DbtSession
@@ -62,7 +62,7 @@ def list_columns(session: DbtSession, places: Sequence[Place]) -> dict[Place, li
         for d, s, i in places
     ]
     program = "{%- set places = fromjson('" + quoted(json.dumps(work)) + "') -%}\n" + TEMPLATE
-    result = session.render_inline(program, listen)
+    result = session.render_inline(program, listen, cached=False)
     if result.exception is not None or not result.success:
         why = exception_message(result.exception) if result.exception else "dbt failed"
         raise RuntimeError(f"the warehouse's columns could not be listed: {why}")
@@ -95,7 +95,8 @@ def compiled_now(
     (`state_args`: --state and --defer); None when dbt could not compile them."""
     if not selectors:
         return {}
-    args = ["compile", "--log-level", "none", NO_WRITE, "--select", *selectors, *state_args]
+    args = ["compile", "--log-level", "none", NO_WRITE, NO_CACHE, "--select", *selectors]
+    args += state_args
     # On a copy: dbt compiles in place, and the build must compile these nodes afresh.
     result = session.invoke([*args, *session.common()], working_copy(session.manifest))
     if not result.success or result.result is None:

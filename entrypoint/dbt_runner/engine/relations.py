@@ -80,7 +80,7 @@ def missing_relations(session: DbtSession) -> list[str]:
             listed[(found["database"], found["schema"])] = names
 
     places = sorted(wanted, key=lambda place: (place[0] or "", place[1]))
-    result = session.render_inline(program(places), listen)
+    result = session.render_inline(program(places), listen, cached=False)
     if result.exception is not None or not result.success:
         why = exception_message(result.exception) if result.exception else "dbt failed"
         raise RuntimeError(f"the warehouse's relations could not be listed: {why}")

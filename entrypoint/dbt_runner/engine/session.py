@@ -42,6 +42,8 @@ RETRY = "retry"
 # job's last dbt phase does; the others get --no-write-json and the session writes their
 # run_results.json (or sources.json) from dbt's own result object.
 NO_WRITE = "--no-write-json"
+# A command that reads the warehouse only through its own queries: no schema listed first.
+NO_CACHE = "--no-populate-cache"
 # The commands after which dbt has written manifest.json (unless told not to).
 WRITES_MANIFEST = NODE_COMMANDS | {"source"}
 
@@ -204,14 +206,16 @@ class DbtSession:
         )
         return outcome
 
-    def render_inline(self, template: str, listener: Callable[[Any], None]) -> Any:
-        """Compile a Jinja template as an inline node on the shared manifest: its
-        run_query calls run in the warehouse, `listener` gets dbt's events (what the
-        template logs among them); dbt prints nothing and writes no artifact. dbt's
-        result, its exception a TimeLimitReached or Interrupted when stopped."""
+    def render_inline(
+        self, template: str, listener: Callable[[Any], None], cached: bool = True
+    ) -> Any:
+        """Compile a Jinja template as an inline node on the shared manifest (`cached`: the
+        adapter's cache filled first), for `listener` to hear its logs: dbt prints and
+        writes nothing. dbt's result; its exception TimeLimitReached or Interrupted."""
         from dbt.cli.main import dbtRunner
 
-        args = ["compile", "--inline", template, NO_WRITE, "--log-level", "none", *self.common()]
+        args = ["compile", "--inline", template, NO_WRITE, *([] if cached else [NO_CACHE])]
+        args += ["--log-level", "none", *self.common()]
         try:
             return dbtRunner(manifest=self.manifest, callbacks=[listener]).invoke(args)
         finally:

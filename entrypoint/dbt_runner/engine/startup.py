@@ -19,6 +19,8 @@ import gc
 import os
 import sys
 
+from dbt_runner.engine.previous import read_state_once
+
 # dbt's own faster ordering of a build after its tests ("Fast test edges" in dbt's docs):
 # the same order, far fewer edges. dbt's default adds an edge from every upstream test
 # to every downstream node, before the first node runs, in every `dbt build`, slim ones
@@ -37,6 +39,7 @@ def import_dbt() -> None:
     """Import dbt with collection paused, then freeze what the import created."""
     dbt_defaults()
     if "dbt.cli.main" in sys.modules:
+        read_state_once()
         return
     was_enabled = gc.isenabled()
     gc.disable()
@@ -46,6 +49,7 @@ def import_dbt() -> None:
         if was_enabled:
             gc.enable()
     gc.freeze()
+    read_state_once()
 
 
 def settle() -> None:

@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from sqlglot import exp
 
 from dbt_runner.reach.flow import Flow, Reaching, analyse
+from dbt_runner.reach.own import clause_changed
 from dbt_runner.reach.sql import Key, Names, Query, Unsure, read, relation_key
 
 # Materializations whose relation holds what their SQL selects.
@@ -179,7 +180,16 @@ class Walk:
         for reaching in parents.values():
             if reaching.whole is not None:
                 return f"it reads {reaching.label}, whose rows may all change"
-        return unreadable(node, node.unique_id in self.changes)
+        changed = node.unique_id in self.changes
+        return unreadable(node, changed) or (self._clause_changed(node) if changed else None)
+
+    def _clause_changed(self, node: Node) -> str | None:
+        """A changed filter, join or grouping, seen before any column is listed."""
+        try:
+            old, new = self._query(node.unique_id, new=False), self._query(node.unique_id, True)
+        except Unsure:
+            return None  # said when its flow is read
+        return clause_changed(old, new)
 
     def _flow(self, node: Node, changed: bool) -> Flow:
         """What the changes do to the node: its SQL now against its SQL before."""

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.eliminate_ctes import eliminate_ctes
-from sqlglot.optimizer.merge_subqueries import merge_subqueries
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 
+from dbt_runner.reach.own import CLAUSES, Reshaped, Whole, merged, own_changes
 from dbt_runner.reach.sql import Query, Unsure
 
 # Functions that make rows: a changed column in one changes how many there are.
@@ -33,30 +32,7 @@ ROW_MAKERS: tuple[type[exp.Expr], ...] = (
     exp.GenerateSeries,
     *(getattr(exp, name) for name in ("ExplodingGenerateSeries",) if hasattr(exp, name)),
 )
-# Where a column sits in a select, as a reason says it.
-CLAUSES = {
-    "from_": "FROM",
-    "joins": "a JOIN",
-    "where": "WHERE",
-    "group": "GROUP BY",
-    "having": "HAVING",
-    "qualify": "QUALIFY",
-    "order": "ORDER BY",
-    "limit": "LIMIT",
-    "offset": "OFFSET",
-    "distinct": "DISTINCT",
-    "laterals": "a LATERAL",
-    "windows": "a WINDOW",
-}
 WINDOW_ORDER = "a window's PARTITION BY or ORDER BY"
-
-
-class Whole(Exception):
-    """The change may alter every row (the message says why)."""
-
-
-class Reshaped(Whole):
-    """The query's CTEs or subqueries are not the ones it had."""
 
 
 @dataclass(frozen=True)
@@ -286,101 +262,3 @@ def _said(column: exp.Column, scope: Scope, parents: Mapping[str, Reaching]) -> 
     if isinstance(source, exp.Table) and source.name in parents:
         return f"{parents[source.name].label}.{column.name}"
     return column.name
-
-
-# --- the query's own change, scope by scope -------------------------------------------
-
-
-def own_changes(
-    before: list[Scope], after: list[Scope], makers: tuple[type[exp.Expr], ...]
-) -> dict[int, set[str]]:
-    """Each scope's changed and added columns (by id of its expression in `after`);
-    Whole when anything but a scope's columns changed, or a column changed where it
-    decides rows."""
-    if [_shape(s) for s in before] != [_shape(s) for s in after]:
-        raise Reshaped("its CTEs or subqueries changed")
-    seeds: dict[int, set[str]] = {}
-    for old, new in zip(before, after, strict=True):
-        clause = _differing_clause(_skeleton(old.expression), _skeleton(new.expression))
-        if clause is not None:
-            raise Whole(f"its {clause} changed")
-        if isinstance(new.expression, exp.Select) and isinstance(old.expression, exp.Select):
-            seeds[id(new.expression)] = _changed_columns(old.expression, new.expression, makers)
-    return seeds
-
-
-def merged(tree: exp.Query) -> exp.Query:
-    """The qualified query with every CTE and subquery sqlglot can merge into what
-    reads it merged (those under an aggregate, DISTINCT, a window, a join it cannot
-    move stay), and the CTEs left unread dropped: a refactor and its original read the
-    same. Unchanged when sqlglot cannot."""
-    try:
-        result = eliminate_ctes(merge_subqueries(tree.copy()))
-    except (SqlglotError, KeyError, ValueError, AttributeError):
-        return tree
-    return result if isinstance(result, exp.Query) else tree
-
-
-def _shape(scope: Scope) -> tuple[str, str]:
-    parent = scope.expression.parent
-    name = parent.alias if isinstance(parent, (exp.CTE, exp.Subquery)) else ""
-    return scope.scope_type.name, name.lower()
-
-
-def _skeleton(expression: exp.Expr) -> exp.Expr:
-    """A scope's expression without its columns, CTEs and inner queries (each of
-    those is compared as a scope of its own)."""
-    copy = expression.copy()
-    copy.set("with_", None)
-    if isinstance(copy, exp.Select):
-        copy.set("expressions", [])
-    inner = [q for q in copy.find_all(exp.Select, exp.SetOperation) if q is not copy]
-    for query in inner:
-        if query.parent is not None:
-            query.replace(exp.Placeholder())
-    return copy
-
-
-def _differing_clause(before: exp.Expr, after: exp.Expr) -> str | None:
-    if before == after:
-        return None
-    if type(before) is not type(after):
-        return "kind of query"
-    for key in sorted(set(before.args) | set(after.args)):
-        if (before.args.get(key) or None) != (after.args.get(key) or None):
-            return CLAUSES.get(key, key.rstrip("_").upper())
-    return "structure"
-
-
-def _changed_columns(
-    before: exp.Select, after: exp.Select, makers: tuple[type[exp.Expr], ...]
-) -> set[str]:
-    old, new = _projections(before), _projections(after)
-    changed = {name for name in new if name in old and new[name] != old[name]}
-    added, removed = set(new) - set(old), set(old) - set(new)
-    kept_before = [name for name in old if name in new]
-    kept_after = [name for name in new if name in old]
-    if kept_before != kept_after:
-        raise Whole("its columns' order changed")
-    touched = [new[n] for n in changed | added] + [old[n] for n in changed | removed]
-    if touched and after.args.get("distinct"):
-        raise Whole("a column under DISTINCT changed: rows may merge")
-    grouped = after.args.get("group") is not None
-    for expression in touched:
-        if not grouped and expression.find(exp.AggFunc) is not None:
-            raise Whole("an aggregate changed in a select without GROUP BY: the row count may")
-        if expression.find(exp.Window) is not None:
-            raise Whole("a window function changed")
-        if expression.find(*makers) is not None:
-            raise Whole("a function that makes rows changed")
-    return changed | added
-
-
-def _projections(select: exp.Select) -> dict[str, exp.Expr]:
-    found: dict[str, exp.Expr] = {}
-    for projection in select.expressions:
-        name = projection.alias_or_name
-        if name in found:
-            raise Unsure(f"two of its columns are named {name}")
-        found[name] = projection.this if isinstance(projection, exp.Alias) else projection
-    return found

@@ -22,6 +22,7 @@ from sqlglot import exp
 
 from dbt_runner.engine.columns import changed_nodes, compiled_now, list_columns
 from dbt_runner.engine.kinds import config_value, kind_of
+from dbt_runner.engine.previous import state_manifest
 from dbt_runner.reach.decide import Decision, Node, decide
 from dbt_runner.reach.sql import DIALECTS, Key, Names, relation_key
 from dbt_runner.report.parts import ChildDecision, ReachInfo
@@ -68,7 +69,7 @@ def decide_children(
         return all_children(f"no SQL dialect is known for the {adapter} adapter", started)
     old = read_compiled(state_dir, dbt_version, adapter)
     if old is None:
-        return all_children("the state's SQL was compiled by another dbt or adapter", started)
+        return all_children("the state's SQL is unreadable or another dbt's or adapter's", started)
     changes = changed_nodes(session, ["--state", str(state_dir)])
     if changes is None:
         return all_children("dbt could not list the changes", started)
@@ -104,7 +105,9 @@ def _chosen(manifest: Any, decided: list[Decision], started: float, analysis_s: 
         "children: %d descendant(s) of the changes built, %d left as they are (%.1f s)",
         info.built, info.skipped, info.seconds,
     )  # fmt: skip
-    selection = ["state:modified", *_selectors(manifest, built)]
+    # Every descendant built: state:modified+ says it in one criterion (dbt matches
+    # each fqn selector against every node).
+    selection = ["state:modified", *_selectors(manifest, built)] if info.skipped else None
     return Children(selection, info, [_said(d) for d in decided])
 
 
@@ -149,13 +152,8 @@ def graph_of(manifest: Any) -> dict[str, Node]:
 def names_of(manifest: Any, state_dir: Path, dialect: str) -> Names:
     """Which node each relation holds: this run's and the state's (deferred parents)."""
     names = Names(dialect)
-    try:
-        state = orjson.loads((state_dir / "manifest.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        state = {}
-    for group in ("nodes", "sources"):
-        for unique_id, node in (state.get(group) or {}).items():
-            names.add(unique_id, node.get("relation_name"))
+    for unique_id, relation in _state_relations(state_dir):
+        names.add(unique_id, relation)
     for unique_id, node in [*manifest.nodes.items(), *manifest.sources.items()]:
         if config_value(node, "materialized") == "ephemeral":
             for name in {node.name, getattr(node, "alias", None) or node.name}:
@@ -163,6 +161,21 @@ def names_of(manifest: Any, state_dir: Path, dialect: str) -> Names:
         else:
             names.add(unique_id, getattr(node, "relation_name", None))
     return names
+
+
+def _state_relations(state_dir: Path) -> list[tuple[str, str | None]]:
+    """Each node's relation in the state: from the manifest dbt read for this run's
+    commands, else from the file."""
+    read = state_manifest(state_dir)
+    if read is not None:
+        found = [*read.nodes.items(), *read.sources.items()]
+        return [(uid, getattr(node, "relation_name", None)) for uid, node in found]
+    try:
+        state = orjson.loads((state_dir / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    groups = (state.get("nodes") or {}, state.get("sources") or {})
+    return [(uid, node.get("relation_name")) for group in groups for uid, node in group.items()]
 
 
 def _dropped(manifest: Any, adapter: str | None) -> Any:

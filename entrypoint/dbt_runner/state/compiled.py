@@ -67,7 +67,10 @@ def read_compiled(
     kept = folder / COMPILED
     if kept.is_file():
         data = kept.read_bytes()
-        document = orjson.loads(data)
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None  # unreadable: every descendant is built
         if document.get("dbt_version") != dbt_version or document.get("adapter") != adapter:
             return None
         return _nodes(data, dbt_version, adapter)
