@@ -554,3 +554,14 @@ def test_a_pull_request_builds_what_its_change_reaches_and_compares_that(
     assert "| `model.shapes.cu_names` | no | it reads none of the changed columns" in summary
     page = (out / "report.html").read_text()
     assert 'id="children"' in page and "<code>model.shapes.cu_names</code>" in page
+
+
+def test_a_fresh_job_builds_what_its_code_change_reaches(tmp_path: Path) -> None:
+    """A fresh job with no new data: the code change and what it reaches, as a slim
+    job would, and what a full build would hold."""
+    shapes = duckdb_shapes(tmp_path)
+    shapes.env |= {"DBT_RUNNER_JOB": "fresh", "DBT_RUNNER_PHASES": "freshness,build"}
+    code, _, said = shapes.job()  # the state a fresh job compares with (and its sources)
+    assert code == 0, said
+    apply(shapes.project, SECOND[2])  # it_qty's aggregate: it_join, it_value
+    check(shapes, SECOND[2])

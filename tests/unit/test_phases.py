@@ -213,3 +213,12 @@ def test_slim_selects_changes_defers_and_keeps_extra_selection() -> None:
     assert "--defer" not in phase_command(
         Phase.BUILD, no_defer, no_defer.job_phases, baseline=state
     )
+
+
+def test_a_fresh_job_checks_freshness_before_the_phases_that_select_by_it() -> None:
+    s = settings(job="fresh", state_url="file:///tmp/s", phases="build,freshness,docs")
+    assert s.job_phases == [Phase.FRESHNESS, Phase.BUILD, Phase.DOCS]
+    full = settings(job="full", phases="build,freshness")
+    assert full.job_phases == [Phase.BUILD, Phase.FRESHNESS]  # the data path's order
+    with pytest.raises(ValueError, match="needs 'freshness'"):
+        settings(job="fresh", state_url="file:///tmp/s", phases="build")

@@ -32,6 +32,9 @@ class Phase(StrEnum):
 
 
 PHASE_ORDER = list(Phase)
+# Phases that run nodes; their run_results.json is the job's own (what `dbt retry`
+# reads), last wins.
+NODE_PHASES = (Phase.SEED, Phase.SNAPSHOT, Phase.RUN, Phase.TEST, Phase.BUILD)
 
 JOB_PHASES: dict[Job, list[Phase]] = {
     Job.FULL: [Phase.DEPS, Phase.DEBUG, Phase.SEED, Phase.BUILD, Phase.FRESHNESS, Phase.DOCS],

@@ -30,6 +30,7 @@ from dbt_runner.config.groups import (
 )
 from dbt_runner.config.kinds import (
     JOB_PHASES,
+    NODE_PHASES,
     STATE_JOBS,
     Concurrency,
     Job,
@@ -75,7 +76,7 @@ class JobSettings(BaseSettings):
     phases: PhaseList | None = setting(
         None,
         "comma-separated phases: `deps, debug, lint, seed, snapshot, run, test, build, "
-        "freshness, docs`; always run in that order",
+        "freshness, docs`; always run in that order (a fresh job's freshness first)",
         flag="--phases",
         shown="the job's",
     )
@@ -282,14 +283,25 @@ class Settings(JobSettings):
                 "DBT_RUNNER_SELECTOR cannot be combined with DBT_RUNNER_SELECT or "
                 "DBT_RUNNER_EXCLUDE; put the selection in the selector"
             )
+        if self.job is Job.FRESH and self.phases and Phase.FRESHNESS not in self.phases:
+            raise ValueError(
+                "DBT_RUNNER_JOB=fresh selects what has new data: DBT_RUNNER_PHASES needs "
+                "'freshness' (e.g. 'freshness,build')"
+            )
         return self
 
     # --- derived values: each defined once, here -----------------------------------
 
     @property
     def job_phases(self) -> list[Phase]:
-        """The phases this run executes: the explicit list, else the job's preset."""
-        return list(self.phases) if self.phases else list(JOB_PHASES[self.job])
+        """The phases this run executes: the explicit list, else the job's preset. A
+        fresh job's freshness comes before its node phases: they select what it found."""
+        phases = list(self.phases) if self.phases else list(JOB_PHASES[self.job])
+        if self.job is Job.FRESH and Phase.FRESHNESS in phases:
+            phases.remove(Phase.FRESHNESS)
+            at = next((i for i, p in enumerate(phases) if p in NODE_PHASES), len(phases))
+            phases.insert(at, Phase.FRESHNESS)
+        return phases
 
     @property
     def run_dir(self) -> Path:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dbt_runner.config import Phase, Settings
+from dbt_runner.config.kinds import NODE_PHASES
 from dbt_runner.engine.session import NO_WRITE, PARSE
 from dbt_runner.jobs.step import Step
 
@@ -39,8 +40,6 @@ NEEDS_MANIFEST = {
     Phase.FRESHNESS,
     Phase.DOCS,
 }
-# Phases whose run_results.json is the job's own (what `dbt retry` reads), last wins.
-NODE_PHASES = (Phase.SEED, Phase.SNAPSHOT, Phase.RUN, Phase.TEST, Phase.BUILD)
 # The dbt commands that write manifest.json when they finish (docs generate writes it
 # only when it compiles, and reads it for its static page).
 MANIFEST_WRITERS = (*NODE_PHASES, Phase.FRESHNESS)
