@@ -194,7 +194,7 @@ releases: venv ## list tickets, versions, digests and the environments running t
 	$(RELEASE) releases --registry "$(REGISTRY)"
 
 .PHONY: bench
-bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-up, image, run page, impact, own seconds, scale, baked parse
+bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-up, image, run page, impact, own seconds, scale, baked parse, backstop, children
 	$(PY) benchmarks/bench_runner.py
 	$(PY) benchmarks/bench_slim.py
 	$(PY) benchmarks/bench_slim.py --models 2000
@@ -211,6 +211,9 @@ bench: venv ## benchmarks (ratios, same run): the job, slim, fresh, lint, start-
 	$(PY) benchmarks/bench_scale.py --models 2000
 	$(PY) benchmarks/bench_scale.py --models 10000
 	DOCKER=$(DOCKER) $(PY) benchmarks/bench_baked.py
+	$(PY) benchmarks/bench_backstop.py
+	$(PY) benchmarks/bench_children.py --models 500
+	$(PY) benchmarks/bench_children.py --models 2000
 
 .PHONY: clean
 clean: ## remove local outputs

@@ -4,7 +4,7 @@ state:modified+ (all), on a generated N-model DuckDB project.
 In one session, on the mid-DAG model with the most descendants: a new column before
 each slim job, alternately with every descendant built (all) and with those a change
 reaches (affected), `--repeat` times each way; then a changed filter, the same. Each
-way's models built and median wall time; the children step's seconds (dbt's listing
+way's models built, median wall time and build phase; the children step's seconds (dbt's listing
 and compile, the warehouse's columns) and of them the analysis's; after the last job,
 every table against a full rebuild of the same code in a warehouse of its own.
 Goals (issue 32): the new column builds at most 0.05 of the nodes state:modified+
@@ -66,11 +66,13 @@ def measured(env: dict[str, str], children: str) -> dict[str, Any]:
     state = report["state"]
     assert state["promoted"], report["run_id"]
     reach = state.get("reach") or {}
+    phases = {phase["name"]: phase.get("duration_s") for phase in report["phases"]}
     return {
         "wall_s": wall,
         "built": sorted(uid for uid in state["built"] if uid.startswith("model.")),
         "decide_s": reach.get("seconds"),
         "analysis_s": reach.get("analysis_s"),
+        "build_s": phases.get("build"),
     }
 
 
@@ -106,6 +108,8 @@ def compared(env: dict[str, str], changes: Iterator[None], repeat: int) -> dict[
             "walls": [round(run["wall_s"], 2) for run in done],
             "models_built": len(done[0]["built"]),
             "built": done[0]["built"],
+            "build_s": _median(run["build_s"] for run in done),
+            "builds": [run["build_s"] for run in done],
             "decide_s": _median(run["decide_s"] for run in done),
             "analysis_s": _median(run["analysis_s"] for run in done),
         }
