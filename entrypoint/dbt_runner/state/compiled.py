@@ -2,13 +2,16 @@
 with, for the next slim job to compare a change with (reach/).
 
 A slim job's manifest holds compiled SQL only for the nodes it built; every other
-model's comes over from the state it compared with, when its code is unchanged (the
-same checksum: a node dbt saw change was selected, so compiled). Written with the
-dbt version and adapter that compiled it: another's SQL is not compared.
+model's comes over from the state before, when everything its SQL is compiled from is
+unchanged: its code, its own and its parents' relations, and every macro it calls
+(a node built since by a run whose manifest lacks its SQL, a retry's, is not carried
+over with SQL it was not built with). Written with the dbt version and adapter that
+compiled it: another's SQL is not compared.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +36,40 @@ def kept_compiled(
     for unique_id, node in manifest.get("nodes", {}).items():
         if node.get("resource_type") not in KINDS:
             continue
-        checksum = (node.get("checksum") or {}).get("checksum", "")
+        inputs = compiled_from(node, manifest)
         if node.get("compiled") and node.get("compiled_code") is not None:
-            nodes[unique_id] = {"checksum": checksum, "sql": node["compiled_code"]}
-        elif earlier.get(unique_id, {}).get("checksum") == checksum and checksum:
+            nodes[unique_id] = {"inputs": inputs, "sql": node["compiled_code"]}
+        elif earlier.get(unique_id, {}).get("inputs") == inputs:
             nodes[unique_id] = earlier[unique_id]
     document = {"dbt_version": dbt_version, "adapter": adapter, "nodes": nodes}
     return orjson.dumps(document)
+
+
+def compiled_from(node: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """A digest of what a node's compiled SQL is made from (in `manifest`, dbt's JSON):
+    its code's checksum, its relation, its parents' relations, and the SQL of every
+    macro it calls, and of those they call."""
+    macros, depends = manifest.get("macros", {}), node.get("depends_on") or {}
+    called: set[str] = set()
+    pending = list(depends.get("macros") or [])
+    while pending:
+        name = pending.pop()
+        if name not in called:
+            called.add(name)
+            pending += (macros.get(name, {}).get("depends_on") or {}).get("macros") or []
+    relations = [_relation(manifest, uid) for uid in sorted(depends.get("nodes") or [])]
+    payload = [
+        (node.get("checksum") or {}).get("checksum"),
+        node.get("relation_name"),
+        relations,
+        [(name, macros.get(name, {}).get("macro_sql")) for name in sorted(called)],
+    ]
+    return hashlib.sha256(orjson.dumps(payload)).hexdigest()
+
+
+def _relation(manifest: dict[str, Any], unique_id: str) -> str | None:
+    found = manifest.get("nodes", {}).get(unique_id) or manifest.get("sources", {}).get(unique_id)
+    return (found or {}).get("relation_name")
 
 
 def _nodes(
@@ -82,7 +112,7 @@ def read_compiled(
     if metadata.get("dbt_version") != dbt_version or metadata.get("adapter_type") != adapter:
         return None
     return {
-        uid: {"checksum": (n.get("checksum") or {}).get("checksum", ""), "sql": n["compiled_code"]}
+        uid: {"inputs": compiled_from(n, manifest), "sql": n["compiled_code"]}
         for uid, n in manifest.get("nodes", {}).items()
         if n.get("resource_type") in KINDS and n.get("compiled_code") is not None
     }
