@@ -13,13 +13,13 @@ from dbt_runner.cli.args import settings_from
 if TYPE_CHECKING:
     from dbt_runner.config import Settings
     from dbt_runner.jobs.base import JobKind
-    from dbt_runner.report.parts import ChildDecision, ReachInfo
-
-    Decided = tuple[ReachInfo, list[ChildDecision]] | str
     from dbt_runner.jobs.step import Step
-    from dbt_runner.report.parts import Target
+    from dbt_runner.report.parts import ChildDecision, ReachInfo, Target
     from dbt_runner.state.lookup import FoundState
     from dbt_runner.workspace.baked import Baked
+
+    # What plan found of the children step: its decisions, or why it could not decide.
+    Decided = tuple[ReachInfo, list[ChildDecision]] | str
 
 
 def plan_verb(args: argparse.Namespace) -> int:
