@@ -342,8 +342,9 @@ def _pg_bin() -> Path:
 
 
 @contextmanager
-def postgres_server() -> Iterator[Postgres]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1, password-protected, stopped after."""
+def postgres_server(auth: str = "scram-sha-256") -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, stopped after; `auth`: its
+    authentication method (password-protected by default)."""
     bindir = _pg_bin()
     base = Path(tempfile.mkdtemp(prefix="dbt-runner-pg-"))
     as_root = os.geteuid() == 0
@@ -361,7 +362,7 @@ def postgres_server() -> Iterator[Postgres]:
                 *prefix,
                 str(bindir / "initdb"),
                 *("-D", str(data), "-U", "runner", "--pwfile", str(base / "pwfile")),
-                *("--auth", "scram-sha-256"),
+                *("--auth", auth),
             ],
             check=True,
             capture_output=True,

@@ -56,6 +56,13 @@ def client(service: str, settings: AwsSettings | None = None) -> Any:
     return _session().client(service, config=Config(**options))
 
 
+def region() -> str | None:
+    """The region of the default session (AWS_REGION, AWS_DEFAULT_REGION, the config
+    file), or None."""
+    name = _session().region_name
+    return str(name) if name else None
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError, or the exception's class name."""
     response = getattr(exc, "response", None)

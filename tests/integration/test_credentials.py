@@ -17,7 +17,7 @@ from dbt_runner.config import Settings
 from dbt_runner.errors import InfraError
 from dbt_runner.workspace import credentials
 from dbt_runner.workspace.credentials import redshift_iam
-from dbt_runner.workspace.profiles import PASSWORD_ENV, prepare_profile
+from dbt_runner.workspace.profiles import PASSWORD_ENV, exported_env, prepare_profile
 from dbt_runner.workspace.project import Project
 from tests.support import DEMO, Moto, Postgres, find_secret, read_json, run_cli
 
@@ -233,18 +233,20 @@ def test_redshift_iam_renders_a_working_profile(
         warehouse={"type": "redshift", "database": "dev", "schema": "analytics"},
         credentials={"redshift_cluster_id": cluster, "redshift_db_user": "dbt_prod"},
     )
-    fetched = credentials.fetch(settings, tmp_path / "secrets")
-    assert fetched.fields["user"] == "IAM:dbt_prod"
+    # A rendered profile: the endpoint only; the driver logs in with dbt-redshift's IAM.
+    fetched = credentials.fetch(settings, tmp_path / "secrets", native_redshift=True)
+    assert set(fetched.fields) == {"host", "port"}
     assert fetched.fields["host"].startswith(f"{cluster}.") and fetched.fields["port"] == 5439
     project = Project(DEMO, DEMO, "demo", "demo")
     profile = prepare_profile(settings, project, tmp_path, fetched.fields)
-    rendered = (profile.dir / "profiles.yml").read_text()
-    output = yaml.safe_load(rendered)["demo"]["outputs"]["dev"]
-    assert (output["type"], output["user"], output["dbname"]) == ("redshift", "IAM:dbt_prod", "dev")
-    assert output["password"] == "{{ env_var('" + PASSWORD_ENV + "', '') }}"
-    password = fetched.fields["password"]
-    assert len(password) >= 16 and password not in rendered
-    assert profile.env[PASSWORD_ENV] == password
+    output = yaml.safe_load((profile.dir / "profiles.yml").read_text())["demo"]["outputs"]["dev"]
+    assert (output["type"], output["method"], output["cluster_id"]) == ("redshift", "iam", cluster)
+    assert (output["user"], output["dbname"]) == ("dbt_prod", "dev")
+    assert "password" not in output and PASSWORD_ENV not in profile.env
+    # A project's own profiles.yml: a temporary password, exported, never in a file.
+    own = credentials.fetch(settings, tmp_path / "secrets")
+    assert own.fields["user"] == "IAM:dbt_prod" and len(own.fields["password"]) >= 16
+    assert exported_env(own.fields)[PASSWORD_ENV] == own.fields["password"]
 
     # dbt accepts the profile: deps and parse through the CLI, with the same settings.
     env = (
@@ -292,9 +294,9 @@ def test_redshift_serverless_credentials() -> None:
             },
             {"workgroupName": "etl"},
         )
-        fields = redshift_iam.workgroup_fields(
-            client, workgroup="etl", database="dev", duration_s=900, need_endpoint=True
-        )
+        fields = redshift_iam.workgroup_password(
+            client, workgroup="etl", database="dev", duration_s=900
+        ) | redshift_iam.workgroup_endpoint(client, "etl")
     assert fields == {
         "user": "IAMR:dbt",
         "password": "temporary-pw",
@@ -304,9 +306,10 @@ def test_redshift_serverless_credentials() -> None:
     with Stubber(client) as stub:
         stub.add_client_error("get_credentials", "AccessDeniedException")
         with pytest.raises(InfraError, match=r"workgroup 'etl'.*AccessDeniedException"):
-            redshift_iam.workgroup_fields(
-                client, workgroup="etl", database=None, duration_s=900, need_endpoint=False
-            )
+            redshift_iam.workgroup_password(client, workgroup="etl", database=None, duration_s=900)
+        stub.add_client_error("get_workgroup", "ResourceNotFoundException")
+        with pytest.raises(InfraError, match=r"workgroup 'etl'.*ResourceNotFoundException"):
+            redshift_iam.workgroup_endpoint(client, "etl")
 
 
 FAKE_KEY = {

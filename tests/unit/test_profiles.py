@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dbt_runner import aws
 from dbt_runner.config import Settings
 from dbt_runner.errors import ConfigError
 from dbt_runner.workspace.profiles import PASSWORD_ENV, render_output
@@ -106,3 +107,56 @@ def test_extra_fields_are_merged() -> None:
         extra={"keepalives_idle": 30, "sslmode": "require"},
     )
     assert (output["keepalives_idle"], output["sslmode"]) == (30, "require")
+
+
+def iam_settings(**credentials: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "project_dir": DEMO,
+            "work_dir": Path("/w"),
+            "env": "prod",
+            "warehouse": {"type": "redshift", "host": "h", "database": "dev"},
+            "credentials": credentials,
+        }
+    )
+
+
+def test_redshift_iam_renders_dbt_redshifts_own_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No password in the profile or its environment: the driver fetches credentials for
+    each connection opened after the last ones expired."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    aws._session.cache_clear()
+    cluster = iam_settings(
+        redshift_cluster_id="c1", redshift_db_user="dbt", redshift_auto_create=True
+    )
+    output, env = render_output(cluster, PROJECT, {"host": "fetched", "port": 5439})
+    assert {k: output[k] for k in ("method", "cluster_id", "user", "autocreate", "region")} == {
+        "method": "iam",
+        "cluster_id": "c1",
+        "user": "dbt",
+        "autocreate": True,
+        "region": "eu-west-1",
+    }
+    assert "password" not in output and PASSWORD_ENV not in env
+    serverless, _ = render_output(iam_settings(redshift_workgroup="etl"), PROJECT)
+    assert {k: serverless.get(k) for k in ("method", "is_serverless", "serverless_work_group")} == {
+        "method": "iam_role",
+        "is_serverless": True,
+        "serverless_work_group": "etl",
+    }
+    assert "user" not in serverless and "password" not in serverless
+    aws._session.cache_clear()
+
+
+def test_postgres_with_redshift_credentials_keeps_the_password() -> None:
+    """Only a rendered redshift profile logs in natively."""
+    settings = Settings.model_validate(
+        {
+            "project_dir": DEMO,
+            "work_dir": Path("/w"),
+            "warehouse": {"type": "postgres", "host": "h", "database": "d"},
+            "credentials": {"redshift_cluster_id": "c1", "redshift_db_user": "u"},
+        }
+    )
+    output, env = render_output(settings, PROJECT, {"user": "IAM:u", "password": "tmp"})
+    assert "method" not in output and env[PASSWORD_ENV] == "tmp"

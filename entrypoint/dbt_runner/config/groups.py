@@ -98,19 +98,27 @@ class CredentialsSettings(BaseModel):
         shown="`{}`",
     )
     redshift_cluster_id: str | None = setting(
-        None, "provisioned Redshift cluster: temporary credentials from GetClusterCredentials"
+        None,
+        "provisioned Redshift cluster: a rendered profile logs in with dbt-redshift's IAM "
+        "method (GetClusterCredentials for each connection opened after the last expired)",
     )
     redshift_workgroup: str | None = setting(
-        None, "Redshift Serverless workgroup: temporary credentials from GetCredentials"
+        None,
+        "Redshift Serverless workgroup: a rendered profile logs in with dbt-redshift's "
+        "`iam_role` method (GetCredentials as the task's role)",
     )
     redshift_db_user: str | None = setting(
-        None, "database user for GetClusterCredentials (required with a cluster id)"
+        None, "database user to log in as on the cluster (required with a cluster id)"
     )
     redshift_auto_create: bool = setting(
         False, "let GetClusterCredentials create the database user"
     )
     redshift_duration_s: int = setting(
-        900, "lifetime of Redshift temporary credentials, seconds", ge=900, le=3600
+        900,
+        "lifetime of the temporary password fetched for a project's own profiles.yml, "
+        "seconds (a connection opened after it fails: use `method: iam` there)",
+        ge=900,
+        le=3600,
     )
 
     @field_validator("ssm_parameters", mode="before")

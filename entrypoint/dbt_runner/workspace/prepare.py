@@ -27,7 +27,14 @@ from dbt_runner.workspace import credentials
 from dbt_runner.workspace.baked import Baked, ProfileShape, check_baked
 from dbt_runner.workspace.inputs import read_inputs
 from dbt_runner.workspace.packages import unchanged_since_install
-from dbt_runner.workspace.profiles import Profile, check_profile, describe_profile, prepare_profile
+from dbt_runner.workspace.profiles import (
+    Profile,
+    check_profile,
+    describe_profile,
+    existing_profiles_dir,
+    native_redshift_iam,
+    prepare_profile,
+)
 from dbt_runner.workspace.project import Project, describe_project, prepare_project
 from dbt_runner.workspace.target import resolve_target
 
@@ -168,7 +175,9 @@ def open_workspace(
     fetched = credentials.Credentials()
     with stage("credentials"):
         if fetch_credentials:
-            fetched = credentials.fetch(settings, settings.run_dir / "secrets")
+            rendered = existing_profiles_dir(settings, project) is None
+            native = rendered and native_redshift_iam(settings)
+            fetched = credentials.fetch(settings, settings.run_dir / "secrets", native)
     with stage("profile"):
         profile = prepare_profile(settings, project, settings.run_dir, fetched.fields)
     with stage("prepared"):

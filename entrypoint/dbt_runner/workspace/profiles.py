@@ -20,8 +20,10 @@ from typing import Any
 
 import yaml
 
+from dbt_runner import aws
 from dbt_runner.config import Adapter, ProfileSource, Settings
 from dbt_runner.errors import ConfigError, yaml_problem
+from dbt_runner.workspace.credentials import redshift_iam
 from dbt_runner.workspace.namespace import Namespace, pr_schema, pull_request_profile, valid_root
 from dbt_runner.workspace.project import Project
 
@@ -181,7 +183,8 @@ def render_output(
         output |= _duckdb_output(settings, project, fields)
     elif wh.type in (Adapter.POSTGRES, Adapter.REDSHIFT):
         output |= _server_output(settings, wh.type, fields)
-        env[PASSWORD_ENV] = str(fields.get("password") or "")
+        if "password" in output:  # not with dbt-redshift's own IAM login
+            env[PASSWORD_ENV] = str(fields.get("password") or "")
     elif wh.type is Adapter.BIGQUERY:
         output |= _bigquery_output(settings, fields)
     output.update(wh.extra)
@@ -196,18 +199,51 @@ def _duckdb_output(settings: Settings, project: Project, fields: dict[str, Any])
     return output
 
 
+def native_redshift_iam(settings: Settings) -> bool:
+    """A rendered Redshift profile with a Redshift IAM source logs in with dbt-redshift's
+    own IAM method: fresh credentials for every connection opened after the last ones
+    expired."""
+    creds = settings.credentials
+    return settings.warehouse.type is Adapter.REDSHIFT and bool(
+        creds.redshift_cluster_id or creds.redshift_workgroup
+    )
+
+
 def _server_output(settings: Settings, adapter: Adapter, fields: dict[str, Any]) -> dict[str, Any]:
-    """postgres and redshift: the password a reference to the secret variable."""
+    """postgres and redshift: the password a reference to the secret variable, or
+    dbt-redshift's native IAM method."""
     output = {
         "host": _required(fields.get("host"), "HOST", adapter, "the server's host name"),
         "port": int(fields.get("port") or DEFAULT_PORTS[adapter]),
-        "user": _required(fields.get("user"), "USER", adapter, "the database user"),
+    }
+    if native_redshift_iam(settings):
+        output |= _redshift_iam_output(settings)
+    else:
+        output["user"] = _required(fields.get("user"), "USER", adapter, "the database user")
+    output |= {
         "dbname": _required(fields.get("database"), "DATABASE", adapter, "the database name"),
         "schema": _target_schema(settings, fields.get("schema") or "public"),
-        "password": "{{ env_var('" + PASSWORD_ENV + "', '') }}",
     }
+    if "method" not in output:
+        output["password"] = "{{ env_var('" + PASSWORD_ENV + "', '') }}"
     if settings.warehouse.sslmode:
         output["sslmode"] = settings.warehouse.sslmode
+    return output
+
+
+def _redshift_iam_output(settings: Settings) -> dict[str, Any]:
+    """dbt-redshift's IAM fields, in the region of the runner's AWS session (the task
+    role's credentials come through the default chain)."""
+    creds = settings.credentials
+    output = redshift_iam.iam_profile_fields(
+        cluster_id=creds.redshift_cluster_id,
+        workgroup=creds.redshift_workgroup,
+        db_user=creds.redshift_db_user,
+        auto_create=creds.redshift_auto_create,
+    )
+    region = aws.region()
+    if region:
+        output["region"] = region
     return output
 
 

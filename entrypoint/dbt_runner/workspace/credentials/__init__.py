@@ -2,15 +2,18 @@
 
 Sources, each used when its setting is set, in this order (a later one overrides an
 earlier one): a Glue connection, a Secrets Manager secret, SSM parameters, Redshift
-IAM temporary credentials. The fields reach dbt through the rendered profile (secrets
-as `DBT_ENV_SECRET_*` variables) or, for a project's own profiles.yml, through the
-documented `DBT_WAREHOUSE_*` variables. A BigQuery service-account key becomes a 0600
-file in the run's scratch folder, removed when the run ends.
+IAM (the endpoint; a temporary password only for a project's own profiles.yml, since a
+rendered profile logs in with dbt-redshift's own IAM method). The fields reach dbt
+through the rendered profile (secrets as `DBT_ENV_SECRET_*` variables) or, for a
+project's own profiles.yml, through the documented `DBT_WAREHOUSE_*` variables. A
+BigQuery service-account key becomes a 0600 file in the run's scratch folder, removed
+when the run ends.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -20,6 +23,8 @@ from typing import Any
 from dbt_runner import aws
 from dbt_runner.config import Settings
 from dbt_runner.workspace.credentials import glue, redshift_iam, secrets_manager, ssm
+
+log = logging.getLogger(__name__)
 
 # The connection fields the runner knows, and the names sources use for them.
 FIELDS = ("host", "port", "user", "password", "database", "schema", "project")
@@ -73,16 +78,18 @@ def _write_keyfile(key: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def fetch(settings: Settings, secrets_dir: Path) -> Credentials:
+def fetch(settings: Settings, secrets_dir: Path, native_redshift: bool = False) -> Credentials:
     """Fetch every configured source, in order, a later one overriding an earlier; raise
-    InfraError naming what failed."""
+    InfraError naming what failed. `secrets_dir`: where a key file goes;
+    `native_redshift`: the profile logs in with dbt-redshift's own IAM method (no
+    password to fetch)."""
     result = Credentials(secrets_dir=secrets_dir)
     if not settings.credentials.configured:
         return result
     _from_glue(settings, result)
     _from_secrets_manager(settings, result, secrets_dir)
     _from_ssm(settings, result)
-    _from_redshift_iam(settings, result)
+    _from_redshift_iam(settings, result, native_redshift)
     return result
 
 
@@ -120,29 +127,54 @@ def _from_ssm(settings: Settings, result: Credentials) -> None:
         result.merge(normalise(raw), where)
 
 
-def _from_redshift_iam(settings: Settings, result: Credentials) -> None:
-    """Temporary credentials for the database (and its endpoint, when no other source
-    gave a host): a provisioned cluster, or a Serverless workgroup."""
-    config, aws_settings = settings.credentials, settings.aws
+def _from_redshift_iam(settings: Settings, result: Credentials, native: bool) -> None:
+    """The endpoint of the cluster or workgroup when no other source gave a host and,
+    unless dbt-redshift's own IAM method logs in (`native`, a rendered profile), a
+    temporary user and password."""
+    config = settings.credentials
+    cluster, workgroup = config.redshift_cluster_id, config.redshift_workgroup
+    if not (cluster or workgroup):
+        return
+    where = (
+        f"Redshift IAM (cluster '{cluster}')"
+        if cluster
+        else f"Redshift Serverless IAM (workgroup '{workgroup}')"
+    )
+    client = aws.client("redshift" if cluster else "redshift-serverless", settings.aws)
+    if not native:
+        result.merge(_redshift_password(settings, result, client), where)
+    if (settings.warehouse.host or result.fields.get("host")) is None:
+        endpoint = (
+            redshift_iam.cluster_endpoint(client, cluster)
+            if cluster
+            else redshift_iam.workgroup_endpoint(client, str(workgroup))
+        )
+        result.merge(endpoint, where)
+
+
+def _redshift_password(settings: Settings, result: Credentials, client: Any) -> dict[str, Any]:
+    """A temporary password for a project's own profiles.yml, which dbt reads once: it
+    lasts DBT_RUNNER_CREDENTIALS__REDSHIFT_DURATION_S, and says so."""
+    config = settings.credentials
     database = settings.warehouse.database or result.fields.get("database")
-    need_endpoint = (settings.warehouse.host or result.fields.get("host")) is None
+    log.warning(
+        "the project's own profiles.yml gets a Redshift password that lasts %d s: a connection "
+        "dbt opens after that fails to log in; use dbt-redshift's `method: iam` in it, or let "
+        "the runner render the profile (it uses that method)",
+        config.redshift_duration_s,
+    )
     if config.redshift_cluster_id:
-        fields = redshift_iam.cluster_fields(
-            aws.client("redshift", aws_settings),
+        return redshift_iam.cluster_password(
+            client,
             cluster_id=config.redshift_cluster_id,
             db_user=str(config.redshift_db_user),  # required with a cluster id (settings)
             database=database,
             duration_s=config.redshift_duration_s,
             auto_create=config.redshift_auto_create,
-            need_endpoint=need_endpoint,
         )
-        result.merge(fields, f"Redshift IAM (cluster '{config.redshift_cluster_id}')")
-    if config.redshift_workgroup:
-        fields = redshift_iam.workgroup_fields(
-            aws.client("redshift-serverless", aws_settings),
-            workgroup=config.redshift_workgroup,
-            database=database,
-            duration_s=config.redshift_duration_s,
-            need_endpoint=need_endpoint,
-        )
-        result.merge(fields, f"Redshift Serverless IAM (workgroup '{config.redshift_workgroup}')")
+    return redshift_iam.workgroup_password(
+        client,
+        workgroup=str(config.redshift_workgroup),
+        database=database,
+        duration_s=config.redshift_duration_s,
+    )

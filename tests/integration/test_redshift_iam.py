@@ -1,0 +1,142 @@
+"""Redshift IAM credentials that outlive the build: AWS's temporary passwords expire,
+dbt opens a connection per node, and a node that starts after the expiry must still log
+in. The credentials here live 2 s (moto's, shortened by a proxy), the cluster is a local
+endpoint that accepts only live passwords AWS issued, and the first model sleeps past
+the lifetime, so the second model's connection opens after it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.redshift_login import Issued, LoginRelay, issuing_credentials, login_relay
+from tests.support import Moto, Postgres, postgres_server, run_cli
+
+LIFETIME_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def trusting_postgres() -> Iterator[Postgres]:
+    with postgres_server(auth="trust") as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(moto: Moto, trusting_postgres: Postgres) -> Iterator[tuple[str, Issued, LoginRelay]]:
+    name = f"analytics-{uuid.uuid4().hex[:8]}"
+    moto.client("redshift").create_cluster(
+        ClusterIdentifier=name,
+        NodeType="ra3.xlplus",
+        MasterUsername="admin",
+        MasterUserPassword="Adm1nPassw0rd",
+        DBName="dev",
+    )
+    pg = trusting_postgres
+    with (
+        issuing_credentials(moto.endpoint, LIFETIME_S) as issued,
+        login_relay(issued, pg.host, pg.port, pg.user, pg.database) as relay,
+    ):
+        yield name, issued, relay
+
+
+def two_models(folder: Path, schema: str) -> Path:
+    """Two tables, one connection each (threads 1); the first outlasts the credentials."""
+    (folder / "models").mkdir(parents=True)
+    project = {
+        "name": "twoconn",
+        "version": "1.0",
+        "profile": "twoconn",
+        "models": {"twoconn": {"+materialized": "table", "+schema": schema}},
+    }
+    (folder / "dbt_project.yml").write_text(yaml.safe_dump(project))
+    sleep = f"pg_sleep({LIFETIME_S + 1})"
+    (folder / "models" / "first.sql").write_text(f"select 1 as id, {sleep} is null as slept")
+    (folder / "models" / "second.sql").write_text("select id from {{ ref('first') }}")
+    return folder
+
+
+def job_env(
+    env: dict[str, str], moto: Moto, cluster: tuple[str, Issued, LoginRelay], project: Path
+) -> dict[str, str]:
+    name, issued, relay = cluster
+    job = {k: v for k, v in env.items() if not k.startswith("DBT_RUNNER_WAREHOUSE__")}
+    return (
+        job
+        | moto.env
+        | relay.env
+        | {
+            "AWS_ENDPOINT_URL_REDSHIFT": issued.url,
+            "DBT_RUNNER_PROJECT_DIR": str(project),
+            "DBT_RUNNER_JOB": "custom",
+            "DBT_RUNNER_PHASES": "build",
+            "DBT_RUNNER_THREADS": "1",
+            "DBT_RUNNER_CREDENTIALS__REDSHIFT_CLUSTER_ID": name,
+            "DBT_RUNNER_CREDENTIALS__REDSHIFT_DB_USER": "dbt_prod",
+        }
+    )
+
+
+def test_a_connection_opened_after_the_credentials_expire_still_logs_in(
+    env: dict[str, str],
+    moto: Moto,
+    trusting_postgres: Postgres,
+    cluster: tuple[str, Issued, LoginRelay],
+    tmp_path: Path,
+) -> None:
+    _, issued, relay = cluster
+    schema = f"iam_{uuid.uuid4().hex[:8]}"
+    job = job_env(env, moto, cluster, two_models(tmp_path / "twoconn", schema)) | {
+        "DBT_RUNNER_WAREHOUSE__TYPE": "redshift",
+        "DBT_RUNNER_WAREHOUSE__HOST": relay.host,
+        "DBT_RUNNER_WAREHOUSE__PORT": str(relay.port),
+        "DBT_RUNNER_WAREHOUSE__DATABASE": trusting_postgres.database,
+    }
+    result = run_cli("run", env=job)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # The driver asked AWS again once the first credentials had expired, and every login
+    # used a live password (the runner itself asked for none: the host was given).
+    assert issued.calls >= 2
+    assert all(login.accepted for login in relay.logins)
+    assert {login.user for login in relay.logins} == {"IAM:dbt_prod"}
+    assert len({login.password for login in relay.logins}) == issued.calls
+    tables = trusting_postgres.tables(f"public_{schema}")
+    assert tables == {"first", "second"}
+
+
+def test_a_projects_own_profile_gets_a_password_that_expires_and_is_told_so(
+    env: dict[str, str],
+    moto: Moto,
+    trusting_postgres: Postgres,
+    cluster: tuple[str, Issued, LoginRelay],
+    tmp_path: Path,
+) -> None:
+    """The fetched-password path, kept for a project's own profiles.yml: a connection
+    opened after the password expired cannot log in (the same build the native profile
+    passes), and the job said so at its start."""
+    _, issued, relay = cluster
+    project = two_models(tmp_path / "twoconn", f"own_{uuid.uuid4().hex[:8]}")
+    output = {
+        "type": "redshift",
+        "host": relay.host,
+        "port": relay.port,
+        "user": "{{ env_var('DBT_WAREHOUSE_USER') }}",
+        "password": "{{ env_var('DBT_ENV_SECRET_WAREHOUSE_PASSWORD') }}",
+        "dbname": trusting_postgres.database,
+        "schema": "public",
+    }
+    profiles = {"twoconn": {"target": "dev", "outputs": {"dev": output}}}
+    (project / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    job = job_env(env, moto, cluster, project)
+    result = run_cli("run", env=job)
+    # 1 when a node's login failed, 2 when the build's own first connection did: either
+    # way once the password had expired.
+    assert result.returncode in (1, 2), result.stdout[-3000:] + result.stderr[-2000:]
+    assert "gets a Redshift password that lasts 900 s" in result.stdout
+    assert issued.calls == 1
+    refused = [login for login in relay.logins if not login.accepted]
+    assert refused and refused[0].user == "IAM:dbt_prod"
+    assert 'password authentication failed for user "IAM:dbt_prod"' in result.stdout
