@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from decimal import Decimal
@@ -13,7 +14,8 @@ import duckdb
 import jsonschema
 import pytest
 
-from tests.support import DEMO, PHASES_OK, SCHEMA, Postgres, read_json, run_cli
+from dbt_runner.storage.archive import archive_name, pack_project
+from tests.support import DEMO, PHASES_OK, SCHEMA, Moto, Postgres, read_json, run_cli
 
 # What the demo project holds, by (phase, resource type).
 DEMO_NODES = {
@@ -175,3 +177,34 @@ def test_demo_job_on_postgres(
         f"select sum(order_count), sum(lifetime_value) from {schema}.customers"
     )[0]
     assert (orders, revenue) == (expected["kept_orders"], expected["revenue"])
+
+
+def test_a_project_that_travels_as_an_archive_on_s3(
+    env: dict[str, str], moto: Moto, demo_project: Path, tmp_path: Path
+) -> None:
+    """The caller packs its project to S3; a run given only the URL (no project folder:
+    its working directory holds none) fetches it, checks the digest, and builds it. A
+    second run of the same code reads nothing from S3."""
+    (demo_project / "models" / "marts" / "from_the_archive.sql").write_text("select 7 as seven")
+    data = pack_project(demo_project)
+    bucket = f"projects-{uuid.uuid4().hex[:8]}"
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=f"dbt/{archive_name(data)}", Body=data)
+    job = {k: v for k, v in env.items() if k != "DBT_RUNNER_PROJECT_DIR"} | moto.env
+    job["DBT_RUNNER_PROJECT_URL"] = f"s3://{bucket}/dbt/{archive_name(data)}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_cli("run", env=job, cwd=elsewhere)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    with duckdb.connect(env["DBT_RUNNER_WAREHOUSE__PATH"], read_only=True) as db:
+        assert db.execute("select seven from from_the_archive").fetchall() == [(7,)]
+    s3.delete_object(Bucket=bucket, Key=f"dbt/{archive_name(data)}")
+    again = run_cli(
+        "run", env=job | {"DBT_RUNNER_JOB": "custom", "DBT_RUNNER_PHASES": "build"}, cwd=elsewhere
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    tampered = job | {"DBT_RUNNER_PROJECT_URL": f"s3://{bucket}/dbt/{'0' * 64}.tar.gz"}
+    missing = run_cli("run", env=tampered, cwd=elsewhere)
+    assert missing.returncode == 4
+    assert "no such archive; pack and upload it first" in missing.stderr

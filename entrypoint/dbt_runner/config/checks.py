@@ -12,6 +12,7 @@ import yaml
 
 from dbt_runner.config.values import http_url, phase_list
 from dbt_runner.storage import normalise_url
+from dbt_runner.storage.archive import archive_digest, fetched_folder
 
 
 def phases(value: Any) -> Any:
@@ -90,6 +91,29 @@ def project_folder(value: Path) -> Path:
     if not (path / "dbt_project.yml").is_file():
         raise ValueError(f"no dbt_project.yml in {path}; set it to your dbt project's folder")
     return path
+
+
+def project_archive_url(value: str | None) -> str | None:
+    """A storage URL whose name is the archive's sha256 (workspace/archive.py)."""
+    if value is None:
+        return None
+    url = normalise_url(value)
+    archive_digest(url)
+    return url
+
+
+def project_from_url(settings: Any) -> Any:
+    """Settings whose project comes from DBT_RUNNER_PROJECT_URL run it where its archive
+    is unpacked in the work folder (load_settings fetches it there)."""
+    if settings.project_url is None:
+        return settings
+    if "project_dir" in settings.model_fields_set:
+        raise ValueError(
+            "DBT_RUNNER_PROJECT_URL and DBT_RUNNER_PROJECT_DIR are exclusive: the project is "
+            "the archive's, or the folder's"
+        )
+    settings.project_dir = fetched_folder(settings.work_dir, settings.project_url)
+    return settings
 
 
 def profiles_folder(value: Path | None) -> Path | None:

@@ -119,7 +119,9 @@ def _describe(first: Any, cli_flags: dict[str, str]) -> str:
 def load_settings(
     overrides: dict[str, Any] | None = None, cli_flags: dict[str, str] | None = None
 ) -> Settings:
-    """Build Settings from the environment and CLI overrides, or raise ConfigError."""
+    """Build Settings from the environment and CLI overrides, or raise ConfigError; a
+    project that travels as an archive (DBT_RUNNER_PROJECT_URL) is fetched here, so
+    every verb finds it in its folder."""
     overrides = overrides or {}
     unknown = unknown_env_names()
     if unknown:
@@ -128,9 +130,14 @@ def load_settings(
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"{name} is not a known setting{hint}; remove it or fix its name")
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_error(exc, cli_flags or {})) from None
+    if settings.project_url:
+        from dbt_runner.storage.archive import fetch_project
+
+        fetch_project(settings.project_url, settings.project_dir, settings.aws)
+    return settings
 
 
 def load_notify_settings() -> NotifySettings | None:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dbt_runner.aws import AwsSettings
@@ -47,6 +47,12 @@ from dbt_runner.storage import local_folder
 class JobSettings(BaseSettings):
     """What runs: the project, its profile and target, the job and its selection."""
 
+    project_url: str | None = setting(
+        None,
+        "the project packed as `<sha256>.tar.gz` (s3:// or file://), as `dbt-runner remote` "
+        "sends it: fetched into the work folder, its digest checked, and run in place of "
+        "DBT_RUNNER_PROJECT_DIR",
+    )
     project_dir: Path = setting(
         Path(), "folder holding `dbt_project.yml`", flag="--project-dir", shown="`.`"
     )
@@ -127,7 +133,15 @@ class JobSettings(BaseSettings):
     _phases = field_validator("phases", "advisory_phases", mode="before")(checks.phases)
     _env = field_validator("env")(checks.env_name)
     _vars = field_validator("vars", mode="before")(checks.dbt_vars)
-    _project = field_validator("project_dir")(checks.project_folder)
+    _project_url = field_validator("project_url")(checks.project_archive_url)
+
+    @field_validator("project_dir")
+    @classmethod
+    def _project(cls, value: Path, info: ValidationInfo) -> Path:
+        """The folder must hold a project, unless the project comes from a URL (declared
+        first, so it is known here)."""
+        return value if info.data.get("project_url") else checks.project_folder(value)
+
     _profiles = field_validator("profiles_dir")(checks.profiles_folder)
 
 
@@ -250,6 +264,8 @@ class Settings(JobSettings):
     _urls = field_validator("artifacts_url", "state_url")(checks.storage_url)
     _public = field_validator("artifacts_public_url")(checks.public_url)
     _absolute = field_validator("work_dir", "report_dir", "prepared_dir")(checks.absolute)
+
+    _project_from_url = model_validator(mode="after")(checks.project_from_url)
 
     @model_validator(mode="after")
     def _pull_request_defaults(self) -> Settings:
