@@ -32,6 +32,7 @@ GROUPS = {
     "lineage": "Lineage (OpenLineage)",
     "history": "Run history",
     "aws": "AWS",
+    "remote": "Remote: the job as an ECS task (`dbt-runner remote`, the caller's)",
 }
 
 

@@ -14,14 +14,9 @@ from typing import Any
 import duckdb
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
+from tests.fake_github import PR, REPOSITORY, TOKEN, FakeGitHub
 from tests.support import Postgres, free_port, read_report, run_cli, running_queries
-
-PR = "12"
-REPOSITORY = "acme/analytics"
-TOKEN = "ghs_test_token"
-
 
 # Every descendant of the edits is built and compared (these tests are about the
 # comparison; test_children.py has a pull request build only what its change reaches).
@@ -349,58 +344,6 @@ def test_bounds_and_the_gate(
         "run", "--pr", PR, env=pr_env | gate | {"DBT_RUNNER_PR_IMPACT__MAX_ROW_LOSS_PCT": "20"}
     )
     assert result.returncode == 0, result.stdout[-3000:]
-
-
-class FakeGitHub:
-    """GitHub's issue-comment endpoints on a local server, checking what the client
-    sends: method, path, headers and body; comments kept in memory."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.comments: list[dict[str, Any]] = []
-        self.calls: list[tuple[str, str]] = []
-        self.next_id = 100
-        issue = f"/repos/{REPOSITORY}/issues/{PR}/comments"
-        headers = {"Authorization": f"token {TOKEN}"}
-        server.expect_request(issue, method="GET", headers=headers).respond_with_handler(self.list)
-        server.expect_request(issue, method="POST", headers=headers).respond_with_handler(
-            self.create
-        )
-        edit = f"/repos/{REPOSITORY}/issues/comments/{self.next_id}"  # the one it creates
-        server.expect_request(edit, method="PATCH", headers=headers).respond_with_handler(self.edit)
-
-    def _comment(self, number: int, body: str) -> dict[str, Any]:
-        return {
-            "id": number,
-            "body": body,
-            "url": self.server.url_for(f"/repos/{REPOSITORY}/issues/comments/{number}"),
-            "html_url": f"https://github.example/{REPOSITORY}/pull/{PR}#issuecomment-{number}",
-        }
-
-    def _body(self, request: Request) -> str:
-        assert request.headers["Content-Type"].startswith("application/json")
-        assert request.headers["User-Agent"].startswith("dbt-runner/")
-        body = json.loads(request.data)
-        assert set(body) == {"body"}
-        return str(body["body"])
-
-    def list(self, request: Request) -> Response:
-        self.calls.append(("GET", request.path))
-        return Response(json.dumps(self.comments), content_type="application/json")
-
-    def create(self, request: Request) -> Response:
-        self.calls.append(("POST", request.path))
-        comment = self._comment(self.next_id, self._body(request))
-        self.next_id += 1
-        self.comments.append(comment)
-        return Response(json.dumps(comment), status=201, content_type="application/json")
-
-    def edit(self, request: Request) -> Response:
-        self.calls.append(("PATCH", request.path))
-        number = int(request.path.rsplit("/", 1)[1])
-        [comment] = [c for c in self.comments if c["id"] == number]
-        comment["body"] = self._body(request)
-        return Response(json.dumps(comment), content_type="application/json")
 
 
 def test_the_pull_request_comment_is_written_once_and_updated(

@@ -58,17 +58,24 @@ def test_an_archive_that_is_not_what_its_name_promises_is_refused(tmp_path: Path
     assert not (tmp_path / "work" / "p").exists()
 
 
-def test_a_member_that_escapes_its_folder_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
+def test_a_member_that_escapes_its_folder_is_refused(tmp_path: Path, kind: str) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name in ("dbt_project.yml", "../escaped.txt"):
+        escaping = {"parent": "../escaped.txt", "absolute": f"{tmp_path}/escaped.txt"}
+        for name in ("dbt_project.yml", escaping.get(kind, "models/link.sql")):
             info = tarfile.TarInfo(name)
             info.size = 4
+            if kind == "symlink" and name.endswith("link.sql"):
+                info.type, info.linkname, info.size = tarfile.SYMTYPE, "/etc/passwd", 0
             archive.addfile(info, io.BytesIO(b"name"))
     url = put(tmp_path / "bucket", buffer.getvalue())
     with pytest.raises(ConfigError, match="not a project archive"):
         fetch_project(url, tmp_path / "work" / "p")
-    assert not (tmp_path / "work" / "escaped.txt").exists()
+    assert (
+        not (tmp_path / "work" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
+    )
+    assert not (tmp_path / "work" / "p").exists()
 
 
 def test_settings_run_the_archives_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,12 +27,14 @@ RANK = (
     "reach",
     "impact",
     "outputs",
+    "remote",
     "jobs",
     "run",
     "cli",
 )
 FOLDERS = {
     "reach",
+    "remote",
     "cli",
     "config",
     "workspace",

@@ -1,5 +1,5 @@
-"""Command line: `dbt-runner [run|retry|lint|cleanup|prepare|check|plan|version|dbt -- ARGS]`,
-one module per verb.
+"""Command line: `dbt-runner [VERB] [FLAGS]` (verbs.py lists them; `dbt -- ARGS` passes
+through), one module per verb.
 
 Flags override DBT_RUNNER_* variables, so a workflow can change `--select` without a
 new image; each flag is declared on its settings field (config/). Heavy imports
@@ -44,6 +44,10 @@ def _dispatch(verb: str, args: list[str]) -> int:
         from dbt_runner.cli.dbt import dbt_verb
 
         return dbt_verb(args[1:] if args[:1] == ["--"] else args)
+    if verb == "remote":
+        from dbt_runner.cli.remote import remote_verb
+
+        return remote_verb(args)
     from dbt_runner.cli.args import parser
 
     parsed = parser(verb).parse_args(args)

@@ -4,6 +4,7 @@ VERBS = {
     "run": "run the job (the default verb)",
     "retry": "re-run what the last run (or --from-run RUN_ID) did not finish",
     "lint": "lint the project's SQL (SQLFluff, dbt templater); findings fail it",
+    "remote": "run the job as an ECS task (DBT_RUNNER_REMOTE__*), its log and reports here",
     "cleanup": "drop a pull request's schemas (--pr N)",
     "prepare": "bake the project into its image: packages installed, parse cached (a RUN)",
     "check": "validate the settings and print them, secrets redacted",

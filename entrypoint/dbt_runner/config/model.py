@@ -39,6 +39,7 @@ from dbt_runner.config.kinds import (
     Phase,
     ProfileSource,
 )
+from dbt_runner.config.remote import RemoteSettings
 from dbt_runner.config.review import GitHubSettings, ImpactSettings, impact_switch
 from dbt_runner.config.values import ENV_PREFIX, NESTED_DELIMITER, PhaseList, new_run_id, setting
 from dbt_runner.storage import local_folder
@@ -255,6 +256,7 @@ class Settings(JobSettings):
     lineage: LineageSettings = Field(default_factory=LineageSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    remote: RemoteSettings = Field(default_factory=RemoteSettings)  # the caller's (remote)
 
     _run_id = field_validator("run_id")(checks.run_id)
     _metrics_namespace = field_validator("metrics_namespace")(checks.metrics_namespace)
@@ -264,7 +266,6 @@ class Settings(JobSettings):
     _urls = field_validator("artifacts_url", "state_url")(checks.storage_url)
     _public = field_validator("artifacts_public_url")(checks.public_url)
     _absolute = field_validator("work_dir", "report_dir", "prepared_dir")(checks.absolute)
-
     _project_from_url = model_validator(mode="after")(checks.project_from_url)
 
     @model_validator(mode="after")
