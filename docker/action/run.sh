@@ -30,11 +30,27 @@ set_from_input DBT_RUNNER_TIMEOUT_S "${INPUT_TIMEOUT:-}"
 set_from_input GITHUB_TOKEN "${INPUT_GITHUB_TOKEN:-}"
 export DBT_RUNNER_PROJECT_DIR="/github/workspace/${INPUT_PROJECT_DIR:-.}"
 export DBT_RUNNER_REPORT_DIR=/out
-export DBT_RUNNER_ARTIFACTS_URL="${DBT_RUNNER_ARTIFACTS_URL:-/out/artifacts}"
+command="${INPUT_COMMAND:-run}"
+case "${INPUT_RUN_ON:-local}" in
+  local)
+    export DBT_RUNNER_ARTIFACTS_URL="${DBT_RUNNER_ARTIFACTS_URL:-/out/artifacts}" ;;
+  ecs)  # the task publishes where its definition says; this container follows it
+    [ "$command" = run ] || { echo "run-on: ecs runs the job (command: run), not '$command'" >&2; exit 3; }
+    command=remote
+    set_from_input DBT_RUNNER_REMOTE__CLUSTER "${INPUT_CLUSTER:-}"
+    set_from_input DBT_RUNNER_REMOTE__TASK_DEFINITION "${INPUT_TASK_DEFINITION:-}"
+    set_from_input DBT_RUNNER_REMOTE__CONTAINER "${INPUT_CONTAINER:-}"
+    set_from_input DBT_RUNNER_REMOTE__SUBNETS "${INPUT_SUBNETS:-}"
+    set_from_input DBT_RUNNER_REMOTE__SECURITY_GROUPS "${INPUT_SECURITY_GROUPS:-}"
+    set_from_input DBT_RUNNER_REMOTE__PROJECT_URL "${INPUT_PROJECT_URL:-}" ;;
+  *)
+    echo "run-on must be local or ecs, not '${INPUT_RUN_ON}'" >&2; exit 3 ;;
+esac
 
 args=(run --rm --user "$(id -u):$(id -g)"
   -v "$workspace:/github/workspace:ro" -v "$out:/out"
   -e GITHUB_WORKSPACE=/github/workspace)
+if [ -n "${INPUT_DOCKER_NETWORK:-}" ]; then args+=(--network "$INPUT_DOCKER_NETWORK"); fi
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
   touch "$GITHUB_STEP_SUMMARY"
   args+=(-v "$GITHUB_STEP_SUMMARY:/github/step-summary.md" -e GITHUB_STEP_SUMMARY=/github/step-summary.md)
@@ -47,7 +63,7 @@ while IFS= read -r name; do
 done < <(compgen -e)
 
 code=0
-"${DOCKER:-docker}" "${args[@]}" "$INPUT_IMAGE" "${INPUT_COMMAND:-run}" || code=$?
+"${DOCKER:-docker}" "${args[@]}" "$INPUT_IMAGE" "$command" || code=$?
 
 report="$out/report.json"
 status=""  # no report: settings that could not be read write none

@@ -236,3 +236,41 @@ def test_a_rerun_reattaches_and_a_sigterm_stops_the_task(
     assert gone.stdout.strip() == ""
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
     assert report["status"] == "interrupted"
+
+
+def test_the_actions_run_on_ecs_passes_exit_codes_and_reports_through(
+    image: str, moto: Moto, standin: EcsStandIn, bucket: str, tmp_path: Path
+) -> None:
+    """The Action's step (its script, as a workflow runs it) with `run-on: ecs`: the
+    caller is the image itself, on the runner; the job is a task."""
+    from tests.sanity.test_action import run_step
+
+    ok = standin.register(definition("dbt-runner-action", image, bucket))
+    no_image = standin.register(definition("dbt-runner-action-x", f"{image}-no-such-tag", bucket))
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    temp.mkdir()
+    project = copy_project(DEMO, repo / "analytics")
+    step_env = moto.env | {
+        "AWS_ENDPOINT_URL_ECS": standin.url,
+        "DBT_RUNNER_REMOTE__POLL_S": "0.3",
+        "DBT_RUNNER_REMOTE__DRAIN_S": "1.5",
+    }
+    inputs = {"image": image, "run_on": "ecs", "cluster": "sanity", "docker_network": "host"}
+    inputs |= {"project_url": f"s3://{bucket}/projects"}
+    step_env.pop("AWS_CONFIG_FILE"), step_env.pop("AWS_SHARED_CREDENTIALS_FILE")  # host paths
+
+    code, outputs, summary = run_step(repo, temp, step_env, task_definition=ok, **inputs)
+    assert (code, outputs["exit-code"], outputs["status"]) == (0, "0", "success"), (
+        temp / "step.log"
+    ).read_text()[-3000:]
+    assert "dbt-runner demo/prod full: success" in summary
+    assert "phase build: success" in (temp / "step.log").read_text()  # the task's log, streamed
+
+    (project / "models" / "marts" / "broken.sql").write_text("select * from no_such_table\n")
+    code, outputs, _ = run_step(repo, temp, step_env, task_definition=ok, **inputs)
+    assert (code, outputs["exit-code"], outputs["status"]) == (1, "1", "failed")
+
+    code, outputs, _ = run_step(repo, temp, step_env, task_definition=no_image, **inputs)
+    # No report: the last run's, still in the folder, is not this one's.
+    assert (code, outputs["exit-code"], outputs["status"]) == (4, "4", "unknown")
+    assert not Path(outputs["report"]).exists()

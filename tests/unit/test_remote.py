@@ -60,12 +60,15 @@ def test_the_task_gets_the_jobs_settings_and_no_secret_or_callers_own() -> None:
         "DBT_RUNNER_WAREHOUSE__PASSWORD": "hunter2",
         "DBT_RUNNER_PROJECT_DIR": "/home/runner/work/repo",
         "DBT_RUNNER_REMOTE__CLUSTER": "prod",
+        "DBT_RUNNER_ARTIFACTS_URL": "/out",  # the image's own default, when the caller is it
+        "DBT_RUNNER_STATE_URL": "s3://bucket/state",
         "GITHUB_SHA": "abc123",
         "GITHUB_TOKEN": "ghs_x",
         "HOME": "/root",
     }
     assert forwarded(environ, secrets) == {
         "DBT_RUNNER_SELECT": "tag:daily",
+        "DBT_RUNNER_STATE_URL": "s3://bucket/state",
         "DBT_RUNNER_SLIM__CHILDREN": "all",
         "GITHUB_SHA": "abc123",
     }

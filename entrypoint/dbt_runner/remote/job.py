@@ -45,7 +45,10 @@ class Job:
 
 def _effective(flag: Any, name: str, container: Container, default: str) -> str:
     variable = f"DBT_RUNNER_{name}"
-    return str(flag or os.environ.get(variable) or container.environment.get(variable) or default)
+    given = flag or os.environ.get(variable)
+    if variable in overrides.STORAGE_URLS and not overrides.is_remote_url(given):
+        given = None  # not sent to the task (overrides.forwarded)
+    return str(given or container.environment.get(variable) or default)
 
 
 def upload_project(caller: RemoteCaller) -> str:

@@ -22,6 +22,8 @@ CALLERS = (
     *("PROJECT_DIR", "PROJECT_URL", "WORK_DIR", "REPORT_DIR"),
     *("PROFILES_DIR", "PREPARED_DIR", "RUN_ID", "REMOTE__"),
 )
+# Storage the task writes: a folder on the caller's machine means nothing to it.
+STORAGE_URLS = ("DBT_RUNNER_ARTIFACTS_URL", "DBT_RUNNER_STATE_URL")
 # The workflow's context the run's report and links use.
 GITHUB_CONTEXT = (
     "GITHUB_REPOSITORY",
@@ -54,7 +56,8 @@ def secret_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) ->
 def forwarded(environ: dict[str, str], secrets: set[str]) -> dict[str, str]:
     """The caller's variables the task gets; a secret is named in a warning and left
     to the task definition (RunTask overrides are visible to anyone who may describe
-    the task)."""
+    the task), and so is a storage URL that is a folder on the caller's machine (an
+    image's own `/out`, when the caller is the image)."""
     sent: dict[str, str] = {}
     for name, value in sorted(environ.items()):
         if name in GITHUB_CONTEXT:
@@ -66,8 +69,16 @@ def forwarded(environ: dict[str, str], secrets: set[str]) -> dict[str, str]:
                 "%s is a secret: not sent to the task (give its task definition a secret)", name
             )
             continue
+        if name in STORAGE_URLS and not is_remote_url(value):
+            log.info("%s=%s is on this machine: the task uses its definition's", name, value)
+            continue
         sent[name] = value
     return sent
+
+
+def is_remote_url(value: str | None) -> bool:
+    """Storage a task elsewhere can reach (a caller's folder it cannot)."""
+    return bool(value) and str(value).startswith("s3://")
 
 
 def container_overrides(container: str, command: list[str], env: dict[str, str]) -> dict[str, Any]:

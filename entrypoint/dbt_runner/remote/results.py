@@ -30,6 +30,8 @@ def fetch_reports(
     run; `aws`: the timeouts of the S3 calls."""
     storage = open_storage(normalise_url(artifacts_url), aws)
     folder.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:  # an earlier run's must never pass for this one's
+        (folder / name).unlink(missing_ok=True)
     fetched = []
     for name in REPORT_FILES:
         data = storage.get_bytes(run_key(*where, name))
