@@ -52,6 +52,7 @@ class Task:
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     stopped_at: float | None = None
+    exited_at: float | None = None  # when the container's process ended (benchmarks)
     container_id: str | None = None
 
     @property
@@ -227,6 +228,7 @@ class EcsStandIn:
         task.last_status, task.started_at = "RUNNING", time.time()
         shipped = self._ship_logs(process, stream)
         process.wait()
+        task.exited_at = time.time()
         state = json.loads(
             subprocess.run(
                 [self.docker, "inspect", task.container_id],

@@ -38,6 +38,7 @@ def test_workflows_pass_actionlint(tmp_path: Path) -> None:
     assert [w.name for w in workflows] == [
         "dbt-daily.yml",
         "dbt-pr-cleanup.yml",
+        "dbt-remote.yml",
         "dbt-slim.yml",
         "release.yml",
     ]

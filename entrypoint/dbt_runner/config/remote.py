@@ -52,7 +52,7 @@ class RemoteSettings(BaseModel):
     deadline_s: float = setting(
         14400.0, "stop the task and exit 124 after this many seconds of following it", gt=0
     )
-    poll_s: float = setting(5.0, "seconds between DescribeTasks calls and log reads", gt=0)
+    poll_s: float = setting(2.0, "seconds between DescribeTasks calls and log reads", gt=0)
     start_attempts: int = setting(
         6, "RunTask attempts while ECS has no capacity, with exponential backoff", ge=1, le=20
     )
@@ -60,7 +60,7 @@ class RemoteSettings(BaseModel):
         120.0, "after SIGINT or SIGTERM: seconds to wait for the stopped task", gt=0
     )
     drain_s: float = setting(
-        3.0,
+        2.0,
         "after the task stopped: seconds with no new log event before the log is complete",
         gt=0,
     )
