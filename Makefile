@@ -135,6 +135,16 @@ $(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt | $(UV)
 .PHONY: airflow-venv
 airflow-venv: $(AIRFLOW_VENV)/.synced ## Airflow in its own venv, to validate the example DAG
 
+DAGSTER_VENV := .venv-dagster
+
+$(DAGSTER_VENV)/.synced: docker/deploy/dagster/requirements.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 $(DAGSTER_VENV)
+	$(UV) pip install --quiet --python $(DAGSTER_VENV)/bin/python -r $<
+	@touch $@
+
+.PHONY: dagster-venv
+dagster-venv: $(DAGSTER_VENV)/.synced ## Dagster and dagster-dbt in their own venv, to materialize the example assets
+
 CHECKOV_VENV := .venv-checkov
 
 $(CHECKOV_VENV)/.synced: docker/deploy/checkov-requirements.txt | $(UV)
@@ -154,7 +164,7 @@ need-test:
 	@DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) docker/build/need.sh test
 
 .PHONY: test
-test: need-test lint airflow-venv checkov-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
+test: need-test lint airflow-venv checkov-venv dagster-venv ## lint, every test, the images (amd64, and arm64 for one variant) and their sanity suite
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit tests/integration
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-images
 	$(MAKE) sanity

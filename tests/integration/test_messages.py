@@ -21,7 +21,7 @@ def test_top_level_help_lists_every_verb(asked: list[str], env: dict[str, str]) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: dbt-runner [VERB] [FLAGS]")
     listed = re.findall(r"^  ([a-z]+) +\S", result.stdout, re.MULTILINE)
-    assert listed == list(VERBS) and len(listed) == 9 and "prepare" in listed
+    assert listed == list(VERBS) and len(listed) == 10 and {"prepare", "remote"} <= set(listed)
     plan = run_cli("help", "plan", env=env)
     assert plan.returncode == 0 and plan.stdout.startswith("usage: dbt-runner plan")
 

@@ -84,6 +84,7 @@ class NodeRecorder:
         self.path_of = path_of
         self._lock = threading.Lock()
         self.began: set[str] = set()  # every node a node command started, in any phase
+        self.observers: list[Callable[[NodeResult], None]] = []  # told of each node at once
         self.begin("")
 
     def begin(self, phase: str) -> None:
@@ -106,6 +107,8 @@ class NodeRecorder:
             node = self._node(event.data)
             with self._lock:
                 self.nodes.append(node)
+            for observer in self.observers:
+                observer(node)
         elif name == "ArtifactWritten" and event.data.artifact_type == "RunExecutionResult":
             self.run_results_written = True
         elif name == "UnableToPartialParse":

@@ -23,6 +23,8 @@ from dbt_runner.engine.session import DbtSession
 from dbt_runner.engine.startup import import_dbt
 from dbt_runner.jobs import JobKind, kind_of
 from dbt_runner.jobs.slim import slim_nodes
+from dbt_runner.outputs import pipes
+from dbt_runner.outputs.pipes import PipesReporter
 from dbt_runner.outputs.publish import mark_started
 from dbt_runner.process import started_at
 from dbt_runner.report.model import PreparedInfo, PullRequestInfo, RunReport
@@ -54,6 +56,7 @@ class Run:
     def __init__(self, settings: Settings, job: JobKind | None = None) -> None:
         self.settings = settings
         self.job = job or kind_of(settings)
+        self.pipes: PipesReporter | None = None  # Dagster's run, told of each node
         self.report = RunReport(
             started_at=started_at(),  # the process's start: its imports are the run's too
             runner_version=runner_version(),
@@ -95,6 +98,8 @@ class Run:
             finally:
                 self.job.clean_up()
                 self.release_lease()  # finishing gave it back already, unless it broke
+                if self.pipes is not None:
+                    self.pipes.finish(self.report)
         return self.report.exit_code
 
     def outcome(self) -> RunOutcome:
@@ -197,6 +202,8 @@ class Run:
         sequence = PhaseSequence(
             self.settings, self.job, session, recorder, workspace, self.baseline
         )
+        if self.pipes is not None:
+            self.pipes.attach(session, sequence, self.settings)
         phases = ", ".join(phase.value for phase in self.settings.job_phases)
         log.info(
             "run %s: project %s, env %s, job %s (%s)",
@@ -237,11 +244,7 @@ class Run:
         self.report.inputs, self.unhashed_seeds = what_the_parse_read(
             self, sequence.session.manifest
         )
-        refused = sequence.session.full_parse
-        prepared = self.report.prepared
-        if prepared is not None and prepared.parse and refused is not None:
-            prepared.parse, prepared.reason = False, f"dbt parsed in full: {refused}"
-            log.warning("the baked parse is not used: %s", prepared.reason)
+        baked_parse_refused(self.report.prepared, sequence.session.full_parse)
         if self.baseline is not None and self.report.state is not None:
             nodes: dict[str, Any] = slim_nodes(self.report.nodes, sequence.session.manifest)
             if findings.reach is not None:
@@ -265,6 +268,13 @@ def what_the_parse_read(run: Run, manifest: Any) -> tuple[Inputs | None, dict[st
     return inputs, seeds
 
 
+def baked_parse_refused(prepared: PreparedInfo | None, refused: str | None) -> None:
+    """A baked parse dbt did not use after all (`refused`: why it parsed in full)."""
+    if prepared is not None and prepared.parse and refused is not None:
+        prepared.parse, prepared.reason = False, f"dbt parsed in full: {refused}"
+        log.warning("the baked parse is not used: %s", prepared.reason)
+
+
 def use_baked(workspace: Workspace) -> PreparedInfo | None:
     """What `dbt-runner prepare` baked: its parse cache where dbt reads it (over the
     state's), its packages instead of `dbt deps`; or why not, said."""
@@ -286,4 +296,8 @@ def use_baked(workspace: Workspace) -> PreparedInfo | None:
 
 
 def run(settings: Settings, job: JobKind | None = None) -> int:
-    return Run(settings, job).execute()
+    kind = job or kind_of(settings)
+    with pipes.opened(settings.run_id, kind.name) as reporter:
+        job_run = Run(settings, kind)
+        job_run.pipes = reporter
+        return job_run.execute()

@@ -12,6 +12,7 @@ timeout) records every step it left, and leaves run results `dbt retry` can comp
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from dbt_runner.config import Phase, Settings
 from dbt_runner.engine.artifacts import keep_run_results, restore_job_run_results
@@ -53,7 +54,10 @@ class PhaseSequence:
         self.project = workspace.project
         self.namespace = workspace.profile.namespace
         self.deps_not_needed = workspace.deps_not_needed()
-        self.steps = steps_for(settings, job, workspace.invocation(), baseline)
+        self.invocation = workspace.invocation()
+        self.steps = steps_for(settings, job, self.invocation, baseline)
+        # Told once the parse succeeded; True when it changed the selection (Dagster's).
+        self.after_parse: Callable[[], bool] | None = None
         self.compiled = False  # every node compiled into the manifest by an earlier step
         self.guarded = False  # the job was asked before the first node phase
         self.lint: LintInfo | None = None  # what the lint phase found
@@ -70,7 +74,12 @@ class PhaseSequence:
         self.stopped: str | None = None  # why nothing runs any more
         try:
             while remaining:
-                self._take(remaining.pop(0))
+                step = remaining.pop(0)
+                self._take(step)
+                if step.kind == "parse" and self._reselected():
+                    done = len(self.steps) - len(remaining)
+                    self.steps = steps_for(self.settings, self.job, self.invocation, self.baseline)
+                    remaining = list(self.steps[done:])
         except KeyboardInterrupt:
             for step in remaining:
                 if step.said_when_skipped:
@@ -97,6 +106,11 @@ class PhaseSequence:
             self.stopped = f"skipped: {step.name} could not run"
         else:
             self.blocked = f"skipped: {step.name} failed"
+
+    def _reselected(self) -> bool:
+        """Whether the selection changed once the project was parsed: the steps after
+        the parse are made again from the settings."""
+        return not self.stopped and self.after_parse is not None and self.after_parse()
 
     def finish(self) -> None:
         """The job's node run results as run_results.json; the manifest written once."""

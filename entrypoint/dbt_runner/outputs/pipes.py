@@ -1,0 +1,237 @@
+"""Dagster Pipes: when Dagster launched the image (its bootstrap variables are set),
+the run tells the Dagster run what happens as it happens: each model, seed and
+snapshot built is an asset materialization, each data test an asset check on the node
+it tests, the runner's log lines are Pipes logs, and the run's summary is a custom
+message at the end. Asset and check names are dagster-dbt's (dagster_keys.py). Without
+the variables nothing here runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from dbt_runner.outputs.dagster_keys import (
+    ASSET_TYPES,
+    asset_key,
+    checked_node,
+    props_of,
+    user_string,
+)
+
+if TYPE_CHECKING:
+    from dbt_runner.config import Settings
+    from dbt_runner.report.model import NodeResult, RunReport
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP = ("DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES")
+SEVERITY = {"warn": "WARN", "error": "ERROR"}
+LISTED = 20  # nodes named in the one line about what was not built
+STATE_SELECTING = ("slim", "fresh", "retry")  # jobs whose selection comes from a state
+
+
+def launched_by_dagster() -> bool:
+    return all(os.environ.get(name) for name in BOOTSTRAP)
+
+
+class _ToDagster(logging.Handler):
+    """The runner's own log lines, as Pipes logs."""
+
+    def __init__(self, pipes: Any) -> None:
+        super().__init__(logging.INFO)
+        self.pipes = pipes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(__name__):
+            return  # its own warnings would loop
+        try:
+            self.pipes.log.log(record.levelno, record.getMessage())
+        except Exception:  # a closed or broken channel never stops the run
+            self.handleError(record)
+
+
+class PipesReporter:
+    """One writer of the run's events to Dagster. `pipes`: dagster-pipes' context;
+    `run_id` and `job`: the run's, in each materialization's metadata."""
+
+    def __init__(self, pipes: Any, run_id: str, job: str) -> None:
+        self.pipes, self.run_id, self.job = pipes, run_id, job
+        self.manifest_of: Callable[[], Any] = lambda: None
+        self.reported: set[str] = set()  # nodes materialized or checked
+        self.failed = False
+
+    def attach(self, session: Any, sequence: Any, settings: Settings) -> None:
+        """Told of each node `session` (the run's dbt) finishes; `sequence` (its steps)
+        asks, once the project is parsed, which assets Dagster wants (`settings`: the
+        run's, narrowed to them)."""
+        self.manifest_of = lambda: session.manifest
+        session.recorder.observers.append(self.node_finished)
+        sequence.after_parse = lambda: self.narrow(settings)
+
+    @property
+    def asset_keys(self) -> list[str]:
+        """The assets Dagster asked for (an asset step), else none."""
+        return list(self.pipes.asset_keys) if self.pipes.is_asset_step else []
+
+    def narrow(self, settings: Settings) -> bool:
+        """Once the project is parsed, the assets Dagster asked for, unless it asked for
+        every one: selected by name, as dagster-dbt selects them (their tests with them),
+        or, where the job selects already (slim, fresh, a selection), the others
+        excluded. Either way the run then never promotes a state. Whether the selection
+        changed; keys no node has are said."""
+        manifest, asked = self.manifest_of(), set(self.asset_keys)
+        if manifest is None or not asked:
+            return False
+        assets = asset_nodes(manifest)
+        unknown = sorted(asked - set(assets))
+        if unknown:
+            log.warning(
+                "Dagster asked for asset(s) this project has no node for: %s", ", ".join(unknown)
+            )
+        left_out = [name for key, name in assets.items() if key not in asked]
+        if not left_out:
+            return False
+        if settings.select or settings.selector or self.job in STATE_SELECTING:
+            settings.exclude = " ".join([*(settings.exclude or "").split(), *left_out])
+        else:
+            settings.select = " ".join(name for key, name in assets.items() if key in asked)
+        log.info(
+            "Dagster asked for %d of the project's %d assets", len(asked & set(assets)), len(assets)
+        )
+        return True
+
+    def node_finished(self, node: NodeResult) -> None:
+        """A node dbt just finished: a materialization, a check, or a log line."""
+        try:
+            self._report(node)
+        except Exception as exc:
+            if not self.failed:
+                log.warning("Dagster Pipes: events stopped (%s: %s)", type(exc).__name__, exc)
+            self.failed = True
+
+    def _report(self, node: NodeResult) -> None:
+        manifest = self.manifest_of()
+        found = manifest.nodes.get(node.unique_id) if manifest is not None else None
+        if found is None or self.failed:
+            return
+        props = props_of(found)
+        if node.resource_type in ASSET_TYPES:
+            self._materialized(node, props)
+        elif node.resource_type == "test":
+            self._checked(node, props, manifest)
+        elif node.resource_type == "unit_test":
+            self.pipes.log.info(f"unit test {node.name}: {node.status}")
+
+    def _materialized(self, node: NodeResult, props: dict[str, Any]) -> None:
+        if node.outcome == "failed":
+            self.pipes.log.error(f"{node.resource_type} {node.name} {node.status}: {node.message}")
+            return
+        if node.outcome == "skipped":
+            self.pipes.log.info(f"{node.resource_type} {node.name} skipped: {node.message}")
+            return
+        metadata = {
+            "relation": node.relation,
+            "rows_affected": node.rows_affected,
+            "execution_seconds": node.execution_time_s,
+            "dbt_runner_run_id": self.run_id,
+            "dbt_runner_job": self.job,
+            "unique_id": node.unique_id,
+        }
+        key = user_string(asset_key(props))
+        self.pipes.report_asset_materialization(metadata=_present(metadata), asset_key=key)
+        self.reported.add(node.unique_id)
+
+    def _checked(self, node: NodeResult, props: dict[str, Any], manifest: Any) -> None:
+        checked = checked_node(props, _NodeProps(manifest))
+        target = manifest.nodes.get(checked) if checked else None
+        if target is None or props_of(target)["resource_type"] not in ASSET_TYPES:
+            return  # a source's tests are no checks in dagster-dbt's default
+        severity = SEVERITY.get(str(props["config"].get("severity") or "error").lower(), "ERROR")
+        metadata = {"failing_rows": node.failures, "status": node.status, "path": node.path}
+        self.pipes.report_asset_check(
+            check_name=node.name,
+            passed=node.outcome == "ok",  # a warn test that found rows did not pass
+            severity=severity,
+            metadata=_present(metadata),
+            asset_key=user_string(asset_key(props_of(target))),
+        )
+        self.reported.add(node.unique_id)
+
+    def finish(self, report: RunReport) -> None:
+        """What the run left unbuilt, in one line, and its summary."""
+        try:
+            unbuilt = self._unbuilt(report)
+            if unbuilt:
+                job = self.job
+                why = "deferred to the state" if job in ("slim", "fresh") else "not selected"
+                shown = ", ".join(unbuilt[:LISTED]) + (" ..." if len(unbuilt) > LISTED else "")
+                self.pipes.log.info(
+                    f"{len(unbuilt)} asset(s) not built by this {job} job ({why}): {shown}"
+                )
+            self.pipes.report_custom_message(
+                {
+                    "run_id": report.run_id,
+                    "status": report.status,
+                    "exit_code": report.exit_code,
+                    "report_url": report.links.report_url,
+                }
+            )
+        except Exception as exc:
+            log.warning("Dagster Pipes: the summary was not sent (%s)", exc)
+
+    def _unbuilt(self, report: RunReport) -> list[str]:
+        manifest = self.manifest_of()
+        if manifest is None:
+            return []
+        built = {node.name for node in report.nodes if node.resource_type in ASSET_TYPES}
+        return [name for name in asset_nodes(manifest).values() if name not in built]
+
+
+def asset_nodes(manifest: Any) -> dict[str, str]:
+    """The project's assets (its own models, seeds and snapshots, ephemeral ones aside):
+    their names by key."""
+    project = manifest.metadata.project_name
+    return {
+        user_string(asset_key(props_of(node))): node.name
+        for node in manifest.nodes.values()
+        if str(getattr(node.resource_type, "value", node.resource_type)) in ASSET_TYPES
+        and node.package_name == project
+        and getattr(node.config, "materialized", "") != "ephemeral"
+    }
+
+
+class _NodeProps(dict[str, Any]):
+    """The manifest's nodes as props, made only when a test names its node by ref."""
+
+    def __init__(self, manifest: Any) -> None:
+        super().__init__()
+        self.manifest = manifest
+
+    def items(self) -> Any:
+        return ((uid, props_of(node)) for uid, node in self.manifest.nodes.items())
+
+
+def _present(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in metadata.items() if value is not None}
+
+
+@contextmanager
+def opened(run_id: str, job: str) -> Iterator[PipesReporter | None]:
+    """The Pipes context for the run (`run_id`, `job`) when Dagster launched it, else
+    None. The runner's log goes to Dagster while it is open."""
+    if not launched_by_dagster():
+        yield None
+        return
+    from dagster_pipes import open_dagster_pipes
+
+    with open_dagster_pipes() as pipes:
+        handler = _ToDagster(pipes)
+        logging.getLogger("dbt_runner").addHandler(handler)
+        try:
+            yield PipesReporter(pipes, run_id, job)
+        finally:
+            logging.getLogger("dbt_runner").removeHandler(handler)

@@ -1,0 +1,84 @@
+"""Materialize the example assets (docker/deploy/dagster/assets.py) with a real Dagster
+and print what Dagster's own event log holds, as one JSON object. Runs in the Dagster
+venv (make dagster-venv), never in the runner's.
+
+Usage: python tests/dagster_job.py docker|process [ASSET_KEY ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey, DagsterEventType, DagsterInstance, PipesSubprocessClient, materialize
+from dagster_docker import PipesDockerClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker" / "deploy" / "dagster"))
+import assets
+
+
+def plain(metadata: Any) -> dict[str, Any]:
+    return {name: getattr(value, "value", value) for name, value in (metadata or {}).items()}
+
+
+def main() -> None:
+    mode, keys = sys.argv[1], sys.argv[2:]
+    if mode == "docker":
+        definition, client = assets.dbt_project_in_docker, PipesDockerClient()
+    else:
+        definition, client = assets.dbt_project_as_process, PipesSubprocessClient()
+    instance = DagsterInstance.ephemeral()
+    selection = [AssetKey.from_user_string(key) for key in keys] or None
+    result = materialize(
+        [definition],
+        resources={"pipes": client},
+        instance=instance,
+        selection=selection,
+        raise_on_error=False,
+    )
+    found: dict[str, Any] = {
+        "success": result.success,
+        "materializations": [],
+        "checks": [],
+        "logs": [],
+        "failures": [],
+    }
+    for record in instance.all_logs(result.run_id):
+        event = record.dagster_event
+        if event is None:
+            found["logs"].append({"level": record.level, "message": record.user_message})
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            data = event.event_specific_data.materialization
+            found["materializations"].append(
+                {
+                    "key": data.asset_key.to_user_string(),
+                    "metadata": plain(data.metadata),
+                    "at": record.timestamp,
+                }
+            )
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.event_specific_data
+            found["checks"].append(
+                {
+                    "name": data.check_name,
+                    "asset": data.asset_key.to_user_string(),
+                    "passed": data.passed,
+                    "severity": data.severity.value,
+                    "metadata": plain(data.metadata),
+                }
+            )
+        elif event.event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+            error = getattr(event.event_specific_data, "error", None)
+            causes = [error, getattr(error, "cause", None)] if error is not None else []
+            said = [event.message or "", *(getattr(c, "message", "") or "" for c in causes)]
+            found["failures"].append(" ".join(part.strip() for part in said if part))
+    expected = {key.to_user_string() for key in definition.keys}
+    found["asset_keys"] = sorted(expected)
+    found["check_names"] = sorted(key.name for key in definition.check_keys)
+    print(json.dumps(found, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Dagster Pipes, checked by a real Dagster: the example assets
+(docker/deploy/dagster/assets.py), described by dagster-dbt from the demo's manifest,
+materialized by the runner's package through PipesSubprocessClient (the image through
+PipesDockerClient: tests/sanity/test_dagster_image.py). Dagster's own event log is
+read back by tests/dagster_job.py in Dagster's venv (make dagster-venv)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT, read_json, run_cli
+
+DAGSTER_PYTHON = ROOT / ".venv-dagster" / "bin" / "python"
+JOB = ROOT / "tests" / "dagster_job.py"
+# A data test that fails with severity warn: a failed check, and the run still succeeds.
+FAILING_TEST = """{{ config(severity='warn') }}
+select order_id from {{ ref('orders') }} where order_id is not null
+"""
+
+
+KEYED = """{{ config(meta={'dagster': {'asset_key': ['finance', 'revenue_by_day']}}) }}
+select * from {{ ref('daily_revenue') }}
+"""
+IN_SCHEMA = "{{ config(schema='reporting') }}\nselect 1 as one\n"
+
+
+def materialize(env: dict[str, str], mode: str, *keys: str) -> dict[str, Any]:
+    """The assets (all, or `keys`) materialized by Dagster; what its event log holds."""
+    if not DAGSTER_PYTHON.exists():
+        pytest.fail("Dagster's venv is missing: make dagster-venv")
+    result = subprocess.run(
+        [str(DAGSTER_PYTHON), str(JOB), mode, *keys],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    found["stderr"] = result.stderr
+    return found
+
+
+@pytest.fixture
+def dagster_env(env: dict[str, str], demo_project: Path, out_dir: Path) -> dict[str, str]:
+    """The demo with a failing warn test, parsed once for dagster-dbt's manifest."""
+    (demo_project / "tests").mkdir(exist_ok=True)
+    (demo_project / "tests" / "orders_have_no_ids.sql").write_text(FAILING_TEST)
+    marts = demo_project / "models" / "marts"
+    (marts / "revenue_by_day.sql").write_text(KEYED)  # its own key, in meta
+    (marts / "in_reporting.sql").write_text(IN_SCHEMA)  # a configured schema
+    for command in ("deps", "parse"):
+        parsed = run_cli("dbt", "--", command, env=env)
+        assert parsed.returncode == 0, parsed.stdout[-3000:]
+    kept = out_dir.parent / "manifest.json"  # dbt's own passthrough writes the project's
+    kept.write_bytes((demo_project / "target" / "manifest.json").read_bytes())
+    return env | {
+        "DAGSTER_DBT_MANIFEST": str(kept),
+        "DAGSTER_DBT_RUNNER_COMMAND": str(ROOT / ".venv" / "bin" / "dbt-runner"),
+    }
+
+
+def report_of(out_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = read_json(out_dir / "report.json")
+    return data
+
+
+def test_dagster_sees_every_model_and_test_as_it_happens(
+    dagster_env: dict[str, str], out_dir: Path
+) -> None:
+    found = materialize(dagster_env, "process")
+    assert found["success"], found["failures"] + [found["stderr"][-3000:]]
+    report = report_of(out_dir)
+    built = [n for n in report["nodes"] if n["resource_type"] in ("model", "seed", "snapshot")]
+    by_key = {m["key"]: m for m in found["materializations"]}
+    # One materialization per built node, each a key dagster-dbt gave the assets.
+    assert len(found["materializations"]) == len(built) == len(by_key)
+    assert set(by_key) == set(found["asset_keys"])
+    assert {"finance/revenue_by_day", "reporting/in_reporting"} <= set(by_key)
+    orders = by_key["orders"]["metadata"]
+    assert orders["dbt_runner_run_id"] == report["run_id"] and orders["dbt_runner_job"] == "full"
+    assert orders["relation"].endswith('"orders"') and orders["execution_seconds"] >= 0
+    # Every data test is a check on its node; the failing one failed, as a warning.
+    checks = {c["name"]: c for c in found["checks"]}
+    assert set(checks) <= set(found["check_names"]) and len(checks) == len(found["check_names"])
+    failing = checks["orders_have_no_ids"]
+    assert (failing["asset"], failing["passed"], failing["severity"]) == ("orders", False, "WARN")
+    assert failing["metadata"]["failing_rows"] > 0
+    assert all(c["passed"] for name, c in checks.items() if name != "orders_have_no_ids")
+    # The runner's own log lines and its summary.
+    messages = [log["message"] for log in found["logs"]]
+    assert any("phase build: dbt build" in m for m in messages)
+    assert not any("unexpected" in m.lower() for m in messages)
+
+
+def test_two_assets_asked_for_build_exactly_those_two(
+    dagster_env: dict[str, str], out_dir: Path
+) -> None:
+    assert run_cli("run", env=dagster_env).returncode == 0  # their parents exist
+    found = materialize(dagster_env, "process", "stg_orders", "orders")
+    assert found["success"], found["failures"] + [found["stderr"][-3000:]]
+    assert sorted(m["key"] for m in found["materializations"]) == ["orders", "stg_orders"]
+    report = report_of(out_dir)
+    models = sorted(
+        n["name"] for n in report["nodes"] if n["resource_type"] in ("model", "seed", "snapshot")
+    )
+    assert models == ["orders", "stg_orders"]
+    assert {c["asset"] for c in found["checks"]} <= {"orders", "stg_orders"}
+    [said] = [
+        log["message"] for log in found["logs"] if "not built by this full job" in log["message"]
+    ]
+    assert said.startswith("10 asset(s) not built by this full job (not selected): ")
+    assert "stg_customers" in said and " orders" not in said
+
+
+def test_a_failing_model_fails_dagsters_run_with_its_error(
+    dagster_env: dict[str, str], demo_project: Path, out_dir: Path
+) -> None:
+    (demo_project / "models" / "marts" / "orders.sql").write_text("select * from no_such_table\n")
+    found = materialize(dagster_env, "process")
+    assert not found["success"]
+    assert report_of(out_dir)["exit_code"] == 1
+    assert any("failed with code 1" in failure for failure in found["failures"]), found["failures"]
+    errors = [log["message"] for log in found["logs"] if "no_such_table" in log["message"]]
+    assert errors and errors[0].startswith("model orders error")
+    assert "orders" not in {m["key"] for m in found["materializations"]}
+
+
+def test_without_dagster_nothing_pipes_related_happens(env: dict[str, str]) -> None:
+    result = run_cli("run", env=env)
+    assert result.returncode == 0
+    said = result.stdout + result.stderr
+    assert "Dagster" not in said and "Pipes" not in said and "[pipes]" not in said
