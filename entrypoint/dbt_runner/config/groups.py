@@ -115,8 +115,9 @@ class CredentialsSettings(BaseModel):
     )
     redshift_duration_s: int = setting(
         900,
-        "lifetime of the temporary password fetched for a project's own profiles.yml, "
-        "seconds (a connection opened after it fails: use `method: iam` there)",
+        "lifetime of the temporary password fetched for a project's own profiles.yml "
+        "(again before each dbt command), seconds: a connection a command opens after it "
+        "fails (use `method: iam` there)",
         ge=900,
         le=3600,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,12 @@ def launched_by_dagster() -> bool:
     return all(os.environ.get(name) for name in BOOTSTRAP)
 
 
+# Every message to Dagster goes through this lock: dbt finishes nodes on several threads,
+# and dagster-pipes writes a message and its newline as two writes, which two threads
+# can interleave on a stream (two messages on one line: both lost).
+WRITING = threading.RLock()
+
+
 class _ToDagster(logging.Handler):
     """The runner's own log lines, as Pipes logs."""
 
@@ -49,7 +56,8 @@ class _ToDagster(logging.Handler):
         if record.name.startswith(__name__):
             return  # its own warnings would loop
         try:
-            self.pipes.log.log(record.levelno, record.getMessage())
+            with WRITING:
+                self.pipes.log.log(record.levelno, record.getMessage())
         except Exception:  # a closed or broken channel never stops the run
             self.handleError(record)
 
@@ -107,7 +115,8 @@ class PipesReporter:
     def node_finished(self, node: NodeResult) -> None:
         """A node dbt just finished: a materialization, a check, or a log line."""
         try:
-            self._report(node)
+            with WRITING:
+                self._report(node)
         except Exception as exc:
             if not self.failed:
                 log.warning("Dagster Pipes: events stopped (%s: %s)", type(exc).__name__, exc)
@@ -164,24 +173,22 @@ class PipesReporter:
     def finish(self, report: RunReport) -> None:
         """What the run left unbuilt, in one line, and its summary."""
         try:
-            unbuilt = self._unbuilt(report)
-            if unbuilt:
-                job = self.job
-                why = "deferred to the state" if job in ("slim", "fresh") else "not selected"
-                shown = ", ".join(unbuilt[:LISTED]) + (" ..." if len(unbuilt) > LISTED else "")
-                self.pipes.log.info(
-                    f"{len(unbuilt)} asset(s) not built by this {job} job ({why}): {shown}"
-                )
-            self.pipes.report_custom_message(
-                {
-                    "run_id": report.run_id,
-                    "status": report.status,
-                    "exit_code": report.exit_code,
-                    "report_url": report.links.report_url,
-                }
-            )
+            with WRITING:
+                self._finish(report)
         except Exception as exc:
             log.warning("Dagster Pipes: the summary was not sent (%s)", exc)
+
+    def _finish(self, report: RunReport) -> None:
+        unbuilt = self._unbuilt(report)
+        if unbuilt:
+            why = "deferred to the state" if self.job in ("slim", "fresh") else "not selected"
+            shown = ", ".join(unbuilt[:LISTED]) + (" ..." if len(unbuilt) > LISTED else "")
+            self.pipes.log.info(
+                f"{len(unbuilt)} asset(s) not built by this {self.job} job ({why}): {shown}"
+            )
+        summary: dict[str, Any] = {"run_id": report.run_id, "status": report.status}
+        summary |= {"exit_code": report.exit_code, "report_url": report.links.report_url}
+        self.pipes.report_custom_message(summary)
 
     def _unbuilt(self, report: RunReport) -> list[str]:
         manifest = self.manifest_of()
@@ -228,10 +235,39 @@ def opened(run_id: str, job: str) -> Iterator[PipesReporter | None]:
         return
     from dagster_pipes import open_dagster_pipes
 
-    with open_dagster_pipes() as pipes:
+    with open_dagster_pipes(message_writer=_line_at_once_writer()) as pipes:
         handler = _ToDagster(pipes)
         logging.getLogger("dbt_runner").addHandler(handler)
         try:
             yield PipesReporter(pipes, run_id, job)
         finally:
             logging.getLogger("dbt_runner").removeHandler(handler)
+
+
+def _line_at_once_writer() -> Any:
+    """dagster-pipes' own writer, except that a message on stdout or stderr (Docker,
+    ECS, Kubernetes) is one write with its newline: two writes could have the runner's
+    own log line land between them."""
+    import json
+    import sys
+
+    from dagster_pipes import PipesDefaultMessageWriter, PipesMessageWriterChannel
+
+    class Line(PipesMessageWriterChannel):
+        def __init__(self, stream: Any) -> None:
+            self.stream = stream
+
+        def write_message(self, message: Any) -> None:
+            self.stream.write(json.dumps(message) + "\n")
+            self.stream.flush()
+
+    class LineAtOnce(PipesDefaultMessageWriter):
+        @contextmanager
+        def open(self, params: Any) -> Iterator[Any]:
+            if params.get(self.STDIO_KEY) in (self.STDERR, self.STDOUT):
+                yield Line(sys.stderr if params[self.STDIO_KEY] == self.STDERR else sys.stdout)
+                return
+            with super().open(params) as channel:
+                yield channel
+
+    return LineAtOnce()

@@ -55,6 +55,7 @@ class PhaseSequence:
         self.namespace = workspace.profile.namespace
         self.deps_not_needed = workspace.deps_not_needed()
         self.invocation = workspace.invocation()
+        self.refresh_credentials = workspace.refresh_credentials
         self.steps = steps_for(settings, job, self.invocation, baseline)
         # Told once the parse succeeded; True when it changed the selection (Dagster's).
         self.after_parse: Callable[[], bool] | None = None
@@ -153,6 +154,7 @@ class PhaseSequence:
         if step.kind in ("impact", "children"):
             return self._perform(step)
         self.job.before_step(step, self.context())
+        self.refresh_credentials()
         command = self._command(step)
         try:
             result = self.dbt(step.name, command, step.advisory, step.has_nodes, list(step.common))

@@ -22,6 +22,7 @@ import yaml
 
 from dbt_runner.config import Settings
 from dbt_runner.engine.invocation import DbtInvocation
+from dbt_runner.errors import InfraError
 from dbt_runner.report.parts import Inputs, Target
 from dbt_runner.workspace import credentials
 from dbt_runner.workspace.baked import Baked, ProfileShape, check_baked
@@ -32,6 +33,7 @@ from dbt_runner.workspace.profiles import (
     check_profile,
     describe_profile,
     existing_profiles_dir,
+    exported_env,
     native_redshift_iam,
     prepare_profile,
 )
@@ -108,6 +110,19 @@ class Workspace:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": stats,
             **self.profile.env,
         }
+
+    def refresh_credentials(self) -> None:
+        """Before a dbt command: a fetched Redshift password fetched again, into the
+        variables the project's own profile reads (dbt renders it per command)."""
+        if self.credentials.refresh is None:
+            return
+        try:
+            fresh = exported_env(self.credentials.refresh())
+        except InfraError as exc:  # the password in hand may still do
+            log.warning("the Redshift password was not fetched again: %s", exc.message)
+            return
+        self.profile.env |= fresh
+        os.environ.update(fresh)
 
     def dbt_context(self) -> AbstractContextManager[None]:
         return dbt_environment(self.dbt_env(), cwd=self.project.dir)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ class Credentials:
     fields: dict[str, Any] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # what came from where; no values
     secrets_dir: Path | None = None
+    # Fetches the temporary Redshift user and password again (a project's own profile).
+    refresh: Callable[[], dict[str, Any]] | None = None
 
     def merge(self, fields: dict[str, Any], source: str) -> None:
         if fields:
@@ -143,6 +146,8 @@ def _from_redshift_iam(settings: Settings, result: Credentials, native: bool) ->
     client = aws.client("redshift" if cluster else "redshift-serverless", settings.aws)
     if not native:
         result.merge(_redshift_password(settings, result, client), where)
+        fields = dict(result.fields)
+        result.refresh = lambda: _redshift_password(settings, Credentials(fields), client, False)
     if (settings.warehouse.host or result.fields.get("host")) is None:
         endpoint = (
             redshift_iam.cluster_endpoint(client, cluster)
@@ -152,17 +157,23 @@ def _from_redshift_iam(settings: Settings, result: Credentials, native: bool) ->
         result.merge(endpoint, where)
 
 
-def _redshift_password(settings: Settings, result: Credentials, client: Any) -> dict[str, Any]:
-    """A temporary password for a project's own profiles.yml, which dbt reads once: it
-    lasts DBT_RUNNER_CREDENTIALS__REDSHIFT_DURATION_S, and says so."""
+def _redshift_password(
+    settings: Settings, result: Credentials, client: Any, first: bool = True
+) -> dict[str, Any]:
+    """A temporary password for a project's own profiles.yml: fetched again before each
+    dbt command, but a command longer than DBT_RUNNER_CREDENTIALS__REDSHIFT_DURATION_S
+    (dbt reads the profile once per command) fails to log in after it, and the first
+    fetch says so. `result`: the fields fetched so far; `client`: boto3's."""
     config = settings.credentials
     database = settings.warehouse.database or result.fields.get("database")
-    log.warning(
-        "the project's own profiles.yml gets a Redshift password that lasts %d s: a connection "
-        "dbt opens after that fails to log in; use dbt-redshift's `method: iam` in it, or let "
-        "the runner render the profile (it uses that method)",
-        config.redshift_duration_s,
-    )
+    if first:
+        log.warning(
+            "the project's own profiles.yml gets a Redshift password that lasts %d s, fetched "
+            "again before each dbt command: a connection a command opens after that fails to "
+            "log in; use dbt-redshift's `method: iam` in it, or let the runner render the "
+            "profile (it uses that method)",
+            config.redshift_duration_s,
+        )
     if config.redshift_cluster_id:
         return redshift_iam.cluster_password(
             client,

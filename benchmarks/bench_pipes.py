@@ -1,0 +1,111 @@
+"""Benchmark Dagster Pipes (issue 34): the runner's own time with Pipes on against off,
+and the delay from a node finishing to its event in Dagster's event log.
+
+The generated N-model DuckDB project's seed and build, RUNS times each way, alternating:
+- off: `dbt-runner run`, no Dagster;
+- on: a real Dagster (make dagster-venv) materializing the example assets
+  (docker/deploy/dagster/assets.py) through PipesSubprocessClient.
+Figures: the runner's duration in its report, on / off (goal: at most 1.02), and for
+every materialization, Dagster's event timestamp less the node's `finished_at` in the
+report (goal: under 1 s), median and largest.
+
+Usage: python benchmarks/bench_pipes.py [--models 2000]
+Writes build/bench/pipes-<models>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.project import BIN, as_in_the_image, generate, run_job, runner_env, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGSTER_PYTHON = ROOT / ".venv-dagster" / "bin" / "python"
+RUNS = 2
+JOB = ("--job", "custom", "--phases", "seed,build")
+
+
+def with_pipes(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dagster's event log (tests/dagster_job.py) and the run's report."""
+    result = subprocess.run(
+        [str(DAGSTER_PYTHON), str(ROOT / "tests" / "dagster_job.py"), "process"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    if not found["success"]:
+        sys.exit(f"Dagster's run failed: {found['failures']}\n{result.stderr[-3000:]}")
+    report = json.loads((Path(env["DBT_RUNNER_ARTIFACTS_URL"]) / "report.json").read_text())
+    return found, report
+
+
+def delays(found: dict[str, Any], report: dict[str, Any]) -> list[float]:
+    finished = {
+        n["unique_id"]: datetime.fromisoformat(n["finished_at"]).timestamp()
+        for n in report["nodes"]
+        if n.get("finished_at")
+    }
+    return [
+        m["at"] - finished[m["metadata"]["unique_id"]]
+        for m in found["materializations"]
+        if m["metadata"]["unique_id"] in finished
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=2000)
+    args = parser.parse_args()
+    as_in_the_image()
+    base = Path(tempfile.mkdtemp(prefix="bench-pipes-"))
+    project = generate(base / "project", models=args.models)
+    env = runner_env(base, project) | {
+        "DBT_RUNNER_JOB": "custom",
+        "DBT_RUNNER_PHASES": "seed,build",
+    }
+    for command in ("deps", "parse"):
+        subprocess.run(
+            [str(BIN / "dbt-runner"), "dbt", "--", command],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    piped = env | {
+        "DAGSTER_DBT_MANIFEST": str(project / "target" / "manifest.json"),
+        "DAGSTER_DBT_RUNNER_COMMAND": str(BIN / "dbt-runner"),
+    }
+    off, on, waits = [], [], []
+    for _ in range(RUNS):
+        off.append(run_job(env, *JOB)[1]["duration_s"])
+        found, report = with_pipes(piped)
+        on.append(report["duration_s"])
+        waits += delays(found, report)
+    write_results(
+        f"pipes-{args.models}",
+        {
+            "models": args.models,
+            "runs": RUNS,
+            "off_s": off,
+            "on_s": on,
+            "on_over_off": round(statistics.median(on) / statistics.median(off), 3),
+            "event_delay_median_s": round(statistics.median(waits), 3),
+            "event_delay_max_s": round(max(waits), 3),
+            "events": len(waits),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
