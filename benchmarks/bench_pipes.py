@@ -5,9 +5,12 @@ The generated N-model DuckDB project's seed and build, RUNS times each way, alte
 - off: `dbt-runner run`, no Dagster;
 - on: a real Dagster (make dagster-venv) materializing the example assets
   (docker/deploy/dagster/assets.py) through PipesSubprocessClient.
-Figures: the runner's duration in its report, on / off (goal: at most 1.02), and for
-every materialization, Dagster's event timestamp less the node's `finished_at` in the
-report (goal: under 1 s), median and largest.
+- on, no Dagster: the runner with Pipes' variables pointing at files (its messages
+  written, nobody reading them): the runner's own cost, without Dagster's process
+  competing for the same cores.
+Figures: the runner's duration in its report, on / off, both ways (goal: at most
+1.02), and for every materialization, Dagster's event timestamp less the node's
+`finished_at` in the report (goal: under 1 s), median and largest.
 
 Usage: python benchmarks/bench_pipes.py [--models 2000]
 Writes build/bench/pipes-<models>.json.
@@ -51,6 +54,22 @@ def with_pipes(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return found, report
 
 
+def without_dagster(env: dict[str, str], folder: Path) -> dict[str, Any]:
+    """The runner with Pipes on and its messages going to a file nobody reads."""
+    from dagster_pipes import encode_param
+
+    context: dict[str, Any] = {"asset_keys": None, "code_version_by_asset_key": None}
+    context |= {"provenance_by_asset_key": None, "partition_key": None}
+    context |= {"partition_key_range": None, "partition_time_window": None, "run_id": "bench"}
+    context |= {"job_name": None, "retry_number": 0, "extras": {}}
+    (folder / "context.json").write_text(json.dumps(context))
+    bootstrap = {
+        "DAGSTER_PIPES_CONTEXT": encode_param({"path": str(folder / "context.json")}),
+        "DAGSTER_PIPES_MESSAGES": encode_param({"path": str(folder / "messages.jsonl")}),
+    }
+    return run_job(env | bootstrap, *JOB)[1]
+
+
 def delays(found: dict[str, Any], report: dict[str, Any]) -> list[float]:
     finished = {
         n["unique_id"]: datetime.fromisoformat(n["finished_at"]).timestamp()
@@ -86,9 +105,10 @@ def main() -> None:
         "DAGSTER_DBT_MANIFEST": str(project / "target" / "manifest.json"),
         "DAGSTER_DBT_RUNNER_COMMAND": str(BIN / "dbt-runner"),
     }
-    off, on, waits = [], [], []
+    off, on, alone, waits = [], [], [], []
     for _ in range(RUNS):
         off.append(run_job(env, *JOB)[1]["duration_s"])
+        alone.append(without_dagster(env, base)["duration_s"])
         found, report = with_pipes(piped)
         on.append(report["duration_s"])
         waits += delays(found, report)
@@ -99,7 +119,9 @@ def main() -> None:
             "runs": RUNS,
             "off_s": off,
             "on_s": on,
+            "on_no_dagster_s": alone,
             "on_over_off": round(statistics.median(on) / statistics.median(off), 3),
+            "on_no_dagster_over_off": round(statistics.median(alone) / statistics.median(off), 3),
             "event_delay_median_s": round(statistics.median(waits), 3),
             "event_delay_max_s": round(max(waits), 3),
             "events": len(waits),

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, DagsterEventType, DagsterInstance, PipesSubprocessClient, materialize
+from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
 from dagster_docker import PipesDockerClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker" / "deploy" / "dagster"))
@@ -28,7 +28,7 @@ def main() -> None:
     if mode == "docker":
         definition, client = assets.dbt_project_in_docker, PipesDockerClient()
     else:
-        definition, client = assets.dbt_project_as_process, PipesSubprocessClient()
+        definition, client = assets.dbt_project_as_process, None  # it launches the process itself
     instance = DagsterInstance.ephemeral()
     selection = [AssetKey.from_user_string(key) for key in keys] or None
     result = materialize(

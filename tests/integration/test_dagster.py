@@ -1,6 +1,6 @@
 """Dagster Pipes, checked by a real Dagster: the example assets
 (docker/deploy/dagster/assets.py), described by dagster-dbt from the demo's manifest,
-materialized by the runner's package through PipesSubprocessClient (the image through
+materialized by the runner's package as a process in a Pipes session (the image through
 PipesDockerClient: tests/sanity/test_dagster_image.py). Dagster's own event log is
 read back by tests/dagster_job.py in Dagster's venv (make dagster-venv)."""
 

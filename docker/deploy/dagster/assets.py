@@ -13,16 +13,26 @@ function runs with PipesECSClient (the stack's task definition) or PipesK8sClien
 
 import json
 import os
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Definitions, PipesSubprocessClient
+from dagster import (
+    AssetExecutionContext,
+    Definitions,
+    PipesTempFileContextInjector,
+    PipesTempFileMessageReader,
+    open_pipes_session,
+)
+from dagster._core.errors import DagsterPipesExecutionError
 from dagster_dbt import dbt_assets
 from dagster_docker import PipesDockerClient
 
 MANIFEST = json.loads(Path(os.environ.get("DAGSTER_DBT_MANIFEST", "manifest.json")).read_text())
 JOB_ENV = {name: value for name, value in os.environ.items() if name.startswith("DBT_RUNNER_")}
+POLL_S = 0.2  # how often the process's new results are handed to Dagster
 
 
 @dbt_assets(manifest=MANIFEST)
@@ -39,15 +49,34 @@ def dbt_project_in_docker(
 
 
 @dbt_assets(manifest=MANIFEST, name="dbt_project_in_process")
-def dbt_project_as_process(
-    context: AssetExecutionContext, pipes: PipesSubprocessClient
-) -> Iterator[Any]:
-    """The package, as a process on Dagster's own machine (no Docker)."""
-    yield from pipes.run(
+def dbt_project_as_process(context: AssetExecutionContext) -> Iterator[Any]:
+    """The package, as a process on Dagster's own machine (no Docker). Each result is
+    yielded as it arrives, so Dagster's event log shows a node as the run finishes it
+    (`PipesClient.run(...).get_results()` yields them when the process ends)."""
+    command = [os.environ.get("DAGSTER_DBT_RUNNER_COMMAND", "dbt-runner"), "run"]
+    with open_pipes_session(
         context=context,
-        command=[os.environ.get("DAGSTER_DBT_RUNNER_COMMAND", "dbt-runner"), "run"],
-        env=JOB_ENV,
-    ).get_results(implicit_materializations=False)  # deferred: its last one stays
+        context_injector=PipesTempFileContextInjector(),
+        message_reader=PipesTempFileMessageReader(),
+    ) as session:
+        env = {**os.environ, **JOB_ENV, **session.get_bootstrap_env_vars()}
+        process = subprocess.Popen(command, env=env)
+        seen = 0
+        while process.poll() is None:
+            seen = yield from _new_results(session, seen)
+            time.sleep(POLL_S)
+    yield from _new_results(session, seen)  # the last ones, read as the session closed
+    if process.returncode:
+        raise DagsterPipesExecutionError(
+            f"External execution process failed with code {process.returncode}"
+        )
+
+
+def _new_results(session: Any, seen: int) -> Generator[Any, None, int]:
+    """The results reported since the first `seen` (a deferred asset gets none)."""
+    results = session.get_results(implicit_materializations=False)
+    yield from results[seen:]
+    return len(results)
 
 
 defs = Definitions(
