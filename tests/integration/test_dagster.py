@@ -137,3 +137,15 @@ def test_without_dagster_nothing_pipes_related_happens(env: dict[str, str]) -> N
     assert result.returncode == 0
     said = result.stdout + result.stderr
     assert "Dagster" not in said and "Pipes" not in said and "[pipes]" not in said
+
+
+def test_pipes_that_do_not_open_leave_the_job_running_and_reported(
+    env: dict[str, str], out_dir: Path
+) -> None:
+    """Dagster's variables set but unreadable: said once, and the job runs and reports
+    as it would (it used to end at start-up, with no report)."""
+    broken = {"DAGSTER_PIPES_CONTEXT": "not-base64", "DAGSTER_PIPES_MESSAGES": "not-base64"}
+    result = run_cli("run", env=env | broken)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Dagster's Pipes variables are set, but Pipes did not open" in result.stdout
+    assert report_of(out_dir)["status"] == "success"

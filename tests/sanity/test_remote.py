@@ -18,7 +18,17 @@ from pytest_httpserver import HTTPServer
 from tests.ecs_standin import EcsStandIn, ecs_standin
 from tests.fake_github import PR, REPOSITORY, TOKEN, FakeGitHub
 from tests.sanity.conftest import DOCKER, docker
-from tests.support import DEMO, Moto, Postgres, clean_env, copy_project, start_cli, wait_until
+from tests.support import (
+    DEMO,
+    Fault,
+    FaultProxy,
+    Moto,
+    Postgres,
+    clean_env,
+    copy_project,
+    start_cli,
+    wait_until,
+)
 
 GROUP = "/ecs/dbt-runner"
 SLOW = "select 1 as id from (select pg_sleep(300)) as slow\n"
@@ -274,3 +284,21 @@ def test_the_actions_run_on_ecs_passes_exit_codes_and_reports_through(
     # No report: the last run's, still in the folder, is not this one's.
     assert (code, outputs["exit-code"], outputs["status"]) == (4, "4", "unknown")
     assert not Path(outputs["report"]).exists()
+
+
+def test_reports_that_cannot_be_fetched_leave_the_tasks_exit_code(
+    image: str, moto: Moto, standin: EcsStandIn, bucket: str, tmp_path: Path
+) -> None:
+    """The caller may not read the run's reports (its S3 refuses them): a warning, and
+    the exit code is still the task's (1), not the fetch's (it was 4)."""
+    family = standin.register(definition("dbt-runner-unread", image, bucket))
+    env = caller_env(tmp_path, moto, standin, bucket, family)
+    (Path(env["DBT_RUNNER_PROJECT_DIR"]) / "models" / "marts" / "broken.sql").write_text(
+        "select * from no_such_table\n"
+    )
+    with FaultProxy(moto.endpoint) as proxy:
+        proxy.faults.append(Fault(403, "AccessDenied", method="GET", path_contains="/runs/"))
+        result = remote(env | {"AWS_ENDPOINT_URL_S3": proxy.endpoint}, tmp_path)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "the run's reports were not fetched" in result.stdout
+    assert any(status == 403 for _, _, status in proxy.errors())

@@ -12,7 +12,7 @@ sees this image materialize exactly those assets and checks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 ASSET_TYPES = ("model", "seed", "snapshot")
@@ -65,9 +65,12 @@ def user_string(parts: list[str]) -> str:
     return "/".join(part.replace("/", "\\/") for part in parts)
 
 
-def checked_node(props: Mapping[str, Any], nodes: Mapping[str, Any]) -> str | None:
+def checked_node(
+    props: Mapping[str, Any], nodes: Callable[[], Iterable[tuple[str, Mapping[str, Any]]]]
+) -> str | None:
     """The unique id of the node a data test checks, or None. `nodes`: the manifest's
-    nodes by unique id, as props (for a `meta.dagster.ref`)."""
+    nodes as (unique id, props), asked for only when the test names its node by
+    `meta.dagster.ref`."""
     upstream = list((props.get("depends_on") or {}).get("nodes") or [])
     attached = props.get("attached_node")
     if len(upstream) == 1:
@@ -76,12 +79,10 @@ def checked_node(props: Mapping[str, Any], nodes: Mapping[str, Any]) -> str | No
     if ref:
         package = ref.get("package") or props.get("package_name")
         wanted = (ref["name"], package, ref.get("version"))
-        attached = next(
-            (
-                uid
-                for uid, node in nodes.items()
-                if (node["name"], node.get("package_name"), node.get("version")) == wanted
-            ),
-            None,
-        )
+        found = (uid for uid, node in nodes() if _identity(node) == wanted)
+        attached = next(found, None)
     return str(attached) if attached else None
+
+
+def _identity(node: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return node["name"], node.get("package_name"), node.get("version")

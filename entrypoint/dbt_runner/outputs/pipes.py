@@ -69,7 +69,6 @@ class PipesReporter:
     def __init__(self, pipes: Any, run_id: str, job: str) -> None:
         self.pipes, self.run_id, self.job = pipes, run_id, job
         self.manifest_of: Callable[[], Any] = lambda: None
-        self.reported: set[str] = set()  # nodes materialized or checked
         self.failed = False
 
     def attach(self, session: Any, sequence: Any, settings: Settings) -> None:
@@ -152,12 +151,14 @@ class PipesReporter:
         }
         key = user_string(asset_key(props))
         self.pipes.report_asset_materialization(metadata=_present(metadata), asset_key=key)
-        self.reported.add(node.unique_id)
 
     def _checked(self, node: NodeResult, props: dict[str, Any], manifest: Any) -> None:
-        checked = checked_node(props, _NodeProps(manifest))
-        target = manifest.nodes.get(checked) if checked else None
-        if target is None or props_of(target)["resource_type"] not in ASSET_TYPES:
+        def nodes() -> Iterator[tuple[str, dict[str, Any]]]:
+            return ((uid, props_of(found)) for uid, found in manifest.nodes.items())
+
+        checked = checked_node(props, nodes)
+        target = props_of(manifest.nodes[checked]) if checked in manifest.nodes else None
+        if target is None or target["resource_type"] not in ASSET_TYPES:
             return  # a source's tests are no checks in dagster-dbt's default
         severity = SEVERITY.get(str(props["config"].get("severity") or "error").lower(), "ERROR")
         metadata = {"failing_rows": node.failures, "status": node.status, "path": node.path}
@@ -166,9 +167,8 @@ class PipesReporter:
             passed=node.outcome == "ok",  # a warn test that found rows did not pass
             severity=severity,
             metadata=_present(metadata),
-            asset_key=user_string(asset_key(props_of(target))),
+            asset_key=user_string(asset_key(target)),
         )
-        self.reported.add(node.unique_id)
 
     def finish(self, report: RunReport) -> None:
         """What the run left unbuilt, in one line, and its summary."""
@@ -211,17 +211,6 @@ def asset_nodes(manifest: Any) -> dict[str, str]:
     }
 
 
-class _NodeProps(dict[str, Any]):
-    """The manifest's nodes as props, made only when a test names its node by ref."""
-
-    def __init__(self, manifest: Any) -> None:
-        super().__init__()
-        self.manifest = manifest
-
-    def items(self) -> Any:
-        return ((uid, props_of(node)) for uid, node in self.manifest.nodes.items())
-
-
 def _present(metadata: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in metadata.items() if value is not None}
 
@@ -235,7 +224,13 @@ def opened(run_id: str, job: str) -> Iterator[PipesReporter | None]:
         return
     from dagster_pipes import open_dagster_pipes
 
-    with open_dagster_pipes(message_writer=_line_at_once_writer()) as pipes:
+    try:
+        opening = open_dagster_pipes(message_writer=_line_at_once_writer())
+    except Exception as exc:  # the job still runs, reports and notifies
+        log.warning("Dagster's Pipes variables are set, but Pipes did not open (%s)", exc)
+        yield None
+        return
+    with opening as pipes:
         handler = _ToDagster(pipes)
         logging.getLogger("dbt_runner").addHandler(handler)
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from dbt_runner import aws
 from dbt_runner.config.remote import RemoteCaller
+from dbt_runner.errors import RunnerError
 from dbt_runner.remote import overrides
 from dbt_runner.remote.follow import Followed, follow, interrupts
 from dbt_runner.remote.results import fetch_reports, publish_on_caller
@@ -120,7 +121,11 @@ def _finish(caller: RemoteCaller, job: Job, container: Container, followed: Foll
     task's (exit 4 with the cause when it never ran)."""
     judged = verdict(followed.task, container.name)
     folder = caller.report_dir or Path("out").resolve()  # a local run's default
-    report = fetch_reports(job.artifacts_url, job.where(), folder, caller.aws)
+    try:
+        report = fetch_reports(job.artifacts_url, job.where(), folder, caller.aws)
+    except RunnerError as exc:  # the task's exit code still stands
+        log.warning("the run's reports were not fetched: %s", exc.message)
+        report = None
     if report is not None:
         publish_on_caller(report, caller.github)
     code = _exit_code(followed, judged)
