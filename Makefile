@@ -125,25 +125,16 @@ sanity: venv ## the sanity suite against the built images (make image, and for A
 	  $(BUILD_ENV) $(PY) -m pytest -n $(SANITY_WORKERS) --dist worksteal tests/sanity \
 	  --junitxml=build/test-results/sanity.xml
 
-AIRFLOW_VENV := .venv-airflow
-
-$(AIRFLOW_VENV)/.synced: docker/deploy/airflow/requirements.txt | $(UV)
-	$(UV) venv --quiet --allow-existing --python 3.11 $(AIRFLOW_VENV)
-	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python -r $<
+# A peer tool in a venv of its own, from docker/deploy/<tool>/requirements.txt: never in
+# the image, never in the runner's venv.
+.venv-%/.synced: docker/deploy/%/requirements.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 .venv-$*
+	$(UV) pip install --quiet --python .venv-$*/bin/python -r $<
 	@touch $@
 
-.PHONY: airflow-venv
-airflow-venv: $(AIRFLOW_VENV)/.synced ## Airflow in its own venv, to validate the example DAG
-
-DAGSTER_VENV := .venv-dagster
-
-$(DAGSTER_VENV)/.synced: docker/deploy/dagster/requirements.txt | $(UV)
-	$(UV) venv --quiet --allow-existing --python 3.11 $(DAGSTER_VENV)
-	$(UV) pip install --quiet --python $(DAGSTER_VENV)/bin/python -r $<
-	@touch $@
-
-.PHONY: dagster-venv
-dagster-venv: $(DAGSTER_VENV)/.synced ## Dagster and dagster-dbt in their own venv, to materialize the example assets
+.PHONY: airflow-venv dagster-venv
+airflow-venv: .venv-airflow/.synced ## Airflow in its own venv, to validate the example DAG
+dagster-venv: .venv-dagster/.synced ## Dagster and dagster-dbt in their own venv, to materialize the example assets
 
 CHECKOV_VENV := .venv-checkov
 

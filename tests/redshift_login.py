@@ -1,9 +1,9 @@
 """Redshift's IAM login, where no Redshift can run: AWS issues temporary passwords that
 expire, and the cluster accepts a password only while it lives.
 
-- `issuing_credentials`: an HTTP proxy in front of moto's Redshift API that shortens
+- `issuing_credentials`: the tests' proxy in front of moto's Redshift API, shortening
   each GetClusterCredentials answer's lifetime to a few seconds (moto insists on 900 s
-  or more) and records what it issued.
+  or more) and recording what it issued.
 - `login_relay`: the cluster's endpoint. It speaks TLS (the driver's IAM login insists
   on it; `env` makes the client trust the test CA), asks for the password in clear,
   accepts it only if AWS issued it and it has not expired (as Redshift does), records
@@ -15,7 +15,6 @@ expire, and the cluster accepts a password only while it lives.
 
 from __future__ import annotations
 
-import http.client
 import re
 import socket
 import ssl
@@ -27,12 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import trustme
+
+from tests.support import FaultProxy
 
 SSL_REQUEST, GSSENC_REQUEST, PROTOCOL_3 = 80877103, 80877104, 196608
 REDSHIFT_VERSION = b"8.0.2"
@@ -91,40 +89,19 @@ def _shortened(body: bytes, issued: Issued) -> bytes:
 
 @contextmanager
 def issuing_credentials(moto_endpoint: str, lifetime_s: float) -> Iterator[Issued]:
-    """An HTTP proxy to moto (its URL in `.url`) whose Redshift credentials live
-    `lifetime_s` seconds."""
+    """A proxy to moto (tests/support.py's, its URL in `.url`) whose Redshift credentials
+    live `lifetime_s` seconds."""
+
+    def shorten(request: bytes, answer: bytes) -> bytes:
+        if b"Action=GetClusterCredentials" not in request:
+            return answer
+        return _shortened(answer, issued)
+
     issued = Issued(lifetime_s)
-    upstream = urlsplit(moto_endpoint)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            conn = http.client.HTTPConnection(str(upstream.hostname), upstream.port, timeout=30)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-            conn.request("POST", self.path, request, headers)
-            answer = conn.getresponse()
-            body = answer.read()
-            if b"Action=GetClusterCredentials" in request and answer.status == 200:
-                body = _shortened(body, issued)
-            self.send_response(answer.status)
-            for name, value in answer.getheaders():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    issued.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with FaultProxy(moto_endpoint) as proxy:
+        proxy.rewrite = shorten
+        issued.url = proxy.endpoint
         yield issued
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _read_exactly(conn: socket.socket, size: int) -> bytes:

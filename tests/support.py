@@ -224,6 +224,17 @@ class Moto:
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         }
 
+    def redshift_cluster(self, name: str) -> str:
+        """A provisioned cluster in moto (its `dev` database); its name."""
+        self.client("redshift").create_cluster(
+            ClusterIdentifier=name,
+            NodeType="ra3.xlplus",
+            MasterUsername="admin",
+            MasterUserPassword="Adm1nPassw0rd",
+            DBName="dev",
+        )
+        return name
+
     def client(self, service: str) -> Any:
         import boto3
 
@@ -444,6 +455,8 @@ class FaultProxy:
         self.upstream = upstream
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int]] = []  # method, path, status
+        # Changes an upstream answer: (request body, answer body) -> answer body.
+        self.rewrite: Any = None
         proxy = self
 
         class Handler(_ProxyHandler):
@@ -509,6 +522,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         connection.request(self.command, self.path, body=body, headers=headers)
         response = connection.getresponse()
         data = response.read()
+        if self.owner.rewrite is not None and response.status == 200:
+            data = self.owner.rewrite(body, data)
         self.owner.log.append((self.command, self.path, response.status))
         self.send_response(response.status)
         for key, value in response.getheaders():

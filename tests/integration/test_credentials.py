@@ -219,13 +219,7 @@ def test_redshift_iam_renders_a_working_profile(
     env: dict[str, str], moto: Moto, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     cluster = unique("analytics")
-    moto.client("redshift").create_cluster(
-        ClusterIdentifier=cluster,
-        NodeType="ra3.xlplus",
-        MasterUsername="admin",
-        MasterUserPassword="Adm1nPassw0rd",
-        DBName="dev",
-    )
+    moto.redshift_cluster(cluster)
     for name, value in moto.env.items():
         monkeypatch.setenv(name, value)
     settings = settings_for(

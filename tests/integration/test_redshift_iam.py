@@ -32,13 +32,7 @@ def redshift(
 ) -> Iterator[tuple[str, Issued, LoginRelay]]:
     """A cluster in moto whose credentials live `lifetime_s`, and its login endpoint."""
     name = f"analytics-{uuid.uuid4().hex[:8]}"
-    moto.client("redshift").create_cluster(
-        ClusterIdentifier=name,
-        NodeType="ra3.xlplus",
-        MasterUsername="admin",
-        MasterUserPassword="Adm1nPassw0rd",
-        DBName="dev",
-    )
+    moto.redshift_cluster(name)
     with (
         issuing_credentials(moto.endpoint, lifetime_s) as issued,
         login_relay(issued, pg.host, pg.port, pg.user, pg.database) as relay,
@@ -75,6 +69,23 @@ def two_models(folder: Path, schema: str) -> Path:
     (folder / "models" / "first.sql").write_text(f"select 1 as id, {sleep} is null as slept")
     (folder / "models" / "second.sql").write_text("select id from {{ ref('first') }}")
     return folder
+
+
+def own_profile(project: Path, name: str, relay: LoginRelay, pg: Postgres) -> None:
+    """The project's own profiles.yml, reading the user and password the runner fetches
+    (threads 1: a connection per node, one after the other)."""
+    output = {
+        "type": "redshift",
+        "host": relay.host,
+        "port": relay.port,
+        "user": "{{ env_var('DBT_WAREHOUSE_USER') }}",
+        "password": "{{ env_var('DBT_ENV_SECRET_WAREHOUSE_PASSWORD') }}",
+        "dbname": pg.database,
+        "schema": "public",
+        "threads": 1,
+    }
+    profiles = {name: {"target": "dev", "outputs": {"dev": output}}}
+    (project / "profiles.yml").write_text(yaml.safe_dump(profiles))
 
 
 def job_env(
@@ -138,17 +149,7 @@ def test_a_projects_own_profile_gets_a_password_that_expires_and_is_told_so(
     so at its start."""
     _, issued, relay = cluster
     project = two_models(tmp_path / "twoconn", f"own_{uuid.uuid4().hex[:8]}")
-    output = {
-        "type": "redshift",
-        "host": relay.host,
-        "port": relay.port,
-        "user": "{{ env_var('DBT_WAREHOUSE_USER') }}",
-        "password": "{{ env_var('DBT_ENV_SECRET_WAREHOUSE_PASSWORD') }}",
-        "dbname": trusting_postgres.database,
-        "schema": "public",
-    }
-    profiles = {"twoconn": {"target": "dev", "outputs": {"dev": output}}}
-    (project / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    own_profile(project, "twoconn", relay, trusting_postgres)
     job = job_env(env, moto, cluster, project)
     result = run_cli("run", env=job)
     # 1 when a node's login failed, 2 when the build's own first connection did: either
@@ -182,18 +183,7 @@ def test_a_projects_own_profile_gets_a_fresh_password_for_each_dbt_command(
     )
     tests = {"models": [{"name": "one", "columns": [{"name": "id", "tests": ["not_null"]}]}]}
     (project / "models" / "one.yml").write_text(yaml.safe_dump(tests))
-    output = {
-        "type": "redshift",
-        "host": relay.host,
-        "port": relay.port,
-        "user": "{{ env_var('DBT_WAREHOUSE_USER') }}",
-        "password": "{{ env_var('DBT_ENV_SECRET_WAREHOUSE_PASSWORD') }}",
-        "dbname": trusting_postgres.database,
-        "schema": "public",
-        "threads": 1,
-    }
-    profiles = {"onemodel": {"target": "dev", "outputs": {"dev": output}}}
-    (project / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    own_profile(project, "onemodel", relay, trusting_postgres)
     job = job_env(env, moto, lasting_cluster, project) | {"DBT_RUNNER_PHASES": "run,test"}
     result = run_cli("run", env=job)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
