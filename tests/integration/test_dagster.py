@@ -119,6 +119,26 @@ def test_two_assets_asked_for_build_exactly_those_two(
     assert "stg_customers" in said and " orders" not in said
 
 
+def test_a_test_on_an_asset_not_asked_for_is_said_not_reported(
+    dagster_env: dict[str, str], out_dir: Path
+) -> None:
+    """stg_customers alone: dbt runs the relationship test stg_orders -> stg_customers
+    with it (a selected parent), but its check is on stg_orders, which Dagster's step
+    does not have; Pipes would refuse it, and the events after it were lost (the step
+    then failed for stg_customers' own checks)."""
+    assert run_cli("run", env=dagster_env).returncode == 0  # stg_orders exists
+    found = materialize(dagster_env, "process", "stg_customers")
+    assert found["success"], found["failures"] + [found["stderr"][-3000:]]
+    assert [m["key"] for m in found["materializations"]] == ["stg_customers"]
+    ran = {n["name"] for n in report_of(out_dir)["nodes"] if n["resource_type"] == "test"}
+    relationship = next(name for name in ran if name.startswith("relationships_stg_orders"))
+    assert {c["asset"] for c in found["checks"]} == {"stg_customers"}
+    assert relationship not in {c["name"] for c in found["checks"]}
+    said = [log["message"] for log in found["logs"] if relationship in log["message"]]
+    assert said and said[0].endswith("on asset stg_orders, which this step does not have")
+    assert not any("events stopped" in log["message"] for log in found["logs"])
+
+
 def test_a_failing_model_fails_dagsters_run_with_its_error(
     dagster_env: dict[str, str], demo_project: Path, out_dir: Path
 ) -> None:

@@ -150,6 +150,8 @@ class PipesReporter:
             "unique_id": node.unique_id,
         }
         key = user_string(asset_key(props))
+        if not self._in_step(key, f"{node.resource_type} {node.name} built"):
+            return
         self.pipes.report_asset_materialization(metadata=_present(metadata), asset_key=key)
 
     def _checked(self, node: NodeResult, props: dict[str, Any], manifest: Any) -> None:
@@ -162,13 +164,25 @@ class PipesReporter:
             return  # a source's tests are no checks in dagster-dbt's default
         severity = SEVERITY.get(str(props["config"].get("severity") or "error").lower(), "ERROR")
         metadata = {"failing_rows": node.failures, "status": node.status, "path": node.path}
+        key = user_string(asset_key(target))
+        if not self._in_step(key, f"test {node.name} {node.status}"):
+            return
         self.pipes.report_asset_check(
             check_name=node.name,
             passed=node.outcome == "ok",  # a warn test that found rows did not pass
             severity=severity,
             metadata=_present(metadata),
-            asset_key=user_string(asset_key(target)),
+            asset_key=key,
         )
+
+    def _in_step(self, key: str, what: str) -> bool:
+        """Whether Dagster's step has asset `key`; else `what` happened is a log line.
+        A test dbt runs with its selected parent can check an asset Dagster did not ask
+        for (a relationship's other side), and Pipes refuses an event for such a key."""
+        if not self.pipes.is_asset_step or key in self.pipes.asset_keys:
+            return True
+        self.pipes.log.info(f"{what}, on asset {key}, which this step does not have")
+        return False
 
     def finish(self, report: RunReport) -> None:
         """What the run left unbuilt, in one line, and its summary."""
