@@ -102,3 +102,50 @@ def test_a_retry(env: dict[str, str], demo_project: Path, tmp_path: Path) -> Non
     assert run_cli("run", env=env).returncode == 1
     orders.write_text(good)
     same(with_run_id(env, "plan-retry"), tmp_path / "calls", "retry")
+
+
+def planned_nodes(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
+    result = run_cli("plan", "--json", "--nodes", *args, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    steps: list[dict[str, Any]] = json.loads(result.stdout)
+    return [step for step in steps if "nodes" in step]
+
+
+@pytest.mark.parametrize(
+    "job", [("--exclude", "daily_revenue"), ("--job", "slim")], ids=["full", "slim"]
+)
+def test_plan_nodes_are_the_nodes_the_run_then_executes(
+    env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path, job: tuple[str, ...]
+) -> None:
+    """`plan --nodes` lists each node step's nodes as `dbt ls` selects them, with the
+    state and the children step as the run has them; the run then executes exactly
+    those (its report), and their asset keys are Dagster's names for what it built."""
+    env |= {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
+    assert run_cli("run", env=env).returncode == 0
+    orders = demo_project / "models" / "marts" / "orders.sql"
+    orders.write_text(orders.read_text().replace("o.status,", "o.status, 'v2' as version,"))
+    steps = planned_nodes(env, *job)
+    assert run_cli("run", *job, env=env).returncode == 0
+    report = json.loads((out_dir / "report.json").read_text())
+    for step in steps:
+        executed = {n["unique_id"] for n in report["nodes"] if n["phase"] == step["phase"]}
+        assert set(step["nodes"]) == executed and executed, step["phase"]
+    assets = ("model", "seed", "snapshot")
+    built = {n["name"] for n in report["nodes"] if n["resource_type"] in assets}
+    assert {key for step in steps for key in step["assets"]} == built
+    if "slim" in job:
+        assert "stg_orders" not in built and "orders" in built  # deferred: not listed
+    else:
+        assert "daily_revenue" not in built and "stg_orders" in built
+
+
+def test_plan_nodes_of_a_fresh_job_are_decided_in_the_run(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env |= {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
+    assert run_cli("run", "--job", "fresh", env=env).returncode == 0
+    steps = planned_nodes(env, "--job", "fresh")
+    assert steps and all("assets" not in step for step in steps)
+    assert {step["nodes"] for step in steps} == {"decided in the run, after the sources' freshness"}
+    text = run_cli("plan", "--nodes", "--job", "fresh", env=env)
+    assert "nodes: decided in the run, after the sources' freshness" in text.stdout

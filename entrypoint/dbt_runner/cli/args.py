@@ -59,6 +59,11 @@ def parser(verb: str) -> argparse.ArgumentParser:
         made.add_argument(
             "--retry", action="store_true", help="the steps `dbt-runner retry` would make"
         )
+        made.add_argument(
+            "--nodes",
+            action="store_true",
+            help="each node step's nodes and Dagster asset keys (parses the project)",
+        )
     return made
 
 

@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dbt_runner.cli.args import settings_from
 
 if TYPE_CHECKING:
+    from dbt_runner.cli.plan_parsed import Decided, Parsed
     from dbt_runner.config import Settings
-    from dbt_runner.jobs.base import JobKind
     from dbt_runner.jobs.step import Step
-    from dbt_runner.report.parts import ChildDecision, ReachInfo, Target
+    from dbt_runner.report.parts import Target
     from dbt_runner.state.lookup import FoundState
     from dbt_runner.workspace.baked import Baked
 
-    # What plan found of the children step: its decisions, or why it could not decide.
-    Decided = tuple[ReachInfo, list[ChildDecision]] | str
-
 
 def plan_verb(args: argparse.Namespace) -> int:
+    from dbt_runner.cli.plan_parsed import parsed_plan, step_json
     from dbt_runner.config import Phase
     from dbt_runner.jobs import kind_of
     from dbt_runner.jobs.retry import Retry
@@ -44,12 +42,12 @@ def plan_verb(args: argparse.Namespace) -> int:
     no_deps = frozenset({Phase.DEPS}) if deps_not_needed else frozenset()
     job = Retry(settings, args.retry_of) if args.retry else kind_of(settings)
     steps = steps_for(settings, job, workspace.invocation(), baseline, no_deps)
-    children: Decided | None = None
-    if found is not None and any(step.kind == "children" for step in steps):
-        steps, children = decided_steps(settings, job, found, steps)
+    parsed = None
+    if args.nodes or (found is not None and any(step.kind == "children" for step in steps)):
+        parsed = parsed_plan(settings, job, found, steps, nodes=args.nodes)
+        steps = parsed.steps
     if args.as_json:
-        said = [_step_json(s, children) for s in steps]
-        print(json.dumps(said, indent=2))
+        print(json.dumps([step_json(s, parsed) for s in steps], indent=2))
         return 0
     print(f"# project {name}, env {settings.env}, job {settings.job.value}, run {settings.run_id}")
     if workspace.project.dir != workspace.project.source_dir:
@@ -59,21 +57,21 @@ def plan_verb(args: argparse.Namespace) -> int:
         print(f"# {note}")
     for step in steps:
         print(f"{step.name:<10} {said_step(step)}")
-        if step.kind == "children":
-            for line in children_lines(children):
-                print(f"{'':<10} {line}")
+        for line in parsed_lines(step, parsed):
+            print(f"{'':<10} {line}")
     return 0
 
 
-def _step_json(step: Step, children: Decided | None) -> dict[str, Any]:
-    said: dict[str, Any] = {"phase": step.name, "kind": step.kind, "args": step.argv}
+def parsed_lines(step: Step, parsed: Parsed | None) -> list[str]:
+    """What plan found of a step with the project parsed, as it prints it."""
     if step.kind == "children":
-        if isinstance(children, str) or children is None:
-            said["decided"] = children or "at run time"
-        else:
-            said["reach"] = children[0].model_dump(mode="json")
-            said["decisions"] = [d.model_dump(mode="json") for d in children[1]]
-    return said
+        return children_lines(parsed.children if parsed else None)
+    if parsed is None or step.name not in parsed.nodes:
+        return []
+    nodes = parsed.nodes[step.name]
+    if isinstance(nodes, str):
+        return [f"nodes: {nodes}"]
+    return [f"{len(nodes)} node(s):", *(f"  {node}" for node in nodes)]
 
 
 def children_lines(children: Decided | None) -> list[str]:
@@ -85,46 +83,6 @@ def children_lines(children: Decided | None) -> list[str]:
         return [f"every descendant of the changes: {info.reason}"]
     head = f"{info.built} of {info.built + info.skipped} descendant(s) to build ({info.seconds} s)"
     return [head] + [f"{d.decision:<5} {d.node}: {d.reason}" for d in decisions]
-
-
-def decided_steps(
-    settings: Settings, job: JobKind, found: FoundState, steps: list[Step]
-) -> tuple[list[Step], Decided]:
-    """The steps with the descendants the children step chooses, decided as `run`
-    decides them: the workspace opened, the state fetched, the project parsed, the
-    warehouse's columns read; nothing built. `settings`, `job`: the run's; `found`:
-    the state it compares with; `steps`: its steps."""
-    from dataclasses import replace
-
-    from dbt_runner.engine.session import DbtSession
-    from dbt_runner.jobs.base import Context
-    from dbt_runner.state.lookup import fetch_state
-    from dbt_runner.versions import dbt_version
-    from dbt_runner.workspace.prepare import dbt_environment, open_workspace
-
-    workspace = open_workspace(settings)
-    project = workspace.project
-    target_path, version = workspace.target_path, dbt_version()
-    baseline, _ = fetch_state(settings, found, project.dir, target_path, version)
-    adapter = workspace.profile.adapter
-    session = DbtSession(workspace.invocation(), target_path, adapter)
-    quiet = {"DBT_LOG_LEVEL": "none"}  # plan's output is its own (--json: JSON alone)
-    with workspace.dbt_context(), dbt_environment(quiet):
-        if session.parse().status != "success":
-            return steps, "the project does not parse here (dbt deps first?)"
-        context = Context(session, project.name, baseline, [], workspace.profile.namespace)
-        step = next(s for s in steps if s.kind == "children")
-        job.perform(step, context)
-        steps = [
-            replace(s, command=tuple(job.node_command(list(s.command), context)))
-            if s.node_phase
-            else s
-            for s in steps
-        ]
-        found_now = job.findings(context)
-    if found_now.reach is None:
-        return steps, "the children step did not decide"
-    return steps, (found_now.reach, found_now.children)
 
 
 def said_step(step: Step) -> str:

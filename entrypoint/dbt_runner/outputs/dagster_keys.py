@@ -86,3 +86,14 @@ def checked_node(
 
 def _identity(node: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return node["name"], node.get("package_name"), node.get("version")
+
+
+def asset_keys_of(manifest: Any, unique_ids: Iterable[str]) -> list[str]:
+    """The Dagster keys of the assets (models, seeds, snapshots) among `unique_ids`, nodes
+    of `manifest` (dbt's object)."""
+    keys = set()
+    for unique_id in unique_ids:
+        node = manifest.nodes.get(unique_id)
+        if node is not None and props_of(node)["resource_type"] in ASSET_TYPES:
+            keys.add(user_string(asset_key(props_of(node))))
+    return sorted(keys)
