@@ -2,17 +2,27 @@
 and print what Dagster's own event log holds, as one JSON object. Runs in the Dagster
 venv (make dagster-venv), never in the runner's.
 
-Usage: python tests/dagster_job.py docker|process [ASSET_KEY ...]
+Usage: python tests/dagster_job.py docker|process|changes [ASSET_KEY ...]
+- changes: the package as a process, for the assets the example's slim schedule asks
+  for on a tick (`dbt-runner plan --nodes`); what the tick said is under "tick".
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    RunRequest,
+    build_schedule_context,
+    materialize,
+)
 from dagster_docker import PipesDockerClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docker" / "deploy" / "dagster"))
@@ -31,6 +41,16 @@ def main() -> None:
         definition, client = assets.dbt_project_as_process, None  # it launches the process itself
     instance = DagsterInstance.ephemeral()
     selection = [AssetKey.from_user_string(key) for key in keys] or None
+    tick: dict[str, Any] = {}
+    if mode == "changes":
+        runner = [os.environ["DAGSTER_DBT_RUNNER_COMMAND"]]
+        schedule = assets.slim_schedule(definition, lambda: runner, "0 * * * *")
+        asked = schedule(build_schedule_context(instance=instance))
+        if not isinstance(asked, RunRequest):
+            print(json.dumps({"tick": {"skipped": asked.skip_message}}))
+            return
+        selection = list(asked.asset_selection or [])
+        tick = {"asked": sorted(key.to_user_string() for key in selection)}
     result = materialize(
         [definition],
         resources={"pipes": client},
@@ -39,6 +59,7 @@ def main() -> None:
         raise_on_error=False,
     )
     found: dict[str, Any] = {
+        "tick": tick,
         "success": result.success,
         "materializations": [],
         "checks": [],

@@ -7,6 +7,7 @@ read back by tests/dagster_job.py in Dagster's venv (make dagster-venv)."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,12 @@ def test_dagster_sees_every_model_and_test_as_it_happens(
 
 
 def test_two_assets_asked_for_build_exactly_those_two(
-    dagster_env: dict[str, str], out_dir: Path
+    dagster_env: dict[str, str], out_dir: Path, tmp_path: Path
 ) -> None:
-    assert run_cli("run", env=dagster_env).returncode == 0  # their parents exist
-    found = materialize(dagster_env, "process", "stg_orders", "orders")
+    """...and the run, a part of its full job, never becomes the state."""
+    env = dagster_env | {"DBT_RUNNER_STATE_URL": str(tmp_path / "state")}
+    assert run_cli("run", env=env).returncode == 0  # their parents exist
+    found = materialize(env, "process", "stg_orders", "orders")
     assert found["success"], found["failures"] + [found["stderr"][-3000:]]
     assert sorted(m["key"] for m in found["materializations"]) == ["orders", "stg_orders"]
     report = report_of(out_dir)
@@ -117,6 +120,9 @@ def test_two_assets_asked_for_build_exactly_those_two(
     ]
     assert said.startswith("10 asset(s) not built by this full job (not selected): ")
     assert "stg_customers" in said and " orders" not in said
+    assert report["state"]["promoted"] is False and report["builds_whole_project"] is False
+    refused = "state not promoted: Dagster asked for part of the job's assets (10 left out)"
+    assert refused in [log["message"] for log in found["logs"]]
 
 
 def test_a_test_on_an_asset_not_asked_for_is_said_not_reported(
@@ -137,6 +143,47 @@ def test_a_test_on_an_asset_not_asked_for_is_said_not_reported(
     said = [log["message"] for log in found["logs"] if relationship in log["message"]]
     assert said and said[0].endswith("on asset stg_orders, which this step does not have")
     assert not any("events stopped" in log["message"] for log in found["logs"])
+
+
+def test_a_slim_job_from_dagster_reports_what_it_built_and_nothing_it_deferred(
+    dagster_env: dict[str, str], demo_project: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    """The example's slim schedule asks `plan --nodes` for the job's assets and launches
+    exactly those: the change and the children it reaches are materialized, the models
+    deferred to the state are not, Dagster's run succeeds, and the run, having built
+    the whole slim job, becomes the state. Asked for every asset instead, Dagster fails
+    the step (Pipes requires each asked-for asset), the runner says why, and still no
+    deferred model is reported as materialized."""
+    env = dagster_env | {"DBT_RUNNER_STATE_URL": str(tmp_path / "state"), "DBT_RUNNER_JOB": "slim"}
+    assert run_cli("run", env=env).returncode == 0  # no state yet: everything, promoted
+    orders = demo_project / "models" / "marts" / "orders.sql"
+    orders.write_text(orders.read_text().replace("o.status,", "o.status, 'v2' as version,"))
+
+    found = materialize(env, "changes")
+    assert found["success"], found["failures"] + [found["stderr"][-3000:]]
+    report = report_of(out_dir)
+    built = {n["name"] for n in report["nodes"] if n["resource_type"] in ("model", "seed")}
+    assert "orders" in built and "stg_orders" not in built
+    assert sorted(m["key"] for m in found["materializations"]) == found["tick"]["asked"]
+    assert set(found["tick"]["asked"]) == built
+    deferred = {"stg_orders", "stg_customers", "stg_payments"}
+    assert {"model.demo.stg_orders", "model.demo.stg_payments"} <= set(report["state"]["deferred"])
+    assert report["state"]["promoted"] and report["builds_whole_project"]
+    assert not any("unexpected" in log["message"].lower() for log in found["logs"])
+
+    again = materialize(env, "changes")  # the state now has the change
+    assert again["tick"] == {"skipped": "nothing changed since the job's state"}
+
+    orders.write_text(orders.read_text().replace("'v2' as version", "'v3' as version"))
+    every = materialize(env, "process")
+    assert not every["success"]
+    assert any("did not yield or return expected outputs" in f for f in every["failures"])
+    [said] = [log for log in every["logs"] if log["message"].startswith("Dagster asked for")]
+    assert said["level"] == logging.ERROR
+    assert "this slim job deferred to the state" in said["message"]
+    assert "stg_orders" in said["message"] and "plan --nodes" in said["message"]
+    reported = {m["key"] for m in every["materializations"]}
+    assert "orders" in reported and not reported & deferred
 
 
 def test_a_failing_model_fails_dagsters_run_with_its_error(

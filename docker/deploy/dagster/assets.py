@@ -5,6 +5,10 @@ publishes, or `dbt-runner dbt -- parse`); the asset function launches the image 
 Pipes, which reports each model as it is built and each test as it runs. Dagster's
 selection (a subset of the assets) becomes the run's `--select`.
 
+A slim job builds only what changed, and Pipes fails a step that does not report every
+asset it selected: `slim_in_docker` asks the image which assets the job will build
+(`dbt-runner plan --nodes`) and launches a run for exactly those.
+
 Set DAGSTER_DBT_MANIFEST to the manifest and DAGSTER_DBT_RUNNER_IMAGE to the image; the job's
 own settings (DBT_RUNNER_*) go in `env`. Swap the client for the platform: the same
 function runs with PipesECSClient (the stack's task definition) or PipesK8sClient
@@ -15,16 +19,23 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
     Definitions,
     PipesTempFileContextInjector,
     PipesTempFileMessageReader,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
     open_pipes_session,
+    schedule,
 )
 from dagster._core.errors import DagsterPipesExecutionError
 from dagster_dbt import dbt_assets
@@ -79,7 +90,56 @@ def _new_results(session: Any, seen: int) -> Generator[Any, None, int]:
     return len(results)
 
 
+def assets_the_job_builds(runner: Callable[[], list[str]]) -> list[AssetKey] | str:
+    """The assets the job (JOB_ENV) will build, as `dbt-runner plan --nodes` lists them
+    with the job's state (a slim job: the changes and the children they reach), or why
+    the plan cannot know (a fresh job decides in the run). `runner`: the command that
+    runs dbt-runner (the image, or the package), asked at each tick."""
+    planned = subprocess.run(
+        [*runner(), "plan", "--json", "--nodes"],
+        env={**os.environ, **JOB_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if planned.returncode:
+        raise RuntimeError(f"dbt-runner plan exited {planned.returncode}: {planned.stderr[-2000:]}")
+    steps = json.loads(planned.stdout)
+    undecided = [step["nodes"] for step in steps if isinstance(step.get("nodes"), str)]
+    if undecided:
+        return undecided[0]
+    keys = {key for step in steps for key in step.get("assets", [])}
+    return [AssetKey.from_escaped_user_string(key) for key in sorted(keys)]
+
+
+def slim_schedule(
+    assets: AssetsDefinition, runner: Callable[[], list[str]], cron: str
+) -> ScheduleDefinition:
+    """A schedule that launches `assets` for exactly what the job will build (`runner`:
+    as for assets_the_job_builds; `cron`: when)."""
+
+    @schedule(cron_schedule=cron, target=assets, name=f"{assets.node_def.name}_changes")
+    def changes(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        keys = assets_the_job_builds(runner)
+        if isinstance(keys, str):
+            return SkipReason(f"the job's assets are {keys}: select them in Dagster")
+        if not keys:
+            return SkipReason("nothing changed since the job's state")
+        return RunRequest(asset_selection=keys)
+
+    return changes
+
+
+def in_docker() -> list[str]:
+    """dbt-runner in the image, with the job's settings from this environment."""
+    settings = [flag for name in JOB_ENV for flag in ("-e", name)]
+    return ["docker", "run", "--rm", *settings, os.environ["DAGSTER_DBT_RUNNER_IMAGE"]]
+
+
+slim_in_docker = slim_schedule(dbt_project_in_docker, in_docker, "*/30 * * * *")
+
 defs = Definitions(
     assets=[dbt_project_in_docker],
+    schedules=[slim_in_docker],
     resources={"pipes": PipesDockerClient()},
 )

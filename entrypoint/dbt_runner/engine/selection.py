@@ -38,6 +38,20 @@ def selection_args(command: list[str]) -> list[str]:
     return kept
 
 
+def reselected(command: list[str], names: list[str]) -> list[str]:
+    """`command` selecting `names` instead of its own selection (`--select`, `--selector`);
+    its exclusions, state and other flags kept (`build --select a+ --exclude b --defer`,
+    [c] -> `build --exclude b --defer --select c`)."""
+    kept = [command[0]]
+    dropping = False
+    for arg in command[1:]:
+        if arg.startswith("--"):
+            dropping = arg in ("--select", "--selector", "-s")
+        if not dropping:
+            kept.append(arg)
+    return [*kept, "--select", *names]
+
+
 def selected_nodes(
     invoke: Callable[[list[str]], Any], command: list[str], common: list[str]
 ) -> set[str] | None:

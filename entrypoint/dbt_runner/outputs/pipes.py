@@ -15,16 +15,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from dbt_runner.engine.selection import reselected
 from dbt_runner.outputs.dagster_keys import (
     ASSET_TYPES,
     asset_key,
+    asset_keys_of,
     checked_node,
     props_of,
     user_string,
 )
 
 if TYPE_CHECKING:
-    from dbt_runner.config import Settings
     from dbt_runner.report.model import NodeResult, RunReport
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 BOOTSTRAP = ("DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES")
 SEVERITY = {"warn": "WARN", "error": "ERROR"}
 LISTED = 20  # nodes named in the one line about what was not built
-STATE_SELECTING = ("slim", "fresh", "retry")  # jobs whose selection comes from a state
 
 
 def launched_by_dagster() -> bool:
@@ -69,47 +69,61 @@ class PipesReporter:
     def __init__(self, pipes: Any, run_id: str, job: str) -> None:
         self.pipes, self.run_id, self.job = pipes, run_id, job
         self.manifest_of: Callable[[], Any] = lambda: None
+        self.selected_by: Callable[[list[str]], set[str] | None] = lambda command: None
         self.failed = False
+        self.said_unknown = False  # the keys Dagster asked for that no node has: said once
+        self.left_out: list[str] = []  # assets the job selected and Dagster did not ask for
 
-    def attach(self, session: Any, sequence: Any, settings: Settings) -> None:
+    def attach(self, session: Any, sequence: Any) -> None:
         """Told of each node `session` (the run's dbt) finishes; `sequence` (its steps)
-        asks, once the project is parsed, which assets Dagster wants (`settings`: the
-        run's, narrowed to them)."""
+        hands it each node phase's command, to leave out the assets Dagster did not ask
+        for."""
         self.manifest_of = lambda: session.manifest
+        self.selected_by = session.selected
         session.recorder.observers.append(self.node_finished)
-        sequence.after_parse = lambda: self.narrow(settings)
+        sequence.narrow = self.narrow
 
     @property
     def asset_keys(self) -> list[str]:
         """The assets Dagster asked for (an asset step), else none."""
         return list(self.pipes.asset_keys) if self.pipes.is_asset_step else []
 
-    def narrow(self, settings: Settings) -> bool:
-        """Once the project is parsed, the assets Dagster asked for, unless it asked for
-        every one: selected by name, as dagster-dbt selects them (their tests with them),
-        or, where the job selects already (slim, fresh, a selection), the others
-        excluded. Either way the run then never promotes a state. Whether the selection
-        changed; keys no node has are said."""
+    def narrow(self, command: list[str]) -> list[str]:
+        """A node phase's command selecting, of the assets it selects (`dbt ls` on the
+        parsed project), those Dagster asked for, by name as dagster-dbt selects them (so
+        their tests run with them); the command as it is when Dagster asked for all of
+        them. A run that left any out never promotes a state (`left_out`)."""
         manifest, asked = self.manifest_of(), set(self.asset_keys)
         if manifest is None or not asked:
-            return False
+            return command
         assets = asset_nodes(manifest)
-        unknown = sorted(asked - set(assets))
-        if unknown:
-            log.warning(
-                "Dagster asked for asset(s) this project has no node for: %s", ", ".join(unknown)
-            )
-        left_out = [name for key, name in assets.items() if key not in asked]
+        if not self.said_unknown:
+            self.said_unknown = True
+            unknown = sorted(asked - set(assets))
+            if unknown:
+                log.warning(
+                    "Dagster asked for asset(s) this project has no node for: %s",
+                    ", ".join(unknown),
+                )
+        if set(assets) <= asked:
+            return command
+        selected = self.selected_by(command)
+        if selected is None:  # its events for assets not asked for are log lines
+            log.warning("%s: Dagster's selection not applied (dbt could not list it)", command[0])
+            return command
+        selected_keys = set(asset_keys_of(manifest, selected))
+        left_out = [name for key, name in assets.items() if key in selected_keys - asked]
         if not left_out:
-            return False
-        if settings.select or settings.selector or self.job in STATE_SELECTING:
-            settings.exclude = " ".join([*(settings.exclude or "").split(), *left_out])
-        else:
-            settings.select = " ".join(name for key, name in assets.items() if key in asked)
+            return command
+        self.left_out += left_out
         log.info(
-            "Dagster asked for %d of the project's %d assets", len(asked & set(assets)), len(assets)
+            "%s: %d of its %d asset(s) left out, not asked for by Dagster",
+            command[0],
+            len(left_out),
+            len(selected_keys),
         )
-        return True
+        kept = [name for key, name in assets.items() if key in selected_keys & asked]
+        return reselected(command, kept) if kept else [*command, "--exclude", *left_out]
 
     def node_finished(self, node: NodeResult) -> None:
         """A node dbt just finished: a materialization, a check, or a log line."""
@@ -194,22 +208,32 @@ class PipesReporter:
 
     def _finish(self, report: RunReport) -> None:
         unbuilt = self._unbuilt(report)
+        deferring = self.job in ("slim", "fresh")
         if unbuilt:
-            why = "deferred to the state" if self.job in ("slim", "fresh") else "not selected"
-            shown = ", ".join(unbuilt[:LISTED]) + (" ..." if len(unbuilt) > LISTED else "")
+            why = "deferred to the state" if deferring else "not selected"
             self.pipes.log.info(
-                f"{len(unbuilt)} asset(s) not built by this {self.job} job ({why}): {shown}"
+                f"{len(unbuilt)} asset(s) not built by this {self.job} job ({why}): "
+                + _listed(list(unbuilt.values()))
+            )
+        asked = sorted(set(unbuilt) & set(self.asset_keys)) if deferring else []
+        if asked:
+            self.pipes.log.error(
+                f"Dagster asked for {len(asked)} asset(s) this {self.job} job deferred to the "
+                f"state (their last materialization stands): {_listed(asked)}. Dagster fails a "
+                "Pipes step that does not report every asset it asked for: ask for the "
+                "assets `dbt-runner plan --nodes` lists for this job (docs/dagster.md)"
             )
         summary: dict[str, Any] = {"run_id": report.run_id, "status": report.status}
         summary |= {"exit_code": report.exit_code, "report_url": report.links.report_url}
         self.pipes.report_custom_message(summary)
 
-    def _unbuilt(self, report: RunReport) -> list[str]:
+    def _unbuilt(self, report: RunReport) -> dict[str, str]:
+        """The project's assets the run did not build: their names by key."""
         manifest = self.manifest_of()
         if manifest is None:
-            return []
+            return {}
         built = {node.name for node in report.nodes if node.resource_type in ASSET_TYPES}
-        return [name for name in asset_nodes(manifest).values() if name not in built]
+        return {key: name for key, name in asset_nodes(manifest).items() if name not in built}
 
 
 def asset_nodes(manifest: Any) -> dict[str, str]:
@@ -223,6 +247,10 @@ def asset_nodes(manifest: Any) -> dict[str, str]:
         and node.package_name == project
         and getattr(node.config, "materialized", "") != "ephemeral"
     }
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:LISTED]) + (" ..." if len(names) > LISTED else "")
 
 
 def _present(metadata: dict[str, Any]) -> dict[str, Any]:

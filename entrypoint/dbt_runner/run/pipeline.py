@@ -22,6 +22,7 @@ from dbt_runner.config import Settings
 from dbt_runner.engine.session import DbtSession
 from dbt_runner.engine.startup import import_dbt
 from dbt_runner.jobs import JobKind, kind_of
+from dbt_runner.jobs.base import Promotion
 from dbt_runner.jobs.slim import slim_nodes
 from dbt_runner.outputs import pipes
 from dbt_runner.outputs.pipes import PipesReporter
@@ -107,7 +108,7 @@ class Run:
         stop = Stop(self.guard.exit_code, self.guard.notify_budget)
         return RunOutcome(
             settings=self.settings,
-            promotion=self.job.promotion(),
+            promotion=promotion_of(self.job, self.pipes, self.report),
             workspace=self.workspace,
             session=self.session,
             written=tuple(self.written),
@@ -203,7 +204,7 @@ class Run:
             self.settings, self.job, session, recorder, workspace, self.baseline
         )
         if self.pipes is not None:
-            self.pipes.attach(session, sequence, self.settings)
+            self.pipes.attach(session, sequence)
         phases = ", ".join(phase.value for phase in self.settings.job_phases)
         log.info(
             "run %s: project %s, env %s, job %s (%s)",
@@ -301,3 +302,14 @@ def run(settings: Settings, job: JobKind | None = None) -> int:
         job_run = Run(settings, kind)
         job_run.pipes = reporter
         return job_run.execute()
+
+
+def promotion_of(job: JobKind, dagster: PipesReporter | None, report: RunReport) -> Promotion:
+    """Whether the run may become the state: the `job`'s answer, unless `dagster`'s
+    selection left out assets the job selects (then `report` says it built a part)."""
+    promotion = job.promotion()
+    left_out = dagster.left_out if dagster is not None else []
+    if not promotion.allowed or not left_out:
+        return promotion
+    report.builds_whole_project = False
+    return Promotion(f"Dagster asked for part of the job's assets ({len(left_out)} left out)")

@@ -54,11 +54,11 @@ class PhaseSequence:
         self.project = workspace.project
         self.namespace = workspace.profile.namespace
         self.deps_not_needed = workspace.deps_not_needed()
-        self.invocation = workspace.invocation()
         self.refresh_credentials = workspace.refresh_credentials
-        self.steps = steps_for(settings, job, self.invocation, baseline)
-        # Told once the parse succeeded; True when it changed the selection (Dagster's).
-        self.after_parse: Callable[[], bool] | None = None
+        self.steps = steps_for(settings, job, workspace.invocation(), baseline)
+        # Told each node phase's command last; it may leave nodes out (Dagster's selection).
+        self.narrow: Callable[[list[str]], list[str]] | None = None
+        self.narrowed = False  # a node phase's command left nodes out (the narrow hook)
         self.compiled = False  # every node compiled into the manifest by an earlier step
         self.guarded = False  # the job was asked before the first node phase
         self.lint: LintInfo | None = None  # what the lint phase found
@@ -77,10 +77,6 @@ class PhaseSequence:
             while remaining:
                 step = remaining.pop(0)
                 self._take(step)
-                if step.kind == "parse" and self._reselected():
-                    done = len(self.steps) - len(remaining)
-                    self.steps = steps_for(self.settings, self.job, self.invocation, self.baseline)
-                    remaining = list(self.steps[done:])
         except KeyboardInterrupt:
             for step in remaining:
                 if step.said_when_skipped:
@@ -107,11 +103,6 @@ class PhaseSequence:
             self.stopped = f"skipped: {step.name} could not run"
         else:
             self.blocked = f"skipped: {step.name} failed"
-
-    def _reselected(self) -> bool:
-        """Whether the selection changed once the project was parsed: the steps after
-        the parse are made again from the settings."""
-        return not self.stopped and self.after_parse is not None and self.after_parse()
 
     def finish(self) -> None:
         """The job's node run results as run_results.json; the manifest written once."""
@@ -162,7 +153,7 @@ class PhaseSequence:
             if step.node_phase or step.phase is Phase.DOCS:
                 keep_run_results(self.session.target_path, step.name)
         if step.phase is Phase.BUILD and result.status == "success":
-            self.compiled = self.job.compiles_whole_project()
+            self.compiled = self.job.compiles_whole_project() and not self.narrowed
         if step.phase is Phase.DEPS and result.status == "success":
             remember_install(self.project.dir)
         return result
@@ -174,6 +165,10 @@ class PhaseSequence:
             command = self.job.node_command(command, self.context())
         if step.phase is Phase.BUILD:
             command = self.job.build_command(command, self.context())
+        if step.node_phase and self.narrow is not None:
+            narrowed = self.narrow(command)
+            self.narrowed = self.narrowed or narrowed != command
+            command = narrowed
         if step.phase is Phase.DOCS:
             self.session.write_manifest()  # docs read it (a writer may have failed)
             if NO_COMPILE in command and not self.compiled:  # the build did not compile all
