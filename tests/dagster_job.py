@@ -2,9 +2,10 @@
 and print what Dagster's own event log holds, as one JSON object. Runs in the Dagster
 venv (make dagster-venv), never in the runner's.
 
-Usage: python tests/dagster_job.py docker|process|changes [ASSET_KEY ...]
+Usage: python tests/dagster_job.py docker|process|changes|docker-changes [ASSET_KEY ...]
 - changes: the package as a process, for the assets the example's slim schedule asks
   for on a tick (`dbt-runner plan --nodes`); what the tick said is under "tick".
+- docker-changes: the same with the image (the plan too, `docker run`).
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ def plain(metadata: Any) -> dict[str, Any]:
 
 def main() -> None:
     mode, keys = sys.argv[1], sys.argv[2:]
-    if mode == "docker":
+    if mode.startswith("docker"):
         definition, client = assets.dbt_project_in_docker, PipesDockerClient()
     else:
         definition, client = assets.dbt_project_as_process, None  # it launches the process itself
     instance = DagsterInstance.ephemeral()
     selection = [AssetKey.from_user_string(key) for key in keys] or None
     tick: dict[str, Any] = {}
-    if mode == "changes":
-        runner = [os.environ["DAGSTER_DBT_RUNNER_COMMAND"]]
-        schedule = assets.slim_schedule(definition, lambda: runner, "0 * * * *")
+    if mode.endswith("changes"):
+        process = [os.environ.get("DAGSTER_DBT_RUNNER_COMMAND", "")]
+        runner = assets.in_docker if mode.startswith("docker") else lambda: process
+        schedule = assets.slim_schedule(definition, runner, "0 * * * *")
         asked = schedule(build_schedule_context(instance=instance))
         if not isinstance(asked, RunRequest):
             print(json.dumps({"tick": {"skipped": asked.skip_message}}))

@@ -45,7 +45,7 @@ def reselected(command: list[str], names: list[str]) -> list[str]:
     kept = [command[0]]
     dropping = False
     for arg in command[1:]:
-        if arg.startswith("--"):
+        if arg.startswith("-"):  # a flag (no selection value starts with one)
             dropping = arg in ("--select", "--selector", "-s")
         if not dropping:
             kept.append(arg)
