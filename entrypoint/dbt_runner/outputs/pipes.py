@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from dbt_runner.engine.kinds import NODE_COMMANDS
 from dbt_runner.engine.selection import reselected
 from dbt_runner.outputs.dagster_keys import (
     ASSET_TYPES,
@@ -136,6 +137,8 @@ class PipesReporter:
             self.failed = True
 
     def _report(self, node: NodeResult) -> None:
+        if node.phase not in NODE_COMMANDS:
+            return  # docs generate's compile after a failed build: nothing built
         manifest = self.manifest_of()
         found = manifest.nodes.get(node.unique_id) if manifest is not None else None
         if found is None or self.failed:
