@@ -149,3 +149,14 @@ def test_plan_nodes_of_a_fresh_job_are_decided_in_the_run(
     assert {step["nodes"] for step in steps} == {"decided in the run, after the sources' freshness"}
     text = run_cli("plan", "--nodes", "--job", "fresh", env=env)
     assert "nodes: decided in the run, after the sources' freshness" in text.stdout
+
+
+def test_plan_nodes_installs_the_packages_first_as_the_run_does(
+    env: dict[str, str], demo_project: Path
+) -> None:
+    """A fresh container has none of the project's packages installed (the run's deps
+    step installs them); plan --nodes did not parse without them."""
+    assert not (demo_project / "dbt_packages").exists()
+    steps = planned_nodes(env)
+    assert steps and all(isinstance(step["nodes"], list) and step["nodes"] for step in steps)
+    assert "model.demo.orders" in next(s for s in steps if s["phase"] == "build")["nodes"]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dbt_runner.jobs.step import Step
     from dbt_runner.report.parts import ChildDecision, ReachInfo
     from dbt_runner.state.lookup import FoundState
+    from dbt_runner.workspace.prepare import Workspace
 
     # What plan found of the children step: its decisions, or why it could not decide.
     Decided = tuple[ReachInfo, list[ChildDecision]] | str
@@ -54,8 +55,10 @@ def parsed_plan(
     session = DbtSession(workspace.invocation(), target_path, workspace.profile.adapter)
     quiet = {"DBT_LOG_LEVEL": "none"}  # plan's output is its own (--json: JSON alone)
     with workspace.dbt_context(), dbt_environment(quiet):
-        if session.parse().status != "success":
-            why = "the project does not parse here (dbt deps first?)"
+        why = _installed(session, workspace)
+        if why is None and session.parse().status != "success":
+            why = "the project does not parse here"
+        if why is not None:
             return Parsed(steps, why, {s.name: why for s in steps if s.node_phase} if nodes else {})
         context = Context(session, project.name, baseline, [], workspace.profile.namespace)
         parsed = Parsed(steps)
@@ -64,6 +67,19 @@ def parsed_plan(
         if nodes:
             _list_nodes(parsed, job, session)
     return parsed
+
+
+def _installed(session: DbtSession, workspace: Workspace) -> str | None:
+    """The project's packages installed as the run's deps step installs them (a fresh
+    container has none), or why not."""
+    from dbt_runner.workspace.packages import remember_install
+
+    if workspace.deps_not_needed() is not None:
+        return None
+    if not session.invoke(["deps", *session.common()]).success:
+        return "dbt deps failed here (the run would stop there too)"
+    remember_install(workspace.project.dir)
+    return None
 
 
 def _children_decided(job: JobKind, context: Context, steps: list[Step]) -> Parsed:
