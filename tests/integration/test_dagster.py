@@ -93,6 +93,12 @@ def test_dagster_sees_every_model_and_test_as_it_happens(
     failing = checks["orders_have_no_ids"]
     assert (failing["asset"], failing["passed"], failing["severity"]) == ("orders", False, "WARN")
     assert failing["metadata"]["failing_rows"] > 0
+    # The SQL that found the rows (only on a check that failed).
+    assert (
+        'from "warehouse"."main"."orders" where order_id is not null'
+        in (failing["metadata"]["compiled_sql"])
+    )
+    assert all("compiled_sql" not in c["metadata"] for c in checks.values() if c["passed"])
     assert all(c["passed"] for name, c in checks.items() if name != "orders_have_no_ids")
     # The runner's own log lines and its summary.
     messages = [log["message"] for log in found["logs"]]

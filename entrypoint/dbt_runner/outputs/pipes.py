@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dbt_runner.engine.kinds import NODE_COMMANDS
+from dbt_runner.engine.results import COMPILED_SQL_LIMIT
 from dbt_runner.engine.selection import reselected
 from dbt_runner.outputs.dagster_keys import (
     ASSET_TYPES,
@@ -181,6 +182,7 @@ class PipesReporter:
             return  # a source's tests are no checks in dagster-dbt's default
         severity = SEVERITY.get(str(props["config"].get("severity") or "error").lower(), "ERROR")
         metadata = {"failing_rows": node.failures, "status": node.status, "path": node.path}
+        metadata |= _compiled(manifest.nodes.get(node.unique_id), node.outcome != "ok")
         key = user_string(asset_key(target))
         if not self._in_step(key, f"test {node.name} {node.status}"):
             return
@@ -250,6 +252,13 @@ def asset_nodes(manifest: Any) -> dict[str, str]:
         and node.package_name == project
         and getattr(node.config, "materialized", "") != "ephemeral"
     }
+
+
+def _compiled(test: Any, failed: bool) -> dict[str, Any]:
+    """A test's compiled SQL when it did not pass, to find its failing rows with (the
+    file dbt wrote it to is in the container's scratch folder, gone with it)."""
+    sql = getattr(test, "compiled_code", None) if failed else None
+    return {"compiled_sql": sql[:COMPILED_SQL_LIMIT] if isinstance(sql, str) else None}
 
 
 def _listed(names: list[str]) -> str:
