@@ -34,6 +34,11 @@ def plain(metadata: Any) -> dict[str, Any]:
     return {name: getattr(value, "value", value) for name, value in (metadata or {}).items()}
 
 
+def in_process() -> list[str]:
+    """The package's dbt-runner, as the process variant runs it."""
+    return [os.environ["DAGSTER_DBT_RUNNER_COMMAND"]]
+
+
 def main() -> None:
     mode, keys = sys.argv[1], sys.argv[2:]
     if mode.startswith("docker"):
@@ -44,8 +49,7 @@ def main() -> None:
     selection = [AssetKey.from_user_string(key) for key in keys] or None
     tick: dict[str, Any] = {}
     if mode.endswith("changes"):
-        process = [os.environ.get("DAGSTER_DBT_RUNNER_COMMAND", "")]
-        runner = assets.in_docker if mode.startswith("docker") else lambda: process
+        runner = assets.in_docker if mode.startswith("docker") else in_process
         schedule = assets.slim_schedule(definition, runner, "0 * * * *")
         asked = schedule(build_schedule_context(instance=instance))
         if not isinstance(asked, RunRequest):

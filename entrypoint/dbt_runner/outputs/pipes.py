@@ -144,11 +144,10 @@ class PipesReporter:
         found = manifest.nodes.get(node.unique_id) if manifest is not None else None
         if found is None or self.failed:
             return
-        props = props_of(found)
         if node.resource_type in ASSET_TYPES:
-            self._materialized(node, props)
+            self._materialized(node, props_of(found))
         elif node.resource_type == "test":
-            self._checked(node, props, manifest)
+            self._checked(node, found, manifest)
         elif node.resource_type == "unit_test":
             self.pipes.log.info(f"unit test {node.name}: {node.status}")
 
@@ -172,7 +171,9 @@ class PipesReporter:
             return
         self.pipes.report_asset_materialization(metadata=_present(metadata), asset_key=key)
 
-    def _checked(self, node: NodeResult, props: dict[str, Any], manifest: Any) -> None:
+    def _checked(self, node: NodeResult, test: Any, manifest: Any) -> None:
+        props = props_of(test)
+
         def nodes() -> Iterator[tuple[str, dict[str, Any]]]:
             return ((uid, props_of(found)) for uid, found in manifest.nodes.items())
 
@@ -182,7 +183,7 @@ class PipesReporter:
             return  # a source's tests are no checks in dagster-dbt's default
         severity = SEVERITY.get(str(props["config"].get("severity") or "error").lower(), "ERROR")
         metadata = {"failing_rows": node.failures, "status": node.status, "path": node.path}
-        metadata |= _compiled(manifest.nodes.get(node.unique_id), node.outcome != "ok")
+        metadata |= _compiled(test, node.outcome != "ok")
         key = user_string(asset_key(target))
         if not self._in_step(key, f"test {node.name} {node.status}"):
             return
